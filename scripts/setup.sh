@@ -41,7 +41,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # --- model files --------------------------------------------------------------------------
-"$venv/bin/python3" -m emoji_privacy.model_files --ensure 2>&1 | sed 's/^/[setup] /' \
+PYTHONPATH="$repo/src" "$venv/bin/python3" -m emoji_privacy.model_files --ensure 2>&1 | sed 's/^/[setup] /' \
   || { echo "[setup] error: model files missing (see above)" >&2; exit 1; }
 
 # --- catkin workspace --------------------------------------------------------------------------

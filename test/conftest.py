@@ -1,0 +1,132 @@
+"""Shared fixtures: real data paths (skip when absent), a real roscore, node launching."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emoji_privacy.model_files import shared_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or skip the test saying which file is missing."""
+    base = shared_dir()
+    if base is None:
+        pytest.skip("shared data folder (../shared or $EMOJI_PRIVACY_SHARED) is absent")
+    p = base.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} is absent")
+    return p
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def video_frames(name: str, step: int = 10, limit: int = 10) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(shared_path("data", "videos", name)))
+    frames, i = [], 0
+    while len(frames) < limit:
+        ok, f = cap.read()
+        if not ok:
+            break
+        if i % step == 0:
+            frames.append(f)
+        i += 1
+    cap.release()
+    return frames
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    from emoji_privacy.pipeline import Anonymizer
+
+    return Anonymizer()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def roscore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real roscore on a free port, and rospy initialised against it."""
+    rosgraph = pytest.importorskip("rosgraph")
+    if not os.environ.get("ROS_PACKAGE_PATH"):
+        pytest.skip("the catkin workspace is not sourced (run through `make test`)")
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    os.environ["ROS_MASTER_URI"] = uri
+    os.environ.setdefault("ROS_HOME", str(tmp_path_factory.mktemp("ros_home")))
+    log = open(tmp_path_factory.mktemp("roscore") / "roscore.log", "w")
+    proc = subprocess.Popen(["roscore", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 30
+    while not rosgraph.is_master_online(uri):
+        if time.time() > deadline or proc.poll() is not None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"roscore did not start on port {port}")
+        time.sleep(0.2)
+    import rospy
+
+    rospy.init_node("emoji_privacy_tests", anonymous=True, disable_signals=True)
+    yield uri
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+class Launched:
+    """A roslaunch/rosrun process in its own process group, stopped at teardown."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def launch(roscore: str, tmp_path: Path) -> Iterator:
+    started: list[Launched] = []
+
+    def start(*args: str) -> Launched:
+        p = Launched(list(args), tmp_path / f"launch{len(started)}.log")
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
