@@ -3,8 +3,7 @@
 SHELL := /bin/bash
 REPO := $(abspath .)
 VENV := $(REPO)/.venv
-WS := $(REPO)/.ws
-ROSENV := source $(WS)/devel/setup.bash && export ROS_HOME=$${ROS_HOME:-$(REPO)/.ws/ros_home} PATH=$(VENV)/bin:$$PATH
+ROSENV := source $(REPO)/build/setup.bash && export ROS_HOME=$${ROS_HOME:-$(REPO)/build/ros_home} PATH=$(VENV)/bin:$$PATH
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint bench clean
@@ -24,4 +23,5 @@ bench: setup
 	@$(ROSENV) && for b in bench/bench_*.py; do python3 $$b || exit 1; done
 
 clean:
-	rm -rf $(WS) demo_output
+	[ ! -f build/setup.bash ] || rm -rf "$$(sed -n 's|^source "\(.*\)/devel/setup.bash"|\1|p' build/setup.bash)"
+	rm -rf build demo_output

@@ -22,8 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emoji_privacy.landmarks import (FACEMESH_MAP_FILE, N_POINTS, FaceMeshLandmarks, mesh_features,
-                                     read_pts)
+from emoji_privacy.landmarks import FACEMESH_MAP_FILE, N_POINTS, FaceMeshLandmarks, mesh_features, read_pts
 from emoji_privacy.model_files import find_model_file, shared_dir
 
 DET_SIDE = 640  # YuNet runs on the image scaled to this long side (helen faces are large)
@@ -61,7 +60,10 @@ class YuNet:
         return boxes, faces[:, 4:14].reshape(-1, 5, 2).astype(np.float32)
 
 
-def load_set(folder: Path, yunet: YuNet, cache: Path | None) -> list[tuple[Path, np.ndarray, np.ndarray, np.ndarray | None]]:
+Item = tuple[Path, np.ndarray, np.ndarray, "np.ndarray | None"]
+
+
+def load_set(folder: Path, yunet: YuNet, cache: Path | None) -> list[Item]:
     """[(image path, gt (68,2), box (4,), keypoints (5,2) or None)] with the pipeline's detector."""
     if cache is not None and cache.is_file():
         z = np.load(cache, allow_pickle=True)
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out} (K={k}, lambda={lam:g}, {n} helen_train faces, "
           f"{args.out.stat().st_size / 1024:.1f} KB)")
 
-    # evaluation (never fitted on these)
+    # evaluation (never fitted on these); the index table is the one just fitted
+    fm.index = table.astype(np.int64)
     mapped = FaceMeshLandmarks(map_path=args.out, **kw)
     for name in ("helen_train", "helen_test", "afw"):
         items = train if name == "helen_train" else load_set(root / name, yunet, cached(name))

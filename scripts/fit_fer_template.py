@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
              names=np.array(["right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left", "chin"]))
     print(f"wrote {args.out} from {kept}/{len(chosen)} FER2013 Training images")
     for name, p, s in zip(("eye (image left)", "eye (image right)", "nose tip", "mouth corner (left)",
-                           "mouth corner (right)", "chin"), med, spread):
+                           "mouth corner (right)", "chin"), med, spread, strict=True):
         print(f"  {name:22s} x={p[0]:.3f} y={p[1]:.3f}  (MAD {s[0]:.3f}, {s[1]:.3f})")
     return 0
 

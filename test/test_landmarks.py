@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -10,9 +11,21 @@ import numpy as np
 import pytest
 
 from emoji_privacy.errors import ConfigError, ModelFileError
-from emoji_privacy.landmarks import (FaceMeshLandmarks, align_face, covering_circle, face_region, head_roll,
-                                     load_landmark_detector, read_pts)
+from emoji_privacy.landmarks import (
+    FaceMeshLandmarks,
+    align_face,
+    covering_circle,
+    face_region,
+    head_roll,
+    load_landmark_detector,
+    read_pts,
+)
 from emoji_privacy.model_files import find_model_file, shared_dir
+
+# face-alignment decodes heatmaps with numba functions that compile on first call (~10 s); the fan tests
+# only check coordinate frames, which the plain-Python versions compute identically. Has effect only if
+# numba is not imported yet.
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
 
 def _yunet(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +133,19 @@ def test_edge_cases(astronaut: np.ndarray, facemesh: FaceMeshLandmarks) -> None:
     assert facemesh.detect(gray, boxes[:1]).shape == (1, 68, 2)
 
 
+def test_fallbacks_without_fitted_files(astronaut: np.ndarray, tmp_path: Path) -> None:
+    from emoji_privacy.landmarks import FER_TEMPLATE_FALLBACK, fer_template
+
+    boxes, kps = _yunet(astronaut)
+    table = FaceMeshLandmarks(use_map=False).detect(astronaut, boxes[:1], kps[:1])[0]  # fixed 468->68 table
+    mapped = FaceMeshLandmarks().detect(astronaut, boxes[:1], kps[:1])[0]
+    assert np.linalg.norm(table - mapped, axis=1).mean() < 0.1 * np.linalg.norm(mapped[36] - mapped[45])
+    with pytest.raises(ModelFileError):
+        FaceMeshLandmarks(map_path=tmp_path / "missing.npz")
+    np.testing.assert_array_equal(fer_template(tmp_path / "missing.npz"), FER_TEMPLATE_FALLBACK)
+    assert np.abs(fer_template() - FER_TEMPLATE_FALLBACK).max() < 0.01  # the fallback is the fit, rounded
+
+
 def test_unknown_backend() -> None:
     with pytest.raises(ConfigError, match="facemesh"):
         load_landmark_detector("nope")
@@ -156,9 +182,15 @@ def test_align_face_rotation_invariant(astronaut: np.ndarray, facemesh: FaceMesh
     rlm = lm @ m[:, :2].T + m[:, 2]  # same landmarks, rotated: tests the alignment alone
     b = align_face(cv2.cvtColor(rot, cv2.COLOR_BGR2GRAY), rlm, 64)
     assert np.abs(a.astype(float) - b.astype(float)).mean() < 6.0
-    rb, rk = _yunet(rot)  # and with landmarks detected on the rotated image
+    # and with landmarks re-detected on the rotated image: a degree or a pixel of landmark noise moves
+    # every edge, so compare blurred crops (a 4 px shift of the crop itself gives ~22 here)
+    rb, rk = _yunet(rot)
     c = align_face(cv2.cvtColor(rot, cv2.COLOR_BGR2GRAY), facemesh.detect(rot, rb[:1], rk[:1])[0], 64)
-    assert np.abs(a.astype(float) - c.astype(float)).mean() < 15.0
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x.astype(np.float32), (0, 0), 2.0)
+
+    assert np.abs(blur(a) - blur(c)).mean() < 8.0
     assert align_face(astronaut, lm, 48).shape == (48, 48)  # BGR input is converted
 
 
@@ -174,6 +206,10 @@ def test_fan_missing_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert str(tmp_path / "hub" / "checkpoints" / "2DFAN4-11f355bf06.pth.tar") in msg
     assert "http" in msg and "\n" not in msg
     assert not any((tmp_path / "hub" / "checkpoints").glob("*"))  # nothing was downloaded
+    bad = tmp_path / "bad.pth.tar"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelFileError, match="cannot be loaded"):
+        load_landmark_detector("fan", model_path=bad)
 
 
 def test_fan_with_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarray) -> None:
@@ -192,10 +228,23 @@ def test_fan_with_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     boxes = np.array([[150, 60, 270, 190], [300, 250, 400, 360]], np.float32)
     out = det.detect(astronaut, boxes)
     assert out.shape == (2, 68, 2) and out.dtype == np.float32 and np.all(np.isfinite(out))
-    for lm, (x0, y0, x1, y1) in zip(out, boxes):
+    for lm, (x0, y0, x1, y1) in zip(out, boxes, strict=True):
         # FAN's crop: side 200 * (w + h) / 195 around the box centre raised by 12% of h; random weights can
         # put a point anywhere in it, but never outside (that would be a coordinate-frame bug)
         half = 100.0 * (x1 - x0 + y1 - y0) / 195.0
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.12 * (y1 - y0)
         assert np.all(np.abs(lm[:, 0] - cx) <= half + 2) and np.all(np.abs(lm[:, 1] - cy) <= half + 2)
     assert det.detect(astronaut, np.zeros((0, 4), np.float32)).shape == (0, 68, 2)
+
+    class Peak(torch.nn.Module):  # every heatmap peaks at the centre of the 64x64 grid
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            hm = torch.zeros(x.shape[0], 68, 64, 64)
+            hm[:, :, 32, 32] = 1.0
+            return [hm]
+
+    det._fa.face_alignment_net = Peak()
+    out = det.detect(astronaut, boxes)
+    for lm, (x0, y0, x1, y1) in zip(out, boxes, strict=True):
+        expect = np.array([(x0 + x1) / 2, (y0 + y1) / 2 - 0.12 * (y1 - y0)])
+        cell = 200.0 * (x1 - x0 + y1 - y0) / 195.0 / 64  # one heatmap cell in image pixels
+        assert np.all(np.linalg.norm(lm - expect, axis=1) <= cell + 1)

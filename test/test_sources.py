@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-
 from conftest import shared_path
+
 from emoji_privacy.detection import load_face_detector
 from emoji_privacy.errors import SourceError
 from emoji_privacy.sources import open_source

@@ -10,6 +10,7 @@ emoji, for any roll angle, sub-pixel center or clipping.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections import OrderedDict
@@ -29,10 +30,20 @@ Color = tuple[int, int, int]
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing calls
 _ONE = 1 << _SHIFT
-_QUANTUM = 4  # sprite diameters used by cover() are multiples of this (bounded cache)
 _MAX_COVER_D = 512  # larger faces are covered by scaling a 512 px sprite up in the warp
-_MAX_SS_SIDE = 4096  # supersampled canvas side limit (memory/time of one-off drawing)
+_MAX_SS_SIDE = 1536  # supersampled canvas side limit: bounds the one-off drawing time (~60 ms)
 _CACHE_SIZE = 64
+
+
+def _ladder() -> tuple[int, ...]:
+    """Sprite diameters cover() uses: multiples of 4 about 8 % apart, so few sizes get drawn and cached."""
+    sizes = [8]
+    while sizes[-1] < _MAX_COVER_D:
+        sizes.append(min(_MAX_COVER_D, max(sizes[-1] + 4, 4 * math.ceil(sizes[-1] * 1.08 / 4))))
+    return tuple(sizes)
+
+
+_LADDER = _ladder()
 # Source-space margin that keeps bilinear sampling inside the opaque disk: a sample point
 # at distance r from the center reads neighbours up to r + sqrt(2) (+ 1/32 px fixed-point
 # rounding of cv2.warpAffine) away; opaque pixels reach d/2 - 0.5, so r <= d/2 - 2 is safe.
@@ -170,7 +181,7 @@ def _draw_disgust(p: _Pen) -> None:
     p.line([(0.2, -0.5), (0.58, -0.58)], _DARK, 0.07)
     xs = np.linspace(-0.46, 0.46, 7)
     ys = 0.5 + np.where(np.arange(7) % 2 == 0, 0.08, -0.06)
-    p.line(list(zip(xs.tolist(), ys.tolist())), _DARK, 0.08)
+    p.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), _DARK, 0.08)
 
 
 def _draw_fear(p: _Pen) -> None:
@@ -343,12 +354,11 @@ class EmojiRenderer:
         if not all(math.isfinite(v) for v in (cx, cy, radius, roll)):
             raise ValueError(f"cover() needs finite values, got center={center} radius={radius} roll={roll_deg}")
         radius = max(radius, 0.0)
-        need = 2.0 * radius + 2.0 * _MARGIN
-        d = max(8, _QUANTUM * math.ceil(need / _QUANTUM))
-        scale = 1.0
-        if d > _MAX_COVER_D:
-            d = _MAX_COVER_D
-            scale = radius / (d / 2.0 - _MARGIN)
+        # Smallest cached size whose opaque disk holds the face, then scale the warp so the face
+        # disk maps exactly onto the sprite's safe radius d/2 - _MARGIN (scale <= 1 below 512 px).
+        i = bisect.bisect_left(_LADDER, 2.0 * radius + 2.0 * _MARGIN)
+        d = _LADDER[min(i, len(_LADDER) - 1)]
+        scale = max(radius, 0.5) / (d / 2.0 - _MARGIN)
         h, w = frame.shape[:2]
         ext = scale * (d / 2.0 + 1.5)  # alpha is 0 beyond d/2 + 0.5 in sprite pixels
         x0, x1 = max(0, math.floor(cx - ext)), min(w, math.ceil(cx + ext) + 1)

@@ -71,8 +71,8 @@ class EmotionClassifier:
 # {"name", "type", "inputs": [names], ...params}; the last layer is the output. Types:
 # input(channels, size), conv(in, out, kernel, stride, padding, bias), sepconv(in, out,
 # kernel, stride, padding, bias, depth_multiplier), bn(channels, eps), relu, softmax,
-# maxpool(pool, stride, padding), add, gap, identity. ``keras_name`` (optional) names the
-# Keras layer holding a layer's weights when it differs from ``name``. ``padding`` is Keras' 'same' or 'valid'.
+# maxpool(pool, stride, padding), add, gap, identity. ``padding`` is Keras' 'same' or 'valid'.
+# ``keras_name`` (optional) names the Keras layer holding the weights when it differs from ``name``.
 Arch = list[dict[str, Any]]
 
 

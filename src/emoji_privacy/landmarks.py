@@ -30,20 +30,24 @@ FER_TEMPLATE_FILE = REPO_ROOT / "models" / "fer_template.npz"
 # Fallback 468 -> 68 table: for each iBUG point, the FaceMesh vertex closest on average on
 # 300-W helen_train (box-normalised frame), written by scripts/fit_facemesh68.py.
 FACEMESH_68_INDEX: tuple[int, ...] = (
-    127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356,
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    168, 197, 5, 4, 75, 97, 2, 326, 305,
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
-    78, 82, 13, 312, 308, 317, 14, 87,
+    127, 227, 177, 215, 172, 150, 149, 148, 152, 377, 378, 365, 397, 435, 401, 447, 356,
+    70, 63, 105, 65, 55, 285, 296, 334, 293, 300,
+    168, 197, 5, 4, 240, 97, 164, 326, 460,
+    7, 159, 158, 155, 153, 144, 382, 385, 387, 263, 373, 380,
+    61, 73, 72, 11, 267, 304, 291, 405, 314, 17, 84, 181,
+    77, 82, 13, 268, 292, 316, 14, 87,
 )
 
 # Points of the FER template (iBUG indices, or a tuple meaning "mean of these").
 TEMPLATE_POINTS: tuple[tuple[int, ...], ...] = (
     tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,), (8,))
-# Fallback FER2013 framing (0..1 image coordinates) of TEMPLATE_POINTS: used without fer_template.npz.
+# Fit weights: expressions move the mouth corners (smile) and the chin (open mouth) and FaceMesh's chin is
+# the least stable point, so they count less than the eyes and nose: an open mouth must not shrink the face.
+TEMPLATE_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.25])
+# Fallback FER2013 framing (0..1 image coordinates) of TEMPLATE_POINTS, used without fer_template.npz:
+# the medians scripts/fit_fer_template.py measured on 2847 FER2013 Training images, rounded.
 FER_TEMPLATE_FALLBACK = np.array(
-    [[0.325, 0.385], [0.675, 0.385], [0.50, 0.585], [0.355, 0.745], [0.645, 0.745], [0.50, 0.985]],
+    [[0.317, 0.394], [0.689, 0.389], [0.513, 0.591], [0.360, 0.769], [0.656, 0.769], [0.515, 1.009]],
     dtype=np.float32)
 
 
@@ -185,15 +189,15 @@ def mesh_features(mesh: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.nd
 class FaceMeshLandmarks(LandmarkDetector):
     """MediaPipe FaceMesh (468 points) on a de-rotated crop of each box, mapped to iBUG-68.
 
-    ``scale`` is the crop side relative to the box's long side: FaceMesh was trained on crops with
-    ~25% margin around the face, and YuNet boxes already include the forehead.
+    ``scale`` is the crop side relative to the box's long side: FaceMesh wants ~25% margin around the
+    face and YuNet boxes already include the forehead; 1.2 gave the lowest helen_train NME (1.1-1.7 tried).
     """
 
     name = "facemesh"
 
-    def __init__(self, model_path: str | os.PathLike | None = None, num_threads: int = 1, scale: float = 1.35,
-                 map_path: str | os.PathLike | None = None, use_map: bool = True, refine: int = 1,
-                 refine_deg: float = 6.0) -> None:
+    def __init__(self, model_path: str | os.PathLike | None = None, num_threads: int = 1, scale: float = 1.2,
+                 map_path: str | os.PathLike | None = None, use_map: bool = True, refine: int = 2,
+                 refine_deg: float = 4.0) -> None:
         from tflite_runtime.interpreter import Interpreter
 
         path = find_model_file("facemesh", model_path)
@@ -257,8 +261,8 @@ class FaceMeshLandmarks(LandmarkDetector):
                 residual = math.atan2(float(e[1]), float(e[0]))
                 if abs(math.degrees(residual)) < self.refine_deg:
                     break
-                d = m[0, :2]  # current crop angle from the affine's first row: (k cos a, -k sin a)
-                m = self.crop_transform(boxes[i], None, math.atan2(-d[1], d[0]) + residual)
+                d = m[0, :2]  # current crop angle from the affine's first row: (k cos a, k sin a)
+                m = self.crop_transform(boxes[i], None, math.atan2(d[1], d[0]) + residual)
                 meshes[i], scores[i] = self._invoke(image, m)
             mats[i] = m
         return meshes, mats, scores
@@ -266,7 +270,8 @@ class FaceMeshLandmarks(LandmarkDetector):
     def _invoke(self, image: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:
         crop = cv2.warpAffine(image, m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
-        np.multiply(crop[None, :, :, ::-1], 1.0 / 255.0, out=self._buf, casting="unsafe")  # BGR->RGB, [0,1]
+        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        np.multiply(rgb, np.float32(1.0 / 255.0), out=self._buf[0], casting="unsafe")  # FaceMesh wants [0, 1]
         self._interp.set_tensor(self._in, self._buf)
         self._interp.invoke()
         mesh = self._interp.get_tensor(self._out).reshape(MESH_POINTS, 3)
@@ -299,9 +304,9 @@ class FaceMeshLandmarks(LandmarkDetector):
 
 def fan_weights_path(network_size: int = 4) -> tuple[Path, str]:
     """Where face-alignment looks for the 2D-FAN weights ($TORCH_HOME/hub/checkpoints/<file>) and their URL."""
-    import torch.hub
     from urllib.parse import urlparse
 
+    import torch.hub
     from face_alignment.api import models_urls
 
     url = models_urls[f"2DFAN-{int(network_size)}"]
@@ -313,19 +318,35 @@ class FanLandmarks(LandmarkDetector):
 
     name = "fan"
 
-    def __init__(self, device: str = "cpu", flip_input: bool = False, network_size: int = 4) -> None:
+    def __init__(self, device: str = "cpu", flip_input: bool = False, network_size: int = 4,
+                 model_path: str | os.PathLike | None = None, warmup: bool = True) -> None:
         import face_alignment
+        import torch
+        from face_alignment.models import FAN
 
-        path, url = fan_weights_path(network_size)
-        if not path.is_file():  # face-alignment would download it: never here
+        default, url = fan_weights_path(network_size)
+        path = Path(os.path.expanduser(str(model_path))) if model_path else default
+        if not path.is_file():
             raise ModelFileError(f"FAN weights not found at {path}; on a connected machine download {url} "
                                  f"and copy it there (or set TORCH_HOME to the folder holding hub/checkpoints/)")
+
+        class _LocalFaceAlignment(face_alignment.FaceAlignment):
+            """Loads the state dict from ``path`` the way face-alignment 1.5 does, but never downloads."""
+
+            def _load_native(self, network_name: str, size: int, dev: str, dtype: torch.dtype) -> FAN:
+                net = FAN(size)
+                net.load_state_dict(torch.load(str(path), map_location=dev, weights_only=True))
+                return net.to(dev, dtype=dtype).eval()
+
         try:
-            self._fa = face_alignment.FaceAlignment(
+            self._fa = _LocalFaceAlignment(
                 face_alignment.LandmarksType.TWO_D, network_size=network_size, device=device,
                 flip_input=flip_input, face_detector="folder", compile=False)
-        except (RuntimeError, KeyError, ValueError, OSError) as e:
-            raise ModelFileError(f"FAN weights at {path} cannot be loaded ({e}); replace the file with {url}") from e
+        except Exception as e:  # torch.load of a wrong file raises anything from EOFError to UnpicklingError
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ModelFileError(f"FAN weights at {path} cannot be loaded ({why}); replace the file with {url}") from e
+        if warmup:  # face-alignment's numba decoding compiles on first use (~10 s): pay it here, not mid-stream
+            self.detect(np.zeros((64, 64, 3), np.uint8), np.array([[8, 8, 56, 56]], np.float32))
 
     def detect(self, image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
         boxes, _ = _check_boxes(boxes, keypoints)
@@ -376,19 +397,21 @@ def fer_template(path: str | os.PathLike | None = None) -> np.ndarray:
     return _template_cache[key]
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares 2x3 similarity (rotation, uniform scale, shift; no reflection) mapping src to dst (Umeyama)."""
+def similarity_transform(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weighted least-squares 2x3 similarity (rotation, uniform scale, shift; no reflection) mapping src to dst."""
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
-    ms, md = src.mean(0), dst.mean(0)
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    ms, md = w @ src, w @ dst
     a, b = src - ms, dst - md
-    var = (a ** 2).sum()
+    var = (w * (a ** 2).sum(1)).sum()
     if var < 1e-12:
         return np.hstack([np.eye(2), (md - ms)[:, None]])
-    # complex-number form: dst = z * src, z = sum(conj(a) b) / sum(|a|^2)
+    # complex-number form: dst = z * src, z = sum(w conj(a) b) / sum(w |a|^2)
     za = a[:, 0] + 1j * a[:, 1]
     zb = b[:, 0] + 1j * b[:, 1]
-    z = (np.conj(za) * zb).sum() / var
+    z = (w * np.conj(za) * zb).sum() / var
     r = np.array([[z.real, -z.imag], [z.imag, z.real]])
     return np.hstack([r, (md - r @ ms)[:, None]])
 
@@ -401,5 +424,5 @@ def align_face(image_gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.n
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     dst = fer_template().astype(np.float64) * size - 0.5  # 0..1 image extent -> pixel centres
-    m = similarity_transform(template_points(landmarks), dst)
+    m = similarity_transform(template_points(landmarks), dst, TEMPLATE_WEIGHTS)
     return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

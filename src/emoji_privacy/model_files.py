@@ -123,7 +123,8 @@ def find_model_file(key: str, explicit: str | os.PathLike | None = None) -> Path
     if explicit:
         p = Path(os.path.expanduser(str(explicit)))
         if not p.is_file():
-            raise ModelFileError(f"{model.description}: file {p} does not exist; fix the path or leave it empty to use the default")
+            raise ModelFileError(f"{model.description}: file {p} does not exist; "
+                                 "fix the path or leave it empty to use the default")
         return p
     looked = candidate_paths(model)
     for p in looked:

@@ -21,7 +21,6 @@ from .emotion import EmotionClassifier, load_emotion_classifier
 from .landmarks import LandmarkDetector, align_face, covering_circle, face_region, head_roll, load_landmark_detector
 from .tracking import FaceTracker
 
-
 HOLD_GROWTH = 0.1
 """Relative growth of a held face's cover per missed frame."""
 
@@ -75,7 +74,9 @@ class Anonymizer:
         self.detector = detector or load_face_detector(
             cfg.detector.backend, score_threshold=cfg.detector.score_threshold, max_side=cfg.detector.max_side,
             model_path=cfg.detector.model_path or None)
-        lm_opts: dict[str, object] = {"threads": cfg.landmarks.threads} if cfg.landmarks.backend == "facemesh" else {}
+        lm_opts: dict[str, object] = {}
+        if cfg.landmarks.backend == "facemesh":
+            lm_opts["num_threads"] = cfg.landmarks.threads
         if cfg.landmarks.model_path:
             lm_opts["model_path"] = cfg.landmarks.model_path
         self.landmarker = landmarker or load_landmark_detector(cfg.landmarks.backend, **lm_opts)

@@ -70,6 +70,9 @@ def diagnostics_message(header: object, name: str, hardware_id: str, level: int,
     return DiagnosticArray(header=header, status=[status])
 
 
+IDENTITY3 = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+
+
 def camera_info_from_yaml(path: str | Path, frame_id: str = "") -> CameraInfo:
     """Read a camera_calibration YAML (the format camera_info_manager writes) into CameraInfo."""
     try:
@@ -79,7 +82,7 @@ def camera_info_from_yaml(path: str | Path, frame_id: str = "") -> CameraInfo:
                           distortion_model=str(c.get("distortion_model", "plumb_bob")),
                           D=[float(v) for v in c["distortion_coefficients"]["data"]],
                           K=[float(v) for v in c["camera_matrix"]["data"]],
-                          R=[float(v) for v in c.get("rectification_matrix", {"data": [1, 0, 0, 0, 1, 0, 0, 0, 1]})["data"]],
+                          R=[float(v) for v in c.get("rectification_matrix", {"data": IDENTITY3})["data"]],
                           P=[float(v) for v in c["projection_matrix"]["data"]])
     except OSError as e:
         raise ConfigError(f"cannot read calibration file {path}: {e.strerror}") from e

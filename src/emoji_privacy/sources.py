@@ -99,7 +99,8 @@ class FolderSource(FrameSource):
         self.description = f"image folder {folder}"
         self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
-            raise SourceError(f"cannot open {self.description}: it holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+            raise SourceError(f"cannot open {self.description}: it holds no images ({kinds})")
         self.width, self.height, self.loop, self.fps = width, height, loop, fps
         self._i = 0
 
