@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -20,11 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from emoji_privacy.processes import free_port, start, stop  # noqa: E402
 
 
 def main() -> None:
@@ -41,8 +34,7 @@ def main() -> None:
     import rospy
     from sensor_msgs.msg import Image
 
-    procs = [subprocess.Popen(["roscore", "-p", str(port)], stdout=open(tmp / "roscore.log", "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)]
+    procs = [start(["roscore", "-p", str(port)], tmp / "roscore.log")]
     try:
         while not rosgraph.is_master_online():
             time.sleep(0.2)
@@ -63,10 +55,8 @@ def main() -> None:
         rospy.Subscriber("/anonymized/image", Image, on_out, queue_size=100, buff_size=2 ** 26)
         rospy.Subscriber("/camera/image_raw", Image, on_in, queue_size=100, buff_size=2 ** 26)
         total = int(args.seconds * args.rate) + 60
-        procs.append(subprocess.Popen(
-            ["roslaunch", "emoji_privacy", "camera.launch", f"source:={args.source}", f"rate:={args.rate}",
-             f"max_frames:={total}"], stdout=open(tmp / "launch.log", "w"), stderr=subprocess.STDOUT,
-            start_new_session=True))
+        procs.append(start(["roslaunch", "emoji_privacy", "camera.launch", f"source:={args.source}",
+                            f"rate:={args.rate}", f"max_frames:={total}"], tmp / "launch.log"))
         while True:  # wait for the first output, then measure a steady window
             with lock:
                 if recv:
@@ -81,12 +71,7 @@ def main() -> None:
             r, n_in = list(recv), len(inputs)
     finally:
         for p in reversed(procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
+            stop(p)
     if len(r) < 2:
         sys.exit(f"error: too few outputs; see {tmp}/launch.log")
     lat = np.array([x[1] for x in r])

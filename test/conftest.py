@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from emoji_privacy import processes
 from emoji_privacy.model_files import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,63 +56,42 @@ def pipeline():
     return Anonymizer()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def roscore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real roscore on a free port, and rospy initialised against it."""
     rosgraph = pytest.importorskip("rosgraph")
     if not os.environ.get("ROS_PACKAGE_PATH"):
         pytest.skip("the catkin workspace is not sourced (run through `make test`)")
-    port = _free_port()
+    port = processes.free_port()
     uri = f"http://127.0.0.1:{port}"
     os.environ["ROS_MASTER_URI"] = uri
     os.environ.setdefault("ROS_HOME", str(tmp_path_factory.mktemp("ros_home")))
-    log = open(tmp_path_factory.mktemp("roscore") / "roscore.log", "w")
-    proc = subprocess.Popen(["roscore", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = processes.start(["roscore", "-p", str(port)], tmp_path_factory.mktemp("roscore") / "roscore.log")
     deadline = time.time() + 30
     while not rosgraph.is_master_online(uri):
         if time.time() > deadline or proc.poll() is not None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            processes.stop(proc)
             pytest.fail(f"roscore did not start on port {port}")
         time.sleep(0.2)
     import rospy
 
     rospy.init_node("emoji_privacy_tests", anonymous=True, disable_signals=True)
     yield uri
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    rospy.signal_shutdown("tests done")
+    processes.stop(proc)
 
 
 class Launched:
-    """A roslaunch/rosrun process in its own process group, stopped at teardown."""
+    """A roslaunch/rosrun process; it and every node it started are stopped at teardown."""
 
     def __init__(self, args: list[str], log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = processes.start(args, log_path)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+        processes.stop(self.proc)
 
     def output(self) -> str:
-        self._log.flush()
         return self.log_path.read_text()
 
 

@@ -22,6 +22,7 @@ class DetectorConfig:
     score_threshold: float = 0.6
     max_side: int = 640  # frames are downscaled so their longer side is at most this before detection
     model_path: str = ""
+    threads: int = 2  # onnxruntime threads of the detector
 
 
 @dataclass
@@ -100,7 +101,7 @@ class PipelineConfig:
     def validate(self) -> None:
         _check(0 < self.detector.score_threshold < 1, "detector.score_threshold must be in (0, 1)")
         _check(self.detector.max_side >= 64, "detector.max_side must be >= 64")
-        _check(self.landmarks.threads >= 1 and self.emotion.threads >= 1, "threads must be >= 1")
+        _check(min(self.detector.threads, self.landmarks.threads, self.emotion.threads) >= 1, "threads must be >= 1")
         _check(self.emoji.margin >= 1.0, "emoji.margin must be >= 1.0 (the emoji must cover the whole face)")
         _check(0 < self.tracking.iou_threshold < 1, "tracking.iou_threshold must be in (0, 1)")
         _check(self.tracking.hold_frames >= 0, "tracking.hold_frames must be >= 0")

