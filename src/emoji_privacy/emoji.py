@@ -23,6 +23,7 @@ import numpy as np
 
 from . import EMOTIONS
 from .errors import ConfigError
+from .image_io import as_bgr
 
 log = logging.getLogger(__name__)
 
@@ -404,14 +405,6 @@ def _label(img: np.ndarray, text: str) -> None:
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
-def _bgr(img: np.ndarray) -> np.ndarray:
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return img
-
-
 def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], width: int = 1280) -> np.ndarray:
     """Tile (original, anonymized) BGR pairs, one pair per row, scaled to ``width``; for demos and reports."""
     if not pairs:
@@ -422,7 +415,7 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], width: int = 1280)
     for orig, anon in pairs:
         cells = []
         for img, text in ((orig, "original"), (anon, "anonymized")):
-            img = _bgr(np.asarray(img))
+            img = as_bgr(np.asarray(img))
             h, w = img.shape[:2]
             nh = max(1, round(h * half / w))
             interp = cv2.INTER_AREA if half < w else cv2.INTER_LINEAR

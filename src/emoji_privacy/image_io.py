@@ -85,6 +85,15 @@ def to_bgr(img: np.ndarray, encoding: str) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def as_bgr(img: np.ndarray) -> np.ndarray:
+    """Gray or BGRA arrays -> BGR; BGR passes through (for callers that accept any of them)."""
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return img
+
+
 def encode_raw(img_bgr: np.ndarray, encoding: str = "bgr8") -> tuple[bytes, int, int, int]:
     """BGR array -> (data, height, width, step) in ``encoding`` (used by tests and tools)."""
     if encoding not in ENCODINGS:

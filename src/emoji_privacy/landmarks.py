@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, ModelFileError
+from .image_io import as_bgr
 from .model_files import REPO_ROOT, find_model_file
 
 N_POINTS = 68
@@ -69,14 +70,6 @@ def read_pts(path: str | os.PathLike) -> np.ndarray:
     if pts.shape != (N_POINTS, 2):
         raise ValueError(f"{path}: expected {N_POINTS} points, found {len(values)}")
     return pts - 1.0
-
-
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
 
 
 def _check_boxes(boxes: np.ndarray, keypoints: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -244,7 +237,7 @@ class FaceMeshLandmarks(LandmarkDetector):
     def run_mesh(self, image_bgr: np.ndarray, boxes: np.ndarray,
                  keypoints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw FaceMesh: (N,468,3) crop coordinates, (N,2,3) image->crop affines, (N,) face scores (logits)."""
-        image = _as_bgr(image_bgr)
+        image = as_bgr(image_bgr)
         boxes, keypoints = _check_boxes(boxes, keypoints)
         n = len(boxes)
         meshes = np.zeros((n, MESH_POINTS, 3), np.float32)
@@ -352,7 +345,7 @@ class FanLandmarks(LandmarkDetector):
         boxes, _ = _check_boxes(boxes, keypoints)
         if len(boxes) == 0:
             return np.zeros((0, N_POINTS, 2), np.float32)
-        rgb = np.ascontiguousarray(_as_bgr(image_bgr)[..., ::-1])
+        rgb = np.ascontiguousarray(as_bgr(image_bgr)[..., ::-1])
         faces = [np.array([*b, 1.0], np.float32) for b in boxes]
         res = self._fa.get_landmarks_from_image(rgb, detected_faces=faces)
         out = np.asarray(res, dtype=np.float32).reshape(len(boxes), N_POINTS, -1)[..., :2]
