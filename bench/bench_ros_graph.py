@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
-from emoji_privacy.processes import free_port, start, stop  # noqa: E402
+from emoji_privacy.processes import start, start_roscore, stop  # noqa: E402
 
 
 def main() -> None:
@@ -26,18 +26,17 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=30.0)
     ap.add_argument("--source", default="demo")
     args = ap.parse_args()
-    port = free_port()
-    os.environ["ROS_MASTER_URI"] = f"http://127.0.0.1:{port}"
     tmp = Path(tempfile.mkdtemp(prefix="bench_ros_"))
     os.environ.setdefault("ROS_HOME", str(tmp))
-    import rosgraph
+    try:
+        roscore, _ = start_roscore(tmp / "roscore.log")
+    except RuntimeError as e:
+        sys.exit(f"error: {e}")
     import rospy
     from sensor_msgs.msg import Image
 
-    procs = [start(["roscore", "-p", str(port)], tmp / "roscore.log")]
+    procs = [roscore]
     try:
-        while not rosgraph.is_master_online():
-            time.sleep(0.2)
         rospy.init_node("bench_ros_graph", anonymous=True, disable_signals=True)
         lock = threading.Lock()
         recv: list[tuple[float, float, int]] = []

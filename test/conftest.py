@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,20 +58,14 @@ def pipeline():
 @pytest.fixture(scope="session")
 def roscore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real roscore on a free port, and rospy initialised against it."""
-    rosgraph = pytest.importorskip("rosgraph")
+    pytest.importorskip("rosgraph", reason="ROS 1 (rosgraph) is not installed")
     if not os.environ.get("ROS_PACKAGE_PATH"):
         pytest.skip("the catkin workspace is not sourced (run through `make test`)")
-    port = processes.free_port()
-    uri = f"http://127.0.0.1:{port}"
-    os.environ["ROS_MASTER_URI"] = uri
     os.environ.setdefault("ROS_HOME", str(tmp_path_factory.mktemp("ros_home")))
-    proc = processes.start(["roscore", "-p", str(port)], tmp_path_factory.mktemp("roscore") / "roscore.log")
-    deadline = time.time() + 30
-    while not rosgraph.is_master_online(uri):
-        if time.time() > deadline or proc.poll() is not None:
-            processes.stop(proc)
-            pytest.fail(f"roscore did not start on port {port}")
-        time.sleep(0.2)
+    try:
+        proc, uri = processes.start_roscore(tmp_path_factory.mktemp("roscore") / "roscore.log")
+    except RuntimeError as e:
+        pytest.fail(str(e))
     import rospy
 
     rospy.init_node("emoji_privacy_tests", anonymous=True, disable_signals=True)

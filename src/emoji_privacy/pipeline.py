@@ -1,4 +1,4 @@
-"""The anonymizer: detection -> landmarks -> emotion -> tracking -> emoji, on one frame.
+"""The anonymizer: detection -> tracking -> landmarks -> emotion -> emoji, on one frame.
 
 `Anonymizer.process(frame) -> (anonymized_frame, faces)`. It never returns the input
 unmodified when a face was found or is being held; when a stage fails it raises, and the
@@ -8,7 +8,7 @@ caller (the ROS node) publishes a masked frame or nothing instead.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -54,7 +54,6 @@ class StageTimes:
     emotion: float = 0.0
     render: float = 0.0
     total: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def ellipse_points(box: np.ndarray, n: int = 16) -> np.ndarray:
@@ -89,10 +88,9 @@ class Anonymizer:
                  landmarker: LandmarkDetector | None = None, classifier: EmotionClassifier | None = None,
                  renderer: EmojiRenderer | None = None) -> None:
         self.config = cfg = config or PipelineConfig()
-        det_opts: dict[str, object] = {"threads": cfg.detector.threads}
         self.detector = detector or load_face_detector(
             cfg.detector.backend, score_threshold=cfg.detector.score_threshold, max_side=cfg.detector.max_side,
-            model_path=cfg.detector.model_path or None, **det_opts)
+            model_path=cfg.detector.model_path or None, threads=cfg.detector.threads)
         lm_opts: dict[str, object] = {}
         if cfg.landmarks.backend == "facemesh":
             lm_opts["num_threads"] = cfg.landmarks.threads
@@ -165,9 +163,3 @@ class Anonymizer:
         times.total = (t4 - t0) * 1e3
         self.times = times
         return out, faces
-
-    def mask(self, frame: np.ndarray) -> np.ndarray:
-        """A fully masked frame of the same size: what fail-closed publishes."""
-        out = np.empty_like(frame) if frame.ndim == 3 else np.empty((*frame.shape[:2], 3), np.uint8)
-        self.renderer.mask(out)
-        return out

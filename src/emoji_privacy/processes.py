@@ -25,6 +25,26 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def start_roscore(log: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
+    """Start roscore on a free port, point ``ROS_MASTER_URI`` at it, and wait until it answers.
+
+    Raises RuntimeError (after stopping it) when it is not up within ``timeout`` seconds.
+    """
+    import rosgraph
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    os.environ["ROS_MASTER_URI"] = uri
+    proc = start(["roscore", "-p", str(port)], log)
+    deadline = time.time() + timeout
+    while not rosgraph.is_master_online(uri):
+        if time.time() > deadline or proc.poll() is not None:
+            stop(proc)
+            raise RuntimeError(f"roscore did not start on port {port}; see {log}")
+        time.sleep(0.2)
+    return proc, uri
+
+
 def descendants(pid: int) -> list[int]:
     """All live descendants of ``pid`` (from /proc), children before grandchildren."""
     parents: dict[int, list[int]] = {}
