@@ -224,7 +224,7 @@ def test_fan_with_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     path.parent.mkdir(parents=True)
     torch.manual_seed(0)
     torch.save(FAN(4).state_dict(), path)  # the format face-alignment loads: a plain state dict
-    det = load_landmark_detector("fan")
+    det = load_landmark_detector("fan", warmup=False)  # the real network runs once below (slow on CPU)
     boxes = np.array([[150, 60, 270, 190], [300, 250, 400, 360]], np.float32)
     out = det.detect(astronaut, boxes)
     assert out.shape == (2, 68, 2) and out.dtype == np.float32 and np.all(np.isfinite(out))
@@ -236,15 +236,24 @@ def test_fan_with_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         assert np.all(np.abs(lm[:, 0] - cx) <= half + 2) and np.all(np.abs(lm[:, 1] - cy) <= half + 2)
     assert det.detect(astronaut, np.zeros((0, 4), np.float32)).shape == (0, 68, 2)
 
-    class Peak(torch.nn.Module):  # every heatmap peaks at the centre of the 64x64 grid
+    # The library's real pipeline (crop around each box, network, heatmap decoding, back to image
+    # coordinates) with a stand-in network whose 68 heatmaps all peak where the crop is red: each face's
+    # points must land on the red dot inside its own box, which fails on swapped x/y, BGR/RGB, wrong
+    # face order or a wrong crop frame.
+    class RedSpot(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-            hm = torch.zeros(x.shape[0], 68, 64, 64)
-            hm[:, :, 32, 32] = 1.0
-            return [hm]
+            red = (x[:, :1] - x[:, 2:3]).clamp(min=0.0)  # input is RGB in [0, 1]
+            return [torch.nn.functional.avg_pool2d(red, 4).expand(-1, 68, -1, -1).contiguous()]  # 256 -> 64
 
-    det._fa.face_alignment_net = Peak()
-    out = det.detect(astronaut, boxes)
-    for lm, (x0, y0, x1, y1) in zip(out, boxes, strict=True):
-        expect = np.array([(x0 + x1) / 2, (y0 + y1) / 2 - 0.12 * (y1 - y0)])
+    det._fa.face_alignment_net = RedSpot()
+    scene = np.full((480, 640, 3), 90, np.uint8)
+    boxes = np.array([[40, 50, 160, 170], [420, 260, 600, 440], [560, -30, 680, 90]], np.float32)  # last: off the edge
+    dots = np.array([[75, 85], [555, 400], [600, 40]], np.float32)  # upper left, lower right, near the corner
+    for x, y in dots:
+        cv2.circle(scene, (int(x), int(y)), 3, (0, 0, 255), -1)  # red in BGR
+    out = det.detect(scene, boxes)
+    assert out.shape == (3, 68, 2)
+    for lm, dot, (x0, y0, x1, y1) in zip(out, dots, boxes, strict=True):
         cell = 200.0 * (x1 - x0 + y1 - y0) / 195.0 / 64  # one heatmap cell in image pixels
-        assert np.all(np.linalg.norm(lm - expect, axis=1) <= cell + 1)
+        assert np.all(np.linalg.norm(lm - dot, axis=1) <= cell + 1.0), (lm.mean(0), dot)
+    np.testing.assert_allclose(det.detect(scene, boxes[::-1]), out[::-1])  # one result per box, in box order
