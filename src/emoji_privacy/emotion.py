@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import EMOTIONS
+from .emotion_nets import EMOTION_NETS, build_emotion_net
 from .errors import ConfigError, ImageFormatError, ModelFileError
 from .model_files import find_model_file
 
@@ -379,6 +380,8 @@ class MiniXceptionClassifier(_TorchModelClassifier):
 
 _ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "mini_xception": lambda meta: MiniXception(meta["config"]),
+    **{name: (lambda meta, name=name: build_emotion_net(name, **(meta.get("config") or {})))
+       for name in EMOTION_NETS},
 }
 
 
