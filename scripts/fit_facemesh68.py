@@ -1,223 +1,286 @@
 #!/usr/bin/env python3
-"""Learn the FaceMesh 468 -> iBUG-68 map on 300-W helen_train and report NME on helen_test and afw.
+"""Learn the facemesh backend's 468 -> 68 map and its image refiner on 300-W helen_train only.
 
-For every helen_train face (YuNet box and keypoints, as in the pipeline; the ground-truth box when
-YuNet misses) FaceMesh is run and both the mesh and the ground truth are expressed in the mesh's own
-normalised frame (origin, eye-line rotation, RMS scale). Then, per iBUG point:
-  * the index table: the mesh vertex closest on average (printed, for landmarks.FACEMESH_68_INDEX);
-  * the learned map: ridge regression from (x, y, z) of its K nearest vertices (z carries the yaw, which
-    moves the visible jaw outline) to the point, K and the ridge weight picked on a held-out 20%.
-Writes models/facemesh68_map.npz. helen_test and afw are only evaluated, never fitted on.
+1. Faces: every helen_train image, a mirrored copy, and randomly turned (+-35 degrees) and rescaled
+   copies, half of them mirrored (``--variants`` per image in all), each through the project's detector (the
+   evaluation's fallback box when it misses) and FaceMesh, exactly as the pipeline runs them. The
+   mesh, the ground truth and the crop are kept in the mesh's own normalised frame.
+2. Index table: the mesh vertex closest on average to each point (printed, for FACEMESH_68_INDEX).
+3. Map: per point, ridge regression from (x, y, z) of its K nearest vertices (z carries the yaw, which
+   moves the visible jaw outline).
+4. Refiner: ``--stages`` stages of per-point ridge regression on gradient features around the point
+   and its neighbours (emoji_privacy.landmark_refiner).
+K and every ridge weight are chosen on a held-out 20% of helen_train (grouped by photo, originals
+only); then everything is refitted on all of helen_train with those choices and written to
+models/facemesh68_map.npz and models/facemesh68_refiner.npz. helen_test and afw are never read here:
+measure them with bench/bench_landmarks.py or `python -m emoji_privacy.evaluate_landmarks`.
 
-    PYTHONPATH=src .venv/bin/python scripts/fit_facemesh68.py
+    PYTHONPATH=src .venv/bin/python scripts/fit_facemesh68.py [--cache /tmp/fm68] [--variants 12]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from emoji_privacy.landmarks import FACEMESH_MAP_FILE, N_POINTS, FaceMeshLandmarks, mesh_features, read_pts
-from emoji_privacy.model_files import find_model_file, shared_dir
+from emoji_privacy.detection import load_face_detector
+from emoji_privacy.evaluate_landmarks import (
+    annotated_images,
+    fallback_box,
+    inter_ocular_nme,
+    landmarks_box,
+    match_detection,
+    single_thread,
+)
+from emoji_privacy.landmark_refiner import (
+    FeatureGeometry,
+    apply_stage,
+    fit_stage,
+    frame_channels,
+    point_descriptors,
+    save_refiner,
+    stage_features,
+)
+from emoji_privacy.landmarks import (
+    FACEMESH_MAP_FILE,
+    FACEMESH_REFINER_FILE,
+    MESH_POINTS,
+    N_POINTS,
+    FaceMeshLandmarks,
+    map_468_to_68,
+    mesh_features,
+    read_pts,
+)
+from emoji_privacy.model_files import shared_dir
 
-DET_SIDE = 640  # YuNet runs on the image scaled to this long side (helen faces are large)
+# iBUG-68 index of each point's mirror image (jaw, brows, nose, eyes, mouth reversed left <-> right)
+MIRROR = np.array([*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
+                   45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+                   54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
+GEOMETRY = FeatureGeometry(side=128, units=36.0, cell=6, grid=3)
+NEIGHBOURS = 8  # each point's move is regressed on the features of its 8 nearest points (itself included)
+MAP_K = (16, 32, 468)  # 468: every vertex for every point
+MAP_RIDGE = (1e-6, 1e-5, 1e-4)
+REFINER_RIDGE = (1e-3, 3e-3, 1e-2)
 
 
-def gt_box(pts: np.ndarray) -> np.ndarray:
-    """YuNet-like box from ground truth: the landmarks' box raised to include the forehead."""
-    x0, y0 = pts.min(0)
-    x1, y1 = pts.max(0)
-    h = y1 - y0
-    return np.array([x0, y0 - 0.2 * h, x1, y1 + 0.05 * h], np.float32)
+@dataclass
+class Faces:
+    """FaceMesh on many faces, in each mesh's normalised frame."""
+
+    features: np.ndarray  # (N,468,3) normalised mesh
+    targets: np.ndarray  # (N,68,2) ground truth in the same frame
+    frames: list[tuple[np.ndarray, np.ndarray, float]]  # (origin, rotation, scale) crop -> frame
+    crops: np.ndarray  # (N,192,192) gray FaceMesh crops
+    groups: np.ndarray  # (N,) photo id (faces of one photo stay on one side of the split)
+    variant: np.ndarray  # (N,) 0 = the original image
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
+def augment(img: np.ndarray, gt: np.ndarray, variant: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Variant 0: the image; 1: mirrored; others turned by +-35 deg and rescaled at random, odd ones mirrored."""
+    if variant == 0:
+        return img, gt
+    mirror = variant % 2 == 1
+    angle = 0.0 if variant == 1 else rng.uniform(-35.0, 35.0)
+    scale = 1.0 if variant == 1 else math.exp(rng.uniform(-0.3, 0.2))
+    h, w = img.shape[:2]
+    if mirror:
+        img = np.ascontiguousarray(img[:, ::-1])
+        gt = gt[MIRROR].copy()
+        gt[:, 0] = w - 1 - gt[:, 0]
+    c = gt.mean(0)
+    m = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), angle, scale)
+    img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return img, (gt @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
 
-class YuNet:
-    def __init__(self) -> None:
-        self.det = cv2.FaceDetectorYN.create(str(find_model_file("yunet")), "", (320, 320), score_threshold=0.6)
-
-    def __call__(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h, w = img.shape[:2]
-        f = min(1.0, DET_SIDE / max(h, w))
-        small = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) if f < 1 else img
-        self.det.setInputSize((small.shape[1], small.shape[0]))
-        _, faces = self.det.detect(small)
-        if faces is None:
-            return np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32)
-        faces = faces[:, :14] / f
-        boxes = np.c_[faces[:, :2], faces[:, :2] + faces[:, 2:4]].astype(np.float32)
-        return boxes, faces[:, 4:14].reshape(-1, 5, 2).astype(np.float32)
-
-
-Item = tuple[Path, np.ndarray, np.ndarray, "np.ndarray | None"]
-
-
-def load_set(folder: Path, yunet: YuNet, cache: Path | None) -> list[Item]:
-    """[(image path, gt (68,2), box (4,), keypoints (5,2) or None)] with the pipeline's detector."""
-    if cache is not None and cache.is_file():
-        z = np.load(cache, allow_pickle=True)
-        return list(z["items"])
-    items = []
+def collect(folder: Path, variants: int, seed: int = 0) -> Faces:
+    """Run the detector and FaceMesh (no map) on every face of ``folder`` and its augmented copies."""
+    detector = load_face_detector("yunet", threads=1)
+    mesh = FaceMeshLandmarks(num_threads=1, use_map=False)
+    rng = np.random.default_rng(seed)
+    feats, targets, frames, crops, groups, var = [], [], [], [], [], []
     missed = 0
-    for pts_path in sorted(folder.glob("*.pts")):
-        img_path = pts_path.with_suffix(".jpg")
-        if not img_path.is_file():
-            img_path = pts_path.with_suffix(".png")
-        img = cv2.imread(str(img_path))
-        if img is None:
-            continue
-        gt = read_pts(pts_path)
-        boxes, kps = yunet(img)
-        g = gt_box(gt)
-        best, best_iou = -1, 0.3
-        for i, b in enumerate(boxes):
-            v = iou(b, g)
-            if v > best_iou:
-                best, best_iou = i, v
-        if best < 0:
-            missed += 1
-            items.append((img_path, gt, g, None))
-        else:
-            items.append((img_path, gt, boxes[best], kps[best]))
-    print(f"{folder.name}: {len(items)} faces, YuNet missed {missed} (ground-truth box used)", file=sys.stderr)
-    if cache is not None:
-        np.savez(cache, items=np.array(items, dtype=object))
-    return items
+    for img_path, pts_path in tqdm(annotated_images(folder), desc=f"FaceMesh on {folder.name}"):
+        img0, gt0 = cv2.imread(str(img_path)), read_pts(pts_path)
+        for v in range(variants):
+            img, gt = augment(img0, gt0, v, rng)
+            dets = detector.detect(img)
+            i = match_detection(landmarks_box(gt), dets.boxes)
+            missed += i < 0
+            box, kps = (fallback_box(gt)[None], None) if i < 0 else (dets.boxes[i:i + 1], dets.keypoints[i:i + 1])
+            run = mesh.run_mesh(img, box, kps)
+            q, (o, r, s) = mesh_features(run.meshes[0].astype(np.float64))
+            gt_crop = gt @ run.mats[0][:, :2].T + run.mats[0][:, 2]
+            feats.append(q.astype(np.float32))
+            targets.append(((gt_crop - o) @ r / s).astype(np.float32))
+            frames.append((o, r, s))
+            crops.append(run.crops[0])
+            groups.append(img_path.stem.rsplit("_", 1)[0])
+            var.append(v)
+    print(f"{folder.name}: {len(feats)} faces ({variants} per image); detector missed {missed}", file=sys.stderr)
+    return Faces(np.array(feats), np.array(targets), frames, np.array(crops), np.array(groups), np.array(var))
 
 
-def run_meshes(fm: FaceMeshLandmarks, items: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
-    """Per face: mesh features (468,3), gt in the mesh frame (68,2), gt in image coords, and the frame data."""
-    feats, targets, gts, frames = [], [], [], []
-    for img_path, gt, box, kp in items:
-        img = cv2.imread(str(img_path))
-        mesh, mats, _ = fm.run_mesh(img, box[None], None if kp is None else kp[None])
-        q, (o, r, s) = mesh_features(mesh[0].astype(np.float64))
-        gt_crop = gt @ mats[0][:, :2].T + mats[0][:, 2]
-        feats.append(q)
-        targets.append((gt_crop - o) @ r / s)
-        gts.append(gt)
-        frames.append((mesh[0], mats[0]))
-    return np.array(feats), np.array(targets), np.array(gts), frames
+def load_or_collect(folder: Path, variants: int, cache: Path | None) -> Faces:
+    path = None if cache is None else cache / f"{folder.name}_{variants}.npz"
+    if path is not None and path.is_file():
+        z = np.load(path)
+        frames = [(o, r, float(s)) for o, r, s in zip(z["origin"], z["rotation"], z["scale"], strict=True)]
+        return Faces(z["features"], z["targets"], frames, z["crops"], z["groups"], z["variant"])
+    faces = collect(folder, variants)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=faces.features, targets=faces.targets, crops=faces.crops, groups=faces.groups,
+                 variant=faces.variant, origin=np.array([f[0] for f in faces.frames]),
+                 rotation=np.array([f[1] for f in faces.frames]), scale=np.array([f[2] for f in faces.frames]))
+    return faces
 
 
-def design(feats: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """(n, 68, 3K+1) features for each point from its K neighbours."""
+# ----------------------------------------------------------------------------- the map
+
+
+def map_design(feats: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(n, 68, 3K+1) map inputs: (x, y, z) of each point's K vertices, and 1."""
     nb = feats[:, idx]  # (n,68,K,3)
-    ones = np.ones(nb.shape[:2] + (1,))
-    return np.concatenate([nb[..., 0], nb[..., 1], nb[..., 2], ones], axis=-1)
+    return np.concatenate([nb[..., 0], nb[..., 1], nb[..., 2], np.ones(nb.shape[:2] + (1,))], axis=-1)
 
 
-def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-    """Per-point ridge (bias not penalised): x (n,68,F), y (n,68,2) -> W (68,F,2)."""
-    n, p, f = x.shape
-    w = np.zeros((p, f, 2))
-    reg = np.eye(f) * lam * n
+def vertex_sets(order: np.ndarray, k: int) -> np.ndarray:
+    """(68, K) vertices each point is mapped from: its K nearest, or every vertex in one shared order."""
+    return np.tile(np.arange(MESH_POINTS), (N_POINTS, 1)) if k >= MESH_POINTS else order[:, :k]
+
+
+def fit_map(feats: np.ndarray, targets: np.ndarray, idx: np.ndarray, lam: float) -> np.ndarray:
+    """Per-point ridge (bias not penalised): W (68, 3K+1, 2). With K = all vertices every point has the
+    same inputs (see vertex_sets), so one solve serves all 136 outputs."""
+    k = idx.shape[1]
+    w = np.zeros((N_POINTS, 3 * k + 1, 2))
+    reg = np.eye(3 * k + 1) * lam * len(feats)
     reg[-1, -1] = 0.0
-    for i in range(p):
-        a = x[:, i]
-        w[i] = np.linalg.solve(a.T @ a + reg, a.T @ y[:, i])
+    if (idx == idx[0]).all():
+        a = map_design(feats, idx[:1])[:, 0].astype(np.float64)
+        sol = np.linalg.solve(a.T @ a + reg, a.T @ targets.reshape(len(a), -1))  # (3K+1, 136)
+        w[:] = sol.reshape(3 * k + 1, N_POINTS, 2).transpose(1, 0, 2)
+        return w
+    for i in range(N_POINTS):
+        a = map_design(feats, idx[i:i + 1])[:, 0].astype(np.float64)
+        w[i] = np.linalg.solve(a.T @ a + reg, a.T @ targets[:, i])
     return w
 
 
-def predict(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return np.einsum("npf,pfc->npc", x, w)
+def apply_map(feats: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return np.array([map_468_to_68(q.astype(np.float64), idx, w) for q in feats])
 
 
-def nme_norm(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Inter-ocular NME per face (outer eye corners 36 and 45)."""
-    d = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1)
-    return np.linalg.norm(pred - gt, axis=2).mean(1) / d
+# ----------------------------------------------------------------------------- the refiner
+
+
+def descriptors(faces: Faces, rows: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """(n, 68, D) refiner features of faces ``rows`` at ``shapes`` (normalised frame)."""
+    out = np.empty((len(rows), N_POINTS, GEOMETRY.size), np.float32)
+    half = GEOMETRY.side / 2
+    for j, i in enumerate(rows):
+        o, r, s = faces.frames[i]
+        chans = frame_channels(faces.crops[i], o, r, s, GEOMETRY)
+        out[j] = point_descriptors(chans, shapes[j] * GEOMETRY.units + half, GEOMETRY)
+    return out
+
+
+def fit_refiner(faces: Faces, train: np.ndarray, init: np.ndarray, neighbours: np.ndarray, ridges: list[float],
+                val: np.ndarray | None = None, val_init: np.ndarray | None = None) -> tuple[list, list[float]]:
+    """Fit one stage per entry of ``ridges`` (None: pick it on ``val``); returns the stages and the ridges used."""
+    stages, used = [], []
+    shapes, vshapes = init.astype(np.float32), None if val_init is None else val_init.astype(np.float32)
+    for k, lam in enumerate(ridges):
+        x = stage_features(descriptors(faces, train, shapes), shapes, neighbours)
+        y = faces.targets[train] - shapes
+        xv = None if val is None else stage_features(descriptors(faces, val, vshapes), vshapes, neighbours)
+        choices = REFINER_RIDGE if lam is None else (lam,)
+        best = None
+        for c in choices:
+            w, b = fit_stage(x, y, c)
+            if xv is None:
+                best = (0.0, c, w, b)
+                break
+            err = float(inter_ocular_nme(vshapes + apply_stage(xv, w, b), faces.targets[val]).mean())
+            print(f"  refiner stage {k + 1}, ridge {c:g}: held-out NME {100 * err:.2f}%", file=sys.stderr)
+            if best is None or err < best[0]:
+                best = (err, c, w, b)
+        _, c, w, b = best
+        stages.append((w, b))
+        used.append(c)
+        shapes = shapes + apply_stage(x, w, b).astype(np.float32)
+        if xv is not None:
+            vshapes = vshapes + apply_stage(xv, w, b).astype(np.float32)
+    return stages, used
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=FACEMESH_MAP_FILE)
-    ap.add_argument("--cache", type=Path, default=None, help="folder to cache detections in")
-    ap.add_argument("--scale", type=float, default=None, help="FaceMesh crop scale (default: the library's)")
+    ap.add_argument("--map-out", type=Path, default=FACEMESH_MAP_FILE)
+    ap.add_argument("--refiner-out", type=Path, default=FACEMESH_REFINER_FILE)
+    ap.add_argument("--variants", type=int, default=12, help="faces per helen_train image (1 = no augmentation)")
+    ap.add_argument("--stages", type=int, default=2, help="refiner stages")
+    ap.add_argument("--cache", type=Path, default=None, help="folder to keep the FaceMesh runs in between runs")
     args = ap.parse_args(argv)
     sd = shared_dir()
-    if sd is None:
-        print("no shared data folder (../shared); nothing to fit on", file=sys.stderr)
+    if sd is None or not (sd / "data" / "landmarks" / "helen_train").is_dir():
+        print("error: ../shared/data/landmarks/helen_train not found (set EMOJI_PRIVACY_SHARED)", file=sys.stderr)
         return 1
-    root = sd / "data" / "landmarks"
-    yunet = YuNet()
-    kw = {} if args.scale is None else {"scale": args.scale}
-    fm = FaceMeshLandmarks(use_map=False, **kw)
-
-    def cached(name: str) -> Path | None:
-        return None if args.cache is None else args.cache / f"{name}_det.npz"
-
-    if args.cache is not None:
-        args.cache.mkdir(parents=True, exist_ok=True)
-    train = load_set(root / "helen_train", yunet, cached("helen_train"))
-    feats, targets, _, _ = run_meshes(fm, train)
+    single_thread()
+    faces = load_or_collect(sd / "data" / "landmarks" / "helen_train", args.variants, args.cache)
+    feats, targets = faces.features, faces.targets
     n = len(feats)
 
-    # index table: closest vertex on average in the normalised frame
-    dist = np.stack([np.linalg.norm(feats[:, :, :2] - targets[:, i, None, :], axis=-1).mean(0)
+    # index table: closest vertex on average (original images only)
+    orig = faces.variant == 0
+    dist = np.stack([np.linalg.norm(feats[orig, :, :2] - targets[orig, i, None, :], axis=-1).mean(0)
                      for i in range(N_POINTS)])  # (68,468)
     order = np.argsort(dist, axis=1)
-    table = order[:, 0]
-    print("FACEMESH_68_INDEX = (" + ", ".join(str(int(v)) for v in table) + ")")
+    print("FACEMESH_68_INDEX = (" + ", ".join(str(int(v)) for v in order[:, 0]) + ")")
 
-    # model selection on a held-out 20% of helen_train
+    # choices on a held-out 20% of the photos (their original images only)
     rng = np.random.default_rng(0)
-    perm = rng.permutation(n)
-    va, tr = perm[: n // 5], perm[n // 5:]
+    photos = np.unique(faces.groups)
+    held = np.isin(faces.groups, rng.choice(photos, len(photos) // 5, replace=False))
+    tr, va = np.where(~held)[0], np.where(held & orig)[0]
     best = None
-    for k in (8, 16, 24, 32):
-        x = design(feats, order[:, :k])
-        for lam in (1e-6, 1e-5, 1e-4, 1e-3):
-            w = fit_ridge(x[tr], targets[tr], lam)
-            err = np.linalg.norm(predict(x[va], w) - targets[va], axis=2).mean()
-            print(f"  K={k:2d} lambda={lam:g}: held-out mean error {err:.4f} (mesh-scale units)", file=sys.stderr)
+    for k in MAP_K:
+        for lam in MAP_RIDGE:
+            w = fit_map(feats[tr], targets[tr], vertex_sets(order, k), lam)
+            err = float(inter_ocular_nme(apply_map(feats[va], vertex_sets(order, k), w), targets[va]).mean())
+            print(f"  map K={k:2d} ridge={lam:g}: held-out NME {100 * err:.2f}%", file=sys.stderr)
             if best is None or err < best[0]:
-                best = (err, k, lam)
-    _, k, lam = best
-    idx = order[:, :k]
-    w = fit_ridge(design(feats, idx), targets, lam)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, idx=idx.astype(np.int16), W=w.astype(np.float32), K=k, ridge=lam,
-                        scale=fm.scale, n_train=n, table=table.astype(np.int16))
-    print(f"wrote {args.out} (K={k}, lambda={lam:g}, {n} helen_train faces, "
-          f"{args.out.stat().st_size / 1024:.1f} KB)")
+                best = (err, k, lam, w)
+    map_err, k, lam, w = best
+    idx = vertex_sets(order, k)
+    mean_shape = targets[tr].mean(0)
+    neighbours = np.argsort(np.linalg.norm(mean_shape[:, None] - mean_shape[None], axis=2), axis=1)[:, :NEIGHBOURS]
+    _, ridges = fit_refiner(faces, tr, apply_map(feats[tr], idx, w), neighbours, [None] * args.stages,
+                            va, apply_map(feats[va], idx, w))
+    print(f"held-out helen_train: map {100 * map_err:.2f}% (K={k}, ridge {lam:g}); refiner ridges {ridges}")
 
-    # evaluation (never fitted on these); the index table is the one just fitted
-    fm.index = table.astype(np.int64)
-    mapped = FaceMeshLandmarks(map_path=args.out, **kw)
-    for name in ("helen_train", "helen_test", "afw"):
-        items = train if name == "helen_train" else load_set(root / name, yunet, cached(name))
-        _, _, gts, frames = run_meshes(fm, items)
-        res = {}
-        for label, det in (("index table", fm), ("learned map", mapped)):
-            preds = []
-            for mesh, mat in frames:
-                p = det.mesh_to_68(mesh)
-                preds.append(p @ cv2.invertAffineTransform(mat)[:, :2].T + cv2.invertAffineTransform(mat)[:, 2])
-            res[label] = nme_norm(np.array(preds), gts)
-        print(f"{name:12s} n={len(items):4d}  NME index table {res['index table'].mean():.4f}  "
-              f"learned map {res['learned map'].mean():.4f} (median {np.median(res['learned map']):.4f})")
-    # timing: one face, the whole detect() (crop, FaceMesh, map back), single thread
-    img_path, _, box, kp = train[0]
-    img = cv2.imread(str(img_path))
-    for _ in range(10):
-        mapped.detect(img, box[None], kp[None] if kp is not None else None)
-    t = time.perf_counter()
-    reps = 300
-    for _ in range(reps):
-        mapped.detect(img, box[None], kp[None] if kp is not None else None)
-    print(f"detect(): {(time.perf_counter() - t) / reps * 1000:.2f} ms per face (num_threads=1)")
+    # refit on all of helen_train with those choices
+    all_rows = np.arange(n)
+    w = fit_map(feats, targets, idx, lam)
+    args.map_out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.map_out, idx=idx.astype(np.int16), W=w.astype(np.float32), K=k, ridge=lam,
+                        n_train=n, table=order[:, 0].astype(np.int16))
+    mean_shape = targets.mean(0)
+    neighbours = np.argsort(np.linalg.norm(mean_shape[:, None] - mean_shape[None], axis=2), axis=1)[:, :NEIGHBOURS]
+    stages, _ = fit_refiner(faces, all_rows, apply_map(feats, idx, w), neighbours, ridges)
+    save_refiner(args.refiner_out, GEOMETRY, neighbours, stages, ridges=np.array(ridges), n_train=n,
+                 variants=args.variants)
+    for p in (args.map_out, args.refiner_out):
+        print(f"wrote {p} ({p.stat().st_size / 1024:.0f} KB, {n} faces from helen_train)")
     return 0
 
 

@@ -3,14 +3,16 @@
 Conventions: landmarks are (68, 2) float32 image pixel coordinates (0-based) in iBUG-68 order
 (0-16 jaw, 17-26 brows, 27-35 nose, 36-41 eye on the image left, 42-47 other eye, 48-67 mouth);
 boxes are (N, 4) float32 x0, y0, x1, y1. Backends: ``facemesh`` (MediaPipe FaceMesh through
-tflite-runtime, 468 -> 68 by a map learned on 300-W helen_train) and ``fan`` (face-alignment's
-2D-FAN, fed our boxes). Nothing here downloads; missing files raise ModelFileError.
+tflite-runtime, 468 -> 68 by a map learned on 300-W helen_train, then moved onto the image's edges
+by a refiner learned there too; see landmark_refiner) and ``fan`` (face-alignment's 2D-FAN, fed
+our boxes). Nothing here downloads; missing files raise ModelFileError.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,6 +20,7 @@ import numpy as np
 
 from .errors import ConfigError, ModelFileError
 from .image_io import as_bgr
+from .landmark_refiner import LandmarkRefiner
 from .model_files import REPO_ROOT, find_model_file
 
 N_POINTS = 68
@@ -26,6 +29,7 @@ MESH_SIZE = 192  # FaceMesh input side
 MESH_R_EYE, MESH_L_EYE = 33, 263  # FaceMesh outer eye corners (image left / image right on an upright face)
 
 FACEMESH_MAP_FILE = REPO_ROOT / "models" / "facemesh68_map.npz"
+FACEMESH_REFINER_FILE = REPO_ROOT / "models" / "facemesh68_refiner.npz"
 FER_TEMPLATE_FILE = REPO_ROOT / "models" / "fer_template.npz"
 
 # Fallback 468 -> 68 table: for each iBUG point, the FaceMesh vertex closest on average on
@@ -179,18 +183,45 @@ def mesh_features(mesh: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.nd
     return q, (o, r, s)
 
 
+def map_468_to_68(features: np.ndarray, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The learned map: (468,3) normalised mesh -> (68,2) in the same frame; each point a linear function
+    of the (x, y, z) of its K mesh vertices ``idx`` (68,K) with ``weights`` (68,3K+1,2)."""
+    if idx.shape[1] == len(features) and (idx[:, :1] == idx[0, 0]).all() and (idx == idx[0]).all():
+        # every point sees the same vertices: one matrix product
+        x = np.concatenate([features[idx[0]].T.ravel(), [1.0]])
+        return x @ weights  # (3K+1,) @ (68,3K+1,2) -> (68,2)
+    nb = features[idx]  # (68,K,3)
+    feats = np.concatenate([nb[..., 0], nb[..., 1], nb[..., 2], np.ones((len(idx), 1))], axis=1)
+    return np.einsum("pf,pfc->pc", feats, weights)
+
+
+@dataclass
+class MeshRun:
+    """FaceMesh's output for N boxes: (N,468,3) vertices in crop pixels, (N,2,3) image->crop affines,
+    (N,) face-presence logits, and the (N,192,192) gray crops it saw."""
+
+    meshes: np.ndarray
+    mats: np.ndarray
+    scores: np.ndarray
+    crops: np.ndarray
+
+
 class FaceMeshLandmarks(LandmarkDetector):
-    """MediaPipe FaceMesh (468 points) on a de-rotated crop of each box, mapped to iBUG-68.
+    """MediaPipe FaceMesh (468 points) on a de-rotated crop of each box, mapped to iBUG-68 and refined.
 
     ``scale`` is the crop side relative to the box's long side: FaceMesh wants ~25% margin around the
     face and YuNet boxes already include the forehead; 1.2 gave the lowest helen_train NME (1.1-1.7 tried).
+    ``map_path``/``use_map``: the learned 468 -> 68 map (without it, the nearest-vertex table);
+    ``refiner_path``/``use_refiner``: the image-based refiner applied after the map (landmark_refiner).
+    ``refine``/``refine_deg``: extra FaceMesh passes for faces still tilted in their crop.
     """
 
     name = "facemesh"
 
     def __init__(self, model_path: str | os.PathLike | None = None, num_threads: int = 1, scale: float = 1.2,
                  map_path: str | os.PathLike | None = None, use_map: bool = True, refine: int = 2,
-                 refine_deg: float = 4.0) -> None:
+                 refine_deg: float = 4.0, refiner_path: str | os.PathLike | None = None,
+                 use_refiner: bool = True) -> None:
         from tflite_runtime.interpreter import Interpreter
 
         path = find_model_file("facemesh", model_path)
@@ -219,6 +250,13 @@ class FaceMeshLandmarks(LandmarkDetector):
             elif map_path:
                 raise ModelFileError(f"FaceMesh 68-point map {mp} not found; run scripts/fit_facemesh68.py")
         self.index = np.asarray(FACEMESH_68_INDEX, dtype=np.int64)
+        self.refiner: LandmarkRefiner | None = None
+        if use_refiner and self.map is not None:  # the refiner was fitted on the map's output
+            rp = Path(refiner_path) if refiner_path else FACEMESH_REFINER_FILE
+            if rp.is_file():
+                self.refiner = LandmarkRefiner(rp)
+            elif refiner_path:
+                raise ModelFileError(f"landmark refiner {rp} not found; run scripts/fit_facemesh68.py")
 
     def crop_transform(self, box: np.ndarray, kp: np.ndarray | None, angle: float | None = None) -> np.ndarray:
         """2x3 affine from the image to the 192x192 input: centred on the box, eye line (or ``angle``) horizontal."""
@@ -234,33 +272,31 @@ class FaceMeshLandmarks(LandmarkDetector):
         t = MESH_SIZE / 2.0 - a @ np.array([cx, cy])
         return np.hstack([a, t[:, None]])
 
-    def run_mesh(self, image_bgr: np.ndarray, boxes: np.ndarray,
-                 keypoints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw FaceMesh: (N,468,3) crop coordinates, (N,2,3) image->crop affines, (N,) face scores (logits)."""
+    def run_mesh(self, image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> MeshRun:
+        """Raw FaceMesh on each box's crop (with the crops, which the refiner looks at)."""
         image = as_bgr(image_bgr)
         boxes, keypoints = _check_boxes(boxes, keypoints)
         n = len(boxes)
-        meshes = np.zeros((n, MESH_POINTS, 3), np.float32)
-        mats = np.zeros((n, 2, 3), np.float64)
-        scores = np.zeros(n, np.float32)
+        run = MeshRun(np.zeros((n, MESH_POINTS, 3), np.float32), np.zeros((n, 2, 3), np.float64),
+                      np.zeros(n, np.float32), np.zeros((n, MESH_SIZE, MESH_SIZE), np.uint8))
         for i in range(n):
             kp = None if keypoints is None else keypoints[i]
             m = self.crop_transform(boxes[i], kp)
-            meshes[i], scores[i] = self._invoke(image, m)
+            run.meshes[i], run.scores[i], run.crops[i] = self._invoke(image, m)
             for _ in range(self.refine):
                 # the detector's keypoints are biased towards upright and FaceMesh towards its input's
                 # upright, so a tilted face is under-rotated: re-crop along the mesh's own eye line
-                e = meshes[i, MESH_L_EYE, :2] - meshes[i, MESH_R_EYE, :2]
+                e = run.meshes[i, MESH_L_EYE, :2] - run.meshes[i, MESH_R_EYE, :2]
                 residual = math.atan2(float(e[1]), float(e[0]))
                 if abs(math.degrees(residual)) < self.refine_deg:
                     break
                 d = m[0, :2]  # current crop angle from the affine's first row: (k cos a, k sin a)
                 m = self.crop_transform(boxes[i], None, math.atan2(d[1], d[0]) + residual)
-                meshes[i], scores[i] = self._invoke(image, m)
-            mats[i] = m
-        return meshes, mats, scores
+                run.meshes[i], run.scores[i], run.crops[i] = self._invoke(image, m)
+            run.mats[i] = m
+        return run
 
-    def _invoke(self, image: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:
+    def _invoke(self, image: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         crop = cv2.warpAffine(image, m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
@@ -269,27 +305,27 @@ class FaceMeshLandmarks(LandmarkDetector):
         self._interp.invoke()
         mesh = self._interp.get_tensor(self._out).reshape(MESH_POINTS, 3)
         flag = float(self._interp.get_tensor(self._flag).reshape(-1)[-1]) if self._flag is not None else 0.0
-        return mesh, flag
+        return mesh, flag, cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
 
-    def mesh_to_68(self, mesh: np.ndarray) -> np.ndarray:
-        """(468,3) mesh in crop coordinates -> (68,2) in the same coordinates."""
+    def mesh_to_68(self, mesh: np.ndarray, gray_crop: np.ndarray | None = None) -> np.ndarray:
+        """(468,3) mesh in crop coordinates -> (68,2) in the same coordinates; with the crop the
+        refiner (if loaded) moves the mapped points onto the image's edges."""
         if self.map is None:
             return mesh[self.index, :2].astype(np.float64)
         q, (o, r, s) = mesh_features(mesh.astype(np.float64))
-        idx, w = self.map["idx"], self.map["W"]  # (68,K), (68,3K+1,2)
-        nb = q[idx]  # (68,K,3)
-        feats = np.concatenate([nb[..., 0], nb[..., 1], nb[..., 2], np.ones((N_POINTS, 1))], axis=1)
-        pred = np.einsum("pf,pfc->pc", feats, w)
+        pred = map_468_to_68(q, self.map["idx"], self.map["W"])
+        if self.refiner is not None and gray_crop is not None:
+            pred = self.refiner.refine(gray_crop, o, r, s, pred)
         return o + s * pred @ r.T
 
     def detect_scored(self, image_bgr: np.ndarray, boxes: np.ndarray,
                       keypoints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Like detect(), plus FaceMesh's face-presence logit per box (> 0: a face is there)."""
-        meshes, mats, scores = self.run_mesh(image_bgr, boxes, keypoints)
-        out = np.zeros((len(meshes), N_POINTS, 2), np.float32)
-        for i in range(len(meshes)):
-            out[i] = _apply_affine(_invert_affine(mats[i]), self.mesh_to_68(meshes[i]))
-        return out, scores
+        run = self.run_mesh(image_bgr, boxes, keypoints)
+        out = np.zeros((len(run.meshes), N_POINTS, 2), np.float32)
+        for i in range(len(run.meshes)):
+            out[i] = _apply_affine(_invert_affine(run.mats[i]), self.mesh_to_68(run.meshes[i], run.crops[i]))
+        return out, run.scores
 
     def detect(self, image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
         return self.detect_scored(image_bgr, boxes, keypoints)[0]
