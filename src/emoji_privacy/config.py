@@ -34,8 +34,8 @@ class LandmarkConfig:
 
 @dataclass
 class EmotionConfig:
-    backend: str = "mini_xception"
-    model_path: str = ""
+    backend: str = "torch"
+    model_path: str = ""  # empty: models/fer_resnet.pt
     threads: int = 1
 
 
