@@ -121,11 +121,14 @@ def test_learns_real_faces_quickly(fer, arch):
     """A few hundred real faces, a few epochs: well above chance on held-out faces of the same classes."""
     tx, ty = _pick(fer, "Training", dict.fromkeys(LEARN_CLASSES, 150))
     vx, vy = _pick(fer, "PublicTest", dict.fromkeys(LEARN_CLASSES, 60))
-    cfg = TrainConfig(architecture=arch, epochs=6, batch_size=32, lr=0.05, seed=1, ema_decay=0.0)
+    # light augmentation and a gentle rate: a few hundred faces cannot carry the full recipe's regularization
+    cfg = TrainConfig(architecture=arch, epochs=8, batch_size=32, lr=0.02, seed=1, ema_decay=0.0, label_smoothing=0.0,
+                      rotate_deg=5.0, scale=0.05, shift=0.05, brightness=0.1, contrast=0.1, erase_p=0.0)
     res = train(cfg, tx, ty, progress=False, log=lambda s: None)
     acc = evaluate_model(res.model, vx, vy)["accuracy"]
     assert res.seconds < 60
-    assert acc > 1 / 3 + 0.12, f"{arch}: {acc:.3f} on held-out {LEARN_CLASSES} (chance 0.333)"
+    # measured 0.60-0.66 over seeds 1-3 for both architectures; chance is 1/3
+    assert acc > 0.5, f"{arch}: {acc:.3f} on held-out {LEARN_CLASSES} (chance 0.333)"
 
 
 def test_run_folder_export_and_listener_load(small_folder, tmp_path):
