@@ -30,7 +30,7 @@ from .demo_images import DEMO_IMAGES, demo_image
 from .engine import AnonymizerService
 from .fetch import UrlPolicy, fetch_image_bytes
 from .images import FORMATS, decode_image, encode_image, fit_side
-from .settings import WebRequestError, WebSettings
+from .settings import WebRequestError, WebSettings, too_large
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -111,15 +111,14 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
                                    "(curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' ...)")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise WebRequestError(413, f"the upload is {int(declared) / 1e6:.1f} MB, more than the limit of "
-                                   f"{limit / 1e6:.1f} MB")
+        raise too_large("the upload", int(declared), limit)
 
     async def collect() -> bytes:
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                raise WebRequestError(413, f"the upload is larger than the limit of {limit / 1e6:.1f} MB")
+                raise too_large("the upload", None, limit)
         return bytes(body)
 
     try:
@@ -244,7 +243,7 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
                     continue
                 try:
                     if len(data) > settings.max_upload_bytes:
-                        raise WebRequestError(413, f"frame larger than {settings.max_upload_bytes / 1e6:.1f} MB")
+                        raise too_large("the webcam frame", len(data), settings.max_upload_bytes)
                     frame = fit_side(await run_in_threadpool(decode_image, data, settings.max_pixels),
                                      settings.max_side)
                     out, faces, ms = await run_in_threadpool(service.process, frame, session)

@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class QuietPolling(logging.Filter):
+    """Keep the page's once-a-second ROS status polls out of the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "/api/ros/status" not in message and "/api/ros/faces" not in message
+
+
 def ros_style_args(argv: list[str]) -> list[str]:
     """rosrun/roslaunch arguments: `_name:=value` -> `--name value`; `__name:=...` and topic remappings
     (`from:=to`) are left to rospy, which reads them from sys.argv itself."""
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None, node_name: str = "emoji_privacy_web") ->
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(QuietPolling())
     scheme = "https" if args.ssl_certfile else "http"
     print(f"emoji_privacy web demo: {scheme}://{settings.host}:{settings.port}/ (API: /docs)", flush=True)
     uvicorn.run(create_app(settings, config), host=settings.host, port=settings.port,

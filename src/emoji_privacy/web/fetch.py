@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from .settings import WebRequestError
+from .settings import WebRequestError, too_large
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -86,6 +86,14 @@ def resolve(host: str, port: int, timeout_s: float) -> list[IPAddress]:
     return addresses
 
 
+def checked_addresses(host: str, port: int, policy: UrlPolicy, timeout_s: float) -> list[IPAddress]:
+    """Resolve ``host`` and check *every* address: a name with one public and one private address is refused."""
+    addresses = resolve(host, port, timeout_s)
+    for ip in addresses:
+        check_address(host, ip, policy)
+    return addresses
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """HTTP to a checked address, with the URL's host name in the Host header."""
 
@@ -147,15 +155,13 @@ def fetch_image_bytes(url: str, policy: UrlPolicy) -> bytes:
 
 def _get_once(url: str, policy: UrlPolicy, deadline: float) -> tuple[int, str, bytes]:
     scheme, host, port, path = _split(url)
-    remaining = deadline - time.monotonic()
-    addresses = resolve(host, port, remaining)
-    for ip in addresses:  # every address: a name with one public and one private address is refused
-        check_address(host, ip, policy)
+    addresses = checked_addresses(host, port, policy, deadline - time.monotonic())
     cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     conn = cls(host, port, addresses[0], timeout=max(deadline - time.monotonic(), 0.01))
     try:
         conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/jpeg,image/png,image/webp"})
-        conn.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        sock = conn.sock  # the response reads from it even after the connection lets go of it
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
         resp = conn.getresponse()
         if resp.status in REDIRECTS:
             return resp.status, resp.getheader("Location", ""), b""
@@ -167,21 +173,19 @@ def _get_once(url: str, policy: UrlPolicy, deadline: float) -> tuple[int, str, b
                                        "(right-click the image, 'Copy image address')")
         length = resp.getheader("Content-Length")
         if length and length.isdigit() and int(length) > policy.max_bytes:
-            raise WebRequestError(413, f"the image at the URL is {int(length) / 1e6:.1f} MB, more than the limit of "
-                                       f"{policy.max_bytes / 1e6:.1f} MB")
+            raise too_large("the image at the URL", int(length), policy.max_bytes)
         body = bytearray()
         while True:
             now = time.monotonic()
             if now > deadline:
                 raise TimeoutError
-            conn.sock.settimeout(max(deadline - now, 0.01))
+            sock.settimeout(max(deadline - now, 0.01))
             chunk = resp.read1(65536)
             if not chunk:
                 return 200, "", bytes(body)
             body += chunk
             if len(body) > policy.max_bytes:
-                raise WebRequestError(413, f"the image at the URL is larger than the limit of "
-                                           f"{policy.max_bytes / 1e6:.1f} MB")
+                raise too_large("the image at the URL", None, policy.max_bytes)
     except TimeoutError as e:
         raise WebRequestError(504, f"{host} did not deliver the image within {policy.timeout_s:g} s") from e
     except ssl.SSLError as e:

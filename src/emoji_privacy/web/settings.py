@@ -17,6 +17,12 @@ class WebRequestError(EmojiPrivacyError):
         self.message = message
 
 
+def too_large(what: str, size: int | None, limit: int) -> WebRequestError:
+    """413 saying how large ``what`` is (when known) against the limit, in bytes and MB (2**20 bytes)."""
+    actual = f" ({size:,} bytes)" if size is not None else ""
+    return WebRequestError(413, f"{what}{actual} is larger than the limit of {limit:,} bytes ({limit / 2 ** 20:g} MB)")
+
+
 @dataclass
 class WebSettings:
     host: str = "127.0.0.1"

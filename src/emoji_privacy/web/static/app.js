@@ -107,9 +107,9 @@ async function loadDemos() {
 
 function uploadFile(file) {
   if (!file) return;
-  const mb = (n) => (n / 1024 / 1024).toFixed(1);
   if (file.size > info.max_upload_bytes) {
-    showMessage(`${file.name}: ${mb(file.size)} MB is more than the limit of ${mb(info.max_upload_bytes)} MB`);
+    showMessage(`${file.name} (${file.size} bytes) is larger than the limit of ${info.max_upload_bytes} bytes ` +
+                `(${info.max_upload_bytes / 1024 / 1024} MB)`);
     $("result").hidden = true;
     return;
   }
