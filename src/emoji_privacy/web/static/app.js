@@ -203,6 +203,7 @@ async function startLive() {
     const fps = live.frames / ((performance.now() - live.t0) / 1000);
     if (live.meta) {
       fillFaces($("live-faces"), live.meta.faces);
+      $("live-faces").hidden = false;
       liveStatus(`${live.meta.faces.length} face(s), ${live.meta.processing_ms.toFixed(0)} ms per frame, ` +
                  `${fps.toFixed(1)} fps`);
     }
@@ -236,6 +237,7 @@ async function pollRos() {
   try {
     const s = await (await fetch("/api/ros/status")).json();
     const img = $("ros-image");
+    $("ros-faces").hidden = !s.streaming;
     if (s.streaming) {
       $("ros-status").textContent = `${s.image_topic} from ${s.master_uri}`;
       if (img.hidden) { img.src = "/api/ros/stream.mjpg"; img.hidden = false; }
