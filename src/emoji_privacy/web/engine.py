@@ -84,4 +84,7 @@ class AnonymizerService:
                                            "nothing is returned") from e
             if out is frame or out.shape != frame.shape:
                 raise WebRequestError(500, "the anonymizer returned no new image; nothing is returned")
+            if session is None:  # a still image: number its faces 1..N (ids say nothing about other requests)
+                for i, f in enumerate(faces, 1):
+                    f.track_id = i
             return out, faces, (time.perf_counter() - t0) * 1e3
