@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import time
 import zlib
 
@@ -224,3 +226,11 @@ def test_pipeline_error_returns_no_image(astronaut: np.ndarray) -> None:
     out, faces, _ = service.process(astronaut)
     assert len(faces) == 1 and out is not astronaut
 
+
+
+def test_web_package_does_not_import_rospy() -> None:
+    """The website runs without ROS; rospy comes in only when the ROS view starts (in its thread)."""
+    code = ("import sys; import emoji_privacy.web.app, emoji_privacy.web.cli, emoji_privacy.web.ros_bridge; "
+            "print(sorted(m for m in ('rospy', 'rosgraph', 'sensor_msgs') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

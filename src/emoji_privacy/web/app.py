@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
@@ -31,6 +31,9 @@ from .engine import AnonymizerService
 from .fetch import UrlPolicy, fetch_image_bytes
 from .images import FORMATS, decode_image, encode_image, fit_side
 from .settings import WebRequestError, WebSettings, too_large
+
+if TYPE_CHECKING:
+    from .ros_bridge import RosLiveView
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -135,7 +138,7 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
     policy = UrlPolicy(settings.url_timeout_s, settings.max_upload_bytes, settings.url_max_redirects,
                        settings.allow_private_urls, settings.allowed_networks())
     live_sessions = 0
-    ros_view = None
+    ros_view: RosLiveView | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -189,14 +192,14 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
 
     @app.get("/api/demo/{name}", summary="Anonymize a demo image", response_model=AnonymizeResult,
              responses={404: {"model": ErrorOut}, **ERRORS})
-    async def demo(name: str, format: ResultFormat = FORMAT_QUERY) -> Response:  # noqa: A002 - the query name
+    async def demo(name: str, format: ResultFormat = FORMAT_QUERY) -> Response:
         if name not in DEMO_IMAGES:
             raise WebRequestError(404, f"no demo image '{name}' (there are: {', '.join(DEMO_IMAGES)})")
         return await anonymize(await run_in_threadpool(demo_image, name), f"demo:{name}", format)
 
     @app.post("/api/anonymize", summary="Anonymize an uploaded image (the body is the JPEG/PNG/WebP file)",
               response_model=AnonymizeResult, responses=ERRORS, openapi_extra=IMAGE_BODY)
-    async def upload(request: Request, format: ResultFormat = FORMAT_QUERY) -> Response:  # noqa: A002
+    async def upload(request: Request, format: ResultFormat = FORMAT_QUERY) -> Response:
         data = await read_body(request, settings.max_upload_bytes, settings.body_timeout_s)
         frame = await run_in_threadpool(decode_image, data, settings.max_pixels)
         del data  # the original's bytes are not kept a moment longer than needed
@@ -204,7 +207,7 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
 
     @app.post("/api/anonymize-url", summary="Fetch an image URL server-side and anonymize it",
               response_model=AnonymizeResult, responses=ERRORS)
-    async def from_url(req: UrlRequest, format: ResultFormat = FORMAT_QUERY) -> Response:  # noqa: A002
+    async def from_url(req: UrlRequest, format: ResultFormat = FORMAT_QUERY) -> Response:
         data = await run_in_threadpool(fetch_image_bytes, req.url, policy)
         frame = await run_in_threadpool(decode_image, data, settings.max_pixels)
         del data
@@ -260,7 +263,7 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
         finally:
             live_sessions -= 1
 
-    def require_ros() -> object:
+    def require_ros() -> RosLiveView:
         if ros_view is None:
             raise WebRequestError(503, "the ROS view is off on this server (started with --ros off)")
         return ros_view
