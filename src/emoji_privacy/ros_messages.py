@@ -62,6 +62,27 @@ def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks
     return out
 
 
+def faces_from_message(msg: object) -> list[FaceResult]:
+    """emoji_privacy/FaceEmotionArray -> FaceResult list (the inverse of faces_to_message, e.g. for the web view).
+
+    The message carries no cover circle: ``center`` is the box centre and ``radius`` half its diagonal;
+    ``landmarks`` is (0, 2) unless the anonymizer published them.
+    """
+    out = []
+    for f in msg.faces:
+        r = f.roi
+        box = np.array([r.x_offset, r.y_offset, r.x_offset + r.width, r.y_offset + r.height], np.float32)
+        out.append(FaceResult(
+            track_id=int(f.track_id), box=box, score=float(f.detection_score),
+            probabilities=np.asarray(f.probabilities, np.float32), emotion_index=int(f.emotion_index),
+            confidence=float(f.confidence), roll_deg=float(f.roll_deg),
+            landmarks=np.asarray(f.landmarks, np.float32).reshape(-1, 2),
+            center=(float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2),
+            radius=float(np.hypot(r.width, r.height)) / 2,
+        ))
+    return out
+
+
 def diagnostics_message(header: object, name: str, hardware_id: str, level: int, summary: str,
                         values: dict[str, object]) -> DiagnosticArray:
     """One DiagnosticStatus wrapped in a DiagnosticArray for /diagnostics."""
