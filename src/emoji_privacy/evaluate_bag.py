@@ -288,8 +288,8 @@ def summary_lines(ev: Evaluation, report: Path | None) -> list[str]:
              f"{len(ev.tracks())} tracks"]
     s = ev.leak_summary()
     if s is not None:
-        lines.append(f"leaked face-frames: {s.leaked} of {s.face_frames}; longest leaked run {s.max_run} frames; "
-                     f"track id switches {s.id_switches}")
+        lines.append(f"leaked face-frames: {s.leaked} of {s.face_frames} ({s.leaked_hidden} with the face hidden); "
+                     f"longest leaked run {s.max_run} frames; track id switches {s.id_switches}")
     if ev.mode == "offline":
         lines.append(f"pipeline {ev.pipeline_fps():.1f} fps ({np.mean(ev.process_ms()):.1f} ms per frame); "
                      f"evaluation {ev.evaluation_fps():.1f} fps")

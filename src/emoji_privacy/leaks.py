@@ -6,6 +6,11 @@ An independent detector (another backend than the pipeline's) finds the faces of
 (IoU >= ``overlap``) is a leaked face-frame. Original faces are tracked on their own (their ids
 do not come from the pipeline) so that leaks can be counted as runs of consecutive frames per
 person, and so that the pipeline's track id covering each person can be checked for switches.
+
+A low-threshold detector can also fire on the emoji itself (it is a drawn face, exactly where the
+face was). Each leak therefore also records how much of the original face is still visible: the
+share of pixels inside the face box's central ellipse left (nearly) unchanged. A leak with none
+visible is counted as a leak all the same, and reported apart so a reader can tell the two kinds.
 """
 
 from __future__ import annotations
@@ -19,6 +24,26 @@ from .tracking import FaceTracker
 
 TRUTH_HOLD_FRAMES = 10
 """Frames the reference tracker bridges when the reference detector misses a face."""
+UNCHANGED_LEVEL = 8
+"""A pixel differing from the original by at most this much (every channel) counts as still visible."""
+HIDDEN_SHARE = 0.02
+"""A leaked face with less than this share of its central ellipse visible counts as hidden."""
+
+
+def visible_share(original: np.ndarray, anonymized: np.ndarray, box: np.ndarray) -> float:
+    """Share of the pixels in the ellipse inscribed in the central 80% of ``box`` that the
+    anonymization left (nearly) unchanged."""
+    h, w = original.shape[:2]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    ax, ay = 0.4 * (box[2] - box[0]), 0.4 * (box[3] - box[1])
+    x0, x1 = int(max(cx - ax, 0)), int(min(np.ceil(cx + ax), w))
+    y0, y1 = int(max(cy - ay, 0)), int(min(np.ceil(cy + ay), h))
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    inside = ((xs + 0.5 - cx) / max(ax, 1e-6)) ** 2 + ((ys + 0.5 - cy) / max(ay, 1e-6)) ** 2 <= 1.0
+    diff = np.abs(original[y0:y1, x0:x1].astype(np.int16) - anonymized[y0:y1, x0:x1].astype(np.int16)).max(axis=2)
+    return float((diff[inside] <= UNCHANGED_LEVEL).mean()) if inside.any() else 0.0
 
 
 def independent_backend(pipeline_backend: str) -> str:
@@ -35,6 +60,12 @@ class FrameLeaks:
     leaked: list[bool]  # still found in the anonymized frame
     covered_by: list[int | None]  # pipeline track id whose face (detected or held) overlaps it
     probe: np.ndarray  # (M,4) low-threshold detections in the anonymized frame
+    visible: list[float] = field(default_factory=list)  # per leaked face: share of it left unchanged
+
+    @property
+    def hidden(self) -> int:
+        """Leaks where (almost) nothing of the original face is visible: the detector found the emoji."""
+        return sum(v < HIDDEN_SHARE for v in self.visible)
 
     @property
     def count(self) -> int:
@@ -74,6 +105,7 @@ class LeakMeter:
         leaked = [False] * n
         if n and len(probe):
             leaked = [bool(v) for v in (box_iou(truth, probe) >= self.overlap).any(axis=1)]
+        visible = [visible_share(original, anonymized, truth[i]) for i in range(n) if leaked[i]]
         covered_by: list[int | None] = [None] * n
         if n and covered:
             iou = box_iou(truth, np.array([b for _, b in covered], np.float32).reshape(-1, 4))
@@ -81,7 +113,7 @@ class LeakMeter:
                 j = int(np.argmax(iou[i]))
                 if iou[i, j] >= self.overlap:
                     covered_by[i] = covered[j][0]
-        return FrameLeaks(truth, ids, leaked, covered_by, probe)
+        return FrameLeaks(truth, ids, leaked, covered_by, probe, visible)
 
 
 @dataclass
@@ -90,6 +122,7 @@ class LeakSummary:
 
     face_frames: int = 0  # original faces over all frames
     leaked: int = 0  # of those, still found after anonymization
+    leaked_hidden: int = 0  # of the leaked, those with (almost) nothing of the face visible
     frames_with_leak: int = 0
     longest_run: dict[int, int] = field(default_factory=dict)  # reference track id -> longest run of leaked frames
     frames_per_person: dict[int, int] = field(default_factory=dict)  # reference track id -> frames present
@@ -115,6 +148,7 @@ def summarize_leaks(frames: list[FrameLeaks]) -> LeakSummary:
     for k, f in enumerate(frames):
         s.face_frames += len(f.truth)
         s.leaked += f.count
+        s.leaked_hidden += f.hidden
         s.frames_with_leak += f.count > 0
         for tid, leaked, cover in zip(f.truth_ids, f.leaked, f.covered_by, strict=True):
             s.frames_per_person[tid] = s.frames_per_person.get(tid, 0) + 1

@@ -267,6 +267,8 @@ def privacy_blocks(ev: Evaluation) -> list[Block]:
     blocks += [Paragraph(f"Independent detector {ev.leak_detector}."), Table(["measure", "value"], [
         ["original face-frames", s.face_frames],
         ["leaked face-frames", _pct(s.leaked, s.face_frames)],
+        ["of which with the face hidden (under 2% of it unchanged: the detector fired on the emoji)",
+         s.leaked_hidden],
         ["frames with a leak", _pct(s.frames_with_leak, ev.frames)],
         ["longest run of consecutive leaked frames (any person)", s.max_run],
         ["people (reference tracks)", len(s.frames_per_person)],
