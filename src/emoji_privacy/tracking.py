@@ -62,7 +62,7 @@ class FaceTracker:
     ``hysteresis``: the shown emotion changes only when another beats it by this margin.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 5, smoothing: float = 0.5,
+    def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 8, smoothing: float = 0.5,
                  hysteresis: float = 0.1, max_center_shift: float = 0.5) -> None:
         self.iou_threshold = iou_threshold
         self.hold_frames = hold_frames
