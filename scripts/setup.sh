@@ -13,7 +13,8 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # --- apt ------------------------------------------------------------------------------
 apt_pkgs=(ros-core-python-dev python3-rostest python3-cv-bridge rosbash python3-venv
-          python3-diagnostic-msgs libgl1 libglib2.0-0)
+          python3-diagnostic-msgs libgl1 libglib2.0-0
+          chromium chromium-driver fonts-dejavu-core)  # the last three: the web demo's browser test
 [ "${WITH_RVIZ:-0}" = 1 ] && apt_pkgs+=(rviz xvfb imagemagick xauth)
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -112,7 +112,7 @@ def test_missing_files(tmp_path):
 def test_corrupt_files(tmp_path):
     bad = tmp_path / "garbage.pt"
     bad.write_bytes(b"\x00not a checkpoint\xff" * 50)
-    with pytest.raises(ModelFileError, match=r"garbage\.pt.*corrupt.*re-export it.*or delete it"):
+    with pytest.raises(ModelFileError, match=r"garbage\.pt.*corrupt.*retrain it.*or point emotion model_path"):
         load_emotion_classifier("torch", str(bad))
     bad_h5 = tmp_path / "garbage.hdf5"
     bad_h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 300)
@@ -152,5 +152,8 @@ def test_backend_names():
     assert set(EMOTION_BACKENDS) >= {"mini_xception", "torch"}
     with pytest.raises(ConfigError, match="known: mini_xception, torch"):
         load_emotion_classifier("vgg")
-    with pytest.raises(ConfigError, match="needs model_path"):
-        load_emotion_classifier("torch")
+    default = load_emotion_classifier("torch")  # no model_path: the project's own best model
+    assert default.path.name == "fer_resnet.pt" and default.metadata["architecture"] == "compact_resnet"
+    assert load_emotion_classifier().path == default.path  # and it is the default backend
+    with pytest.raises(ModelFileError, match=r"nope\.pt does not exist.*name of one in models/"):
+        load_emotion_classifier("torch", "nope.pt")

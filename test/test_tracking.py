@@ -1,6 +1,7 @@
 """Tracker on synthetic box sequences with exact expected ids and hold behaviour."""
 
 import numpy as np
+import pytest
 
 from emoji_privacy.tracking import FaceTracker
 
@@ -26,17 +27,27 @@ def test_missed_frame_is_held_at_predicted_position_then_dropped() -> None:
     matched, held = tr.update(boxes())
     assert matched == [] and ids(held) == [1]
     assert abs(held[0].box[0] - 150) < 1e-3, "constant-velocity prediction"
-    assert ids(tr.update(boxes())[1]) == [1]
+    matched, held = tr.update(boxes())
+    assert ids(held) == [1] and abs(held[0].box[0] - 160) < 1e-3
     assert tr.update(boxes())[1] == [], "dropped after hold_frames misses"
     assert ids(tr.update(boxes(300))[0]) == [2], "a new face gets a new id"
 
 
-def test_reacquired_after_a_miss_keeps_id() -> None:
+def test_no_hold_when_hold_frames_is_zero() -> None:
+    tr = FaceTracker(hold_frames=0)
+    tr.update(boxes(100))
+    assert tr.update(boxes()) == ([], [])
+    assert ids(tr.update(boxes(100))[0]) == [2]
+
+
+def test_reacquired_after_a_miss_keeps_id_and_velocity() -> None:
     tr = FaceTracker(hold_frames=3)
     for t in range(4):
         tr.update(boxes(100 + 10 * t))
-    tr.update(boxes())
-    assert ids(tr.update(boxes(150))[0]) == [1]
+    tr.update(boxes())  # missed at x = 140
+    matched, held = tr.update(boxes(150))
+    assert ids(matched) == [1] and held == []
+    assert abs(matched[0].velocity[0] - 10) < 1e-3, "velocity measured over the missed frame"
 
 
 def test_crossing_faces_keep_their_ids() -> None:
@@ -49,12 +60,75 @@ def test_crossing_faces_keep_their_ids() -> None:
         assert ids(matched) == want, f"frame {t}"
 
 
+def test_crossing_with_a_missed_face_at_the_crossing() -> None:
+    """Face 2 (smaller, in front) is missed for two frames right where the faces overlap; both
+    keep their ids, and face 2 is held meanwhile."""
+    tr = FaceTracker(hold_frames=3)
+    for t in range(14):
+        a = boxes(100 + 15 * t, y=100, size=60)
+        b = boxes(310 - 15 * t, y=110, size=45)
+        if t in (7, 8):
+            matched, held = tr.update(a)
+            assert ids(matched) == [1] and ids(held) == [2], f"frame {t}"
+        else:
+            matched, held = tr.update(np.concatenate([a, b] if t == 0 else [b, a]))
+            assert ids(matched) == ([1, 2] if t == 0 else [2, 1]) and held == [], f"frame {t}"
+
+
+def test_optimal_assignment_where_greedy_would_start_a_new_track() -> None:
+    """Detection A overlaps both tracks, B only track 1: the best overall match gives A to track 2
+    and B to track 1 (greedy would give A to track 1 and open a new track for B)."""
+    tr = FaceTracker(hold_frames=2)
+    tr.update(np.array([[0, 0, 100, 100], [40, 0, 140, 100]], np.float32))
+    matched, _ = tr.update(np.array([[15, 0, 115, 100], [-30, 0, 70, 100]], np.float32))
+    assert ids(matched) == [2, 1]
+
+
+def test_face_doubling_in_size_keeps_its_id() -> None:
+    """IoU 0.25 (below the threshold) but the same centre: still the same face."""
+    tr = FaceTracker(hold_frames=2, iou_threshold=0.3)
+    tr.update(np.array([[100, 100, 150, 150]], np.float32))
+    assert ids(tr.update(np.array([[75, 75, 175, 175]], np.float32))[0]) == [1]
+
+
+def test_dropped_frames_predicted_over_real_time() -> None:
+    """Frames dropped upstream: with dt the prediction jumps as far as the face moved."""
+    tr = FaceTracker(hold_frames=2)
+    for t in range(4):
+        assert ids(tr.update(boxes(100 + 30 * t, size=60), dt=1.0)[0]) == [1]  # 30 px per frame
+    matched, _ = tr.update(boxes(100 + 30 * 6, size=60), dt=3.0)  # frames 4 and 5 never arrived
+    assert ids(matched) == [1]
+    plain = FaceTracker(hold_frames=2)
+    for t in range(4):
+        plain.update(boxes(100 + 30 * t, size=60))
+    assert ids(plain.update(boxes(100 + 30 * 6, size=60))[0]) == [2], "without dt the jump looks like a new face"
+
+
 def test_leaving_and_reentering_gets_new_id() -> None:
     tr = FaceTracker(hold_frames=1)
     tr.update(boxes(100))
     tr.update(boxes())
     tr.update(boxes())
     assert ids(tr.update(boxes(100))[0]) == [2]
+
+
+def test_leaving_and_reentering_within_the_hold_keeps_id() -> None:
+    """A face walks out of the left edge (boxes clipped, then gone) and comes back while held."""
+    tr = FaceTracker(hold_frames=4)
+    for x in (40, 20, 0):
+        assert ids(tr.update(boxes(x))[0]) == [1]
+    assert ids(tr.update(np.array([[0, 100, 30, 150]], np.float32))[0]) == [1]
+    for _ in range(3):
+        matched, held = tr.update(boxes())
+        assert matched == [] and ids(held) == [1]
+    assert ids(tr.update(boxes(0))[0]) == [1]
+
+
+def test_ids_are_never_reused_after_reset() -> None:
+    tr = FaceTracker()
+    tr.update(boxes(100, 300))
+    tr.reset()
+    assert ids(tr.update(boxes(100))[0]) == [3]
 
 
 def test_smoothing_with_hysteresis() -> None:
@@ -64,3 +138,19 @@ def test_smoothing_with_hysteresis() -> None:
     assert tr.smooth(t, happy) == 3
     assert tr.smooth(t, 0.45 * happy + 0.55 * sad) == 3, "a small swing does not flip the emoji"
     assert tr.smooth(t, sad) == 4
+
+
+def test_no_smoothing_follows_every_frame() -> None:
+    tr = FaceTracker(smoothing=1.0, hysteresis=0.0)
+    t = tr.update(boxes(0))[0][0]
+    happy, sad = np.eye(7)[3], np.eye(7)[4]
+    assert [tr.smooth(t, p) for p in (happy, 0.45 * happy + 0.55 * sad, happy)] == [3, 4, 3]
+
+
+@pytest.mark.parametrize("stamps, same", [((10.0, 10.04), True), ((10.0, 4.0), False)])
+def test_pipeline_forgets_tracks_when_time_goes_back(pipeline, astronaut, stamps, same) -> None:
+    """A bag played again (stamps jump back) starts fresh tracks; forward time keeps them."""
+    pipeline.reset()
+    first = pipeline.process(astronaut, stamps[0])[1][0].track_id
+    second = pipeline.process(astronaut, stamps[1])[1][0].track_id
+    assert (first == second) is same

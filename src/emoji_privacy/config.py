@@ -34,8 +34,8 @@ class LandmarkConfig:
 
 @dataclass
 class EmotionConfig:
-    backend: str = "mini_xception"
-    model_path: str = ""
+    backend: str = "torch"
+    model_path: str = ""  # empty: models/fer_resnet.pt
     threads: int = 1
 
 
@@ -47,9 +47,9 @@ class EmojiConfig:
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = True
-    iou_threshold: float = 0.3  # minimum IoU between a predicted track box and a detection to match
-    hold_frames: int = 5  # frames a missed face stays covered at its predicted position
+    enabled: bool = True  # false: every frame on its own (no hold, no emotion smoothing; ids are still given)
+    iou_threshold: float = 0.3  # minimum IoU between a track's predicted (or last) box and a detection to match
+    hold_frames: int = 8  # frames a missed face stays covered at its predicted position (bench/results/hold_sweep.md)
     smoothing: float = 0.5  # weight of the newest probabilities in the per-track running average (1 = none)
     hysteresis: float = 0.1  # a new emotion must beat the shown one by this much to replace it
 

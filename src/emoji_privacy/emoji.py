@@ -405,27 +405,30 @@ def _label(img: np.ndarray, text: str) -> None:
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
-def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], width: int = 1280) -> np.ndarray:
-    """Tile (original, anonymized) BGR pairs, one pair per row, scaled to ``width``; for demos and reports."""
+def contact_sheet(pairs: list[tuple[np.ndarray, ...]], width: int = 1280,
+                  labels: list[tuple[str, ...]] | None = None) -> np.ndarray:
+    """Tile rows of BGR images (by default (original, anonymized) pairs), scaled to ``width``;
+    for demos and reports. ``labels``: the text of each cell, row by row."""
     if not pairs:
         raise ValueError("contact_sheet needs at least one (original, anonymized) pair")
     gap = 4
-    half = (width - gap) // 2
     rows = []
-    for orig, anon in pairs:
+    for k, images in enumerate(pairs):
+        texts = labels[k] if labels else ("original", "anonymized")
+        cell_w = (width - gap * (len(images) - 1)) // len(images)
         cells = []
-        for img, text in ((orig, "original"), (anon, "anonymized")):
+        for img, text in zip(images, texts, strict=True):
             img = as_bgr(np.asarray(img))
             h, w = img.shape[:2]
-            nh = max(1, round(h * half / w))
-            interp = cv2.INTER_AREA if half < w else cv2.INTER_LINEAR
-            cell = cv2.resize(img, (half, nh), interpolation=interp)
+            nh = max(1, round(h * cell_w / w))
+            interp = cv2.INTER_AREA if cell_w < w else cv2.INTER_LINEAR
+            cell = cv2.resize(img, (cell_w, nh), interpolation=interp)
             _label(cell, text)
             cells.append(cell)
-        rh = max(c.shape[0] for c in cells)
-        row = np.zeros((rh, width, 3), np.uint8)
-        row[:cells[0].shape[0], :half] = cells[0]
-        row[:cells[1].shape[0], half + gap:half + gap + half] = cells[1]
+        row = np.zeros((max(c.shape[0] for c in cells), width, 3), np.uint8)
+        for i, cell in enumerate(cells):
+            x = i * (cell_w + gap)
+            row[:cell.shape[0], x:x + cell_w] = cell
         rows.append(row)
         rows.append(np.zeros((gap, width, 3), np.uint8))
     return np.vstack(rows[:-1])

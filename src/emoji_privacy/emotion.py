@@ -25,7 +25,7 @@ from torch import nn
 from . import EMOTIONS
 from .emotion_nets import EMOTION_NETS, build_emotion_net
 from .errors import ConfigError, ImageFormatError, ModelFileError
-from .model_files import find_model_file
+from .model_files import ModelFile, candidate_paths, find_model_file
 
 __all__ = [
     "EMOTION_BACKENDS",
@@ -34,11 +34,14 @@ __all__ = [
     "MiniXceptionClassifier",
     "TorchEmotionClassifier",
     "export_pt",
+    "save_checkpoint",
+    "resolve_model_path",
     "load_emotion_classifier",
     "mini_xception_from_hdf5",
 ]
 
 PT_FORMAT_VERSION = 1
+DEFAULT_MODEL = "fer_resnet"  # models/fer_resnet.pt, trained by emoji_privacy.training
 # x / 255 * 2 - 1, written as (x - mean) / std so other .pt models can declare their own.
 FER_NORMALIZATION = {"mean": 127.5, "std": 127.5}
 
@@ -385,16 +388,28 @@ _ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
 }
 
 
+def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
+    """An emotion ``.pt``: empty means the project's default; a bare name is looked up in models/ etc."""
+    if not model_path:
+        return find_model_file(DEFAULT_MODEL)
+    path = Path(os.path.expanduser(str(model_path)))
+    if path.is_file():
+        return path
+    if not path.is_absolute() and len(path.parts) == 1:  # "paper42.pt": search the model folders
+        for candidate in candidate_paths(ModelFile(path.stem, path.name, "emotion model")):
+            if candidate.is_file():
+                return candidate
+    raise ModelFileError(f"emotion model {path} does not exist; fix emotion model_path (a .pt file, or the name "
+                         f"of one in models/), or train one with `python -m emoji_privacy.training --export`")
+
+
 class TorchEmotionClassifier(_TorchModelClassifier):
     """A project ``.pt`` checkpoint: {"state_dict", "metadata"}; metadata says how to build and feed it."""
 
-    def __init__(self, model_path: str | os.PathLike, threads: int | None = None):
-        path = Path(os.path.expanduser(str(model_path)))
-        if not path.is_file():
-            raise ModelFileError(f"emotion model {path} does not exist; fix emotion model_path or export one "
-                                 f"with emoji_privacy.emotion.export_pt")
+    def __init__(self, model_path: str | os.PathLike | None = None, threads: int | None = None):
+        path = resolve_model_path(model_path)
         self.path = path
-        fix = "re-export it with emoji_privacy.emotion.export_pt or delete it"
+        fix = "retrain it (python -m emoji_privacy.training) or point emotion model_path at another .pt"
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # zip/pickle/EOF errors all mean the same thing to the user
@@ -449,13 +464,18 @@ def export_pt(classifier: EmotionClassifier, path: str | os.PathLike) -> Path:
         "normalization": {"mean": classifier.mean, "std": classifier.std},
         "source": str(getattr(classifier, "path", "")),
     }
+    return save_checkpoint(model, path, meta)
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write a project ``.pt`` ({"state_dict", "metadata"}) atomically: a crash never leaves half a model."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".part", dir=path.parent)
     os.close(fd)
-    try:  # write then rename, so a crash never leaves a half-written model behind
-        torch.save({"state_dict": state, "metadata": meta}, tmp)
+    try:
+        torch.save({"state_dict": state, "metadata": metadata}, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -471,9 +491,7 @@ def _load_mini_xception(model_path: str | None, threads: int | None) -> EmotionC
 
 
 def _load_torch(model_path: str | None, threads: int | None) -> EmotionClassifier:
-    if not model_path:
-        raise ConfigError("emotion backend 'torch' needs model_path (a .pt written by export_pt)")
-    return TorchEmotionClassifier(model_path, threads)
+    return TorchEmotionClassifier(model_path or None, threads)
 
 
 EMOTION_BACKENDS: dict[str, Callable[[str | None, int | None], EmotionClassifier]] = {
@@ -483,7 +501,7 @@ EMOTION_BACKENDS: dict[str, Callable[[str | None, int | None], EmotionClassifier
 """Backend name (as written in the config) -> loader(model_path, threads)."""
 
 
-def load_emotion_classifier(backend: str = "mini_xception", model_path: str | None = None,
+def load_emotion_classifier(backend: str = "torch", model_path: str | None = None,
                             threads: int | None = None) -> EmotionClassifier:
     """The emotion classifier named ``backend``; ``threads`` sets torch's (process-wide) CPU threads."""
     if backend not in EMOTION_BACKENDS:

@@ -36,6 +36,7 @@ class Paper42(nn.Module):
         if input_size != 42:
             raise ValueError("paper42 is defined for 42x42 input")
         self.input_size = input_size
+        self.config = {"input_size": input_size, "hidden": hidden, "dropout": dropout}  # stored in .pt metadata
         self.features = nn.Sequential(
             *_conv_bn_relu(1, 32, 5, 2), nn.MaxPool2d(2),   # 42 -> 21
             *_conv_bn_relu(32, 32, 4, 1), nn.MaxPool2d(2),  # 21 -> 20 -> 10
@@ -88,6 +89,7 @@ class CompactResNet(nn.Module):
         if len(widths) != len(blocks) or not widths:
             raise ValueError("widths and blocks must have the same, non-zero length")
         self.input_size = input_size
+        self.config = {"input_size": input_size, "widths": list(widths), "blocks": list(blocks), "dropout": dropout}
         layers: list[nn.Module] = [*_conv_bn_relu(1, widths[0], 3, 1), nn.MaxPool2d(2)]
         cin = widths[0]
         for i, (w, n) in enumerate(zip(widths, blocks, strict=True)):

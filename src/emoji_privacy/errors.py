@@ -19,3 +19,7 @@ class ConfigError(EmojiPrivacyError):
 
 class SourceError(EmojiPrivacyError):
     """A camera, video, folder or stream source cannot be opened or read."""
+
+
+class BagError(EmojiPrivacyError):
+    """A bag file cannot be read or does not hold what a tool needs."""

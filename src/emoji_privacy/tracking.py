@@ -1,8 +1,15 @@
 """Per-face tracks: stable ids, a constant-velocity prediction, and a hold that keeps a
 face covered for a few frames when the detector blinks.
 
-The tracker is deliberately small (greedy IoU matching on predicted boxes) so it adds well
-under a millisecond per frame; faces in a robot's view are few.
+Detections are assigned to tracks by an optimal (Hungarian) assignment on the IoU between each
+detection and each track's *predicted* box (or its last detected box, whichever fits better: a
+face that walks out of the picture and comes back where it left is the same face). A detection
+that overlaps no track enough may still continue a track whose centre is close (a face that
+grows quickly as it approaches), so such faces keep their id instead of being counted as new.
+
+Time is measured in whatever unit the caller passes as ``dt`` to :meth:`FaceTracker.update`
+(the pipeline passes seconds from the image stamps, so a dropped frame doubles the predicted
+step; tests pass the default 1 = one frame). The tracker adds well under a millisecond per frame.
 """
 
 from __future__ import annotations
@@ -10,8 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from .detection import box_iou
+
+NO_MATCH = 1e6
+"""Assignment cost of a pair that must not be matched."""
 
 
 @dataclass
@@ -19,47 +30,83 @@ class Track:
     """One face followed over frames."""
 
     track_id: int
-    box: np.ndarray  # (4,) last estimated box
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box change per frame
-    hits: int = 1
-    misses: int = 0
+    box: np.ndarray  # (4,) current estimate: the last detection, or the prediction while missed
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # (4,) the last detected box
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box change per unit of time
+    hits: int = 1  # frames with a detection
+    misses: int = 0  # consecutive frames without one
+    unseen: float = 0.0  # time since the last detection
     probs: np.ndarray | None = None  # smoothed emotion probabilities
     shown: int = -1  # emotion index currently shown (hysteresis state)
-    cover: tuple[float, float, float, float] | None = None  # last (cx, cy, radius, roll) drawn
+    cover: tuple[float, float, float, float] | None = None  # last emoji drawn: (dx, dy) from box centre, radius, roll
 
-    def predicted_box(self) -> np.ndarray:
-        return self.box + self.velocity
+    def predicted_box(self, dt: float = 1.0) -> np.ndarray:
+        return self.box + self.velocity * np.float32(dt)
+
+    def center(self) -> np.ndarray:
+        return box_centers(self.box[None])[0]
+
+
+def box_centers(boxes: np.ndarray) -> np.ndarray:
+    """(N,4) boxes -> (N,2) centres."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1)
 
 
 class FaceTracker:
-    """Assigns detections to tracks; reports which tracks are held (missed but still covered)."""
+    """Assigns detections to tracks; reports which tracks are held (missed but still covered).
 
-    def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 5, smoothing: float = 0.5,
-                 hysteresis: float = 0.1) -> None:
+    ``max_center_shift``: a detection whose centre is within this many track sizes (the larger
+    side of the predicted box) of a predicted centre may continue that track even without IoU.
+    ``smoothing``: weight of the newest probabilities in each track's running average (1 = none).
+    ``hysteresis``: the shown emotion changes only when another beats it by this margin.
+    """
+
+    def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 8, smoothing: float = 0.5,
+                 hysteresis: float = 0.1, max_center_shift: float = 0.5) -> None:
         self.iou_threshold = iou_threshold
         self.hold_frames = hold_frames
         self.smoothing = smoothing
         self.hysteresis = hysteresis
+        self.max_center_shift = max_center_shift
         self.tracks: list[Track] = []
         self._next_id = 1
 
     def reset(self) -> None:
+        """Forget all tracks; ids keep counting up so an id is never reused."""
         self.tracks = []
 
-    def update(self, boxes: np.ndarray) -> tuple[list[Track], list[Track]]:
-        """Match ``boxes`` (N,4) to tracks. Returns (track per box, in box order; held tracks)."""
-        preds = np.array([t.predicted_box() for t in self.tracks], np.float32).reshape(-1, 4)
+    def _costs(self, boxes: np.ndarray, dt: float) -> np.ndarray:
+        """Cost of each (detection, track) pair: 1 - IoU for overlapping pairs, then 1 + the
+        relative centre distance for close ones, NO_MATCH for the rest. Each track is compared
+        by its predicted box and by its last detected box; the better fit counts."""
+        iou = np.zeros((len(boxes), len(self.tracks)), np.float32)
+        dist = np.full(iou.shape, np.inf, np.float32)
+        for ref in (np.array([t.predicted_box(dt) for t in self.tracks], np.float32),
+                    np.array([t.seen for t in self.tracks], np.float32)):
+            size = np.maximum(ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1])
+            d = np.linalg.norm(box_centers(boxes)[:, None] - box_centers(ref)[None], axis=2) / np.maximum(size, 1e-6)
+            iou, dist = np.maximum(iou, box_iou(boxes, ref)), np.minimum(dist, d)
+        cost = np.full(iou.shape, NO_MATCH)
+        close = dist <= self.max_center_shift
+        cost[close] = 1.0 + dist[close]
+        overlap = iou >= self.iou_threshold
+        cost[overlap] = 1.0 - iou[overlap]
+        return cost
+
+    def update(self, boxes: np.ndarray, dt: float = 1.0) -> tuple[list[Track], list[Track]]:
+        """Match ``boxes`` (N,4), seen ``dt`` after the previous update, to tracks.
+
+        Returns (the track of each box, in box order; tracks held this frame: missed for at most
+        ``hold_frames`` frames, their box moved to the predicted position).
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         assigned: list[Track | None] = [None] * len(boxes)
-        if len(boxes) and len(preds):
-            iou = box_iou(np.asarray(boxes, np.float32), preds)
-            for flat in np.argsort(-iou, axis=None):
-                d, t = divmod(int(flat), iou.shape[1])
-                if iou[d, t] < self.iou_threshold:
-                    break
-                track = self.tracks[t]
-                if assigned[d] is not None or any(a is track for a in assigned):
-                    continue
-                assigned[d] = track
+        if len(boxes) and self.tracks:
+            cost = self._costs(boxes, dt)
+            for d, t in zip(*linear_sum_assignment(cost), strict=True):
+                if cost[d, t] < NO_MATCH:
+                    assigned[d] = self.tracks[t]
         matched = {id(a) for a in assigned if a is not None}
         held: list[Track] = []
         survivors: list[Track] = []
@@ -68,26 +115,27 @@ class FaceTracker:
                 survivors.append(t)
                 continue
             t.misses += 1
-            t.box = t.predicted_box()
+            t.unseen += dt
+            t.box = t.predicted_box(dt)
             if t.misses <= self.hold_frames:
                 held.append(t)
                 survivors.append(t)
         for d, box in enumerate(boxes):
-            box = np.asarray(box, np.float32)
             t = assigned[d]
             if t is None:
-                t = Track(self._next_id, box.copy())
+                t = Track(self._next_id, box.copy(), box.copy())
                 self._next_id += 1
                 survivors.append(t)
                 assigned[d] = t
-            else:
-                # Velocity from the last observed box, averaged to damp detector jitter.
-                steps = t.misses + 1
-                measured = (box - t.box + t.velocity * t.misses) / steps
-                t.velocity = measured if t.hits == 1 else 0.5 * t.velocity + 0.5 * measured
-                t.box = box.copy()
-                t.hits += 1
-                t.misses = 0
+                continue
+            # Velocity from the last detected box, averaged with the previous estimate to damp
+            # detector jitter.
+            measured = (box - t.seen) / np.float32(max(t.unseen + dt, 1e-6))
+            t.velocity = measured if t.hits == 1 else 0.5 * t.velocity + 0.5 * measured
+            t.box, t.seen = box.copy(), box.copy()
+            t.hits += 1
+            t.misses = 0
+            t.unseen = 0.0
         self.tracks = survivors
         return [a for a in assigned if a is not None], held
 

@@ -20,7 +20,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from . import EMOTIONS, __version__  # noqa: E402
+from .emotion import PT_FORMAT_VERSION, save_checkpoint  # noqa: E402
 from .emotion_nets import EMOTION_NETS, build_emotion_net, count_parameters  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .fer2013 import FerData, load_fer2013  # noqa: E402
@@ -46,7 +46,6 @@ from .model_files import REPO_ROOT  # noqa: E402
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate_model", "classification_report", "save_checkpoint",
            "cross_validate", "resize_faces", "main"]
 
-PT_FORMAT_VERSION = 1
 NORMALIZATION = {"mean": 127.5, "std": 127.5}
 DEFAULT_SIZES = {"paper42": 42}
 
@@ -264,7 +263,7 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
                             pe.mul_(d).add_(pm.detach(), alpha=1 - d)
                         else:
                             pe.copy_(pm)
-            tot_loss += float(loss) * len(y)
+            tot_loss += loss.item() * len(y)
             tot_ok += float((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
@@ -302,22 +301,6 @@ def code_version() -> str:
     return f"{__version__}+{out}" if out else __version__
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
-    """Write ``{"state_dict", "metadata"}`` atomically (a crash never leaves half a model)."""
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"state_dict": state, "metadata": metadata}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def export_onnx(model: nn.Module, path: Path) -> Path | None:
     """ONNX twin of the .pt (dynamic batch); None with a warning when this torch cannot export."""
     s = int(model.input_size)
@@ -336,7 +319,7 @@ def model_metadata(result: TrainResult, data: FerData, command: str) -> dict[str
     return {
         "format_version": PT_FORMAT_VERSION,
         "architecture": cfg.architecture,
-        "config": dict(cfg.net),
+        "config": dict(getattr(result.model, "config", cfg.net)),  # every option, so default changes are safe
         "input_size": int(result.model.input_size),
         "classes": list(EMOTIONS),
         "normalization": dict(NORMALIZATION),

@@ -1,0 +1,125 @@
+"""Evaluate emotion models side by side on one FER2013 split, through the pipeline's own classifier code.
+
+Every model is loaded the way the listener loads it (:func:`load_emotion_classifier`) and fed the
+same faces through ``EmotionClassifier.predict`` (FER frames resized to its input size, which is
+what ``align_face`` gives it), so the comparison is on identical data and code::
+
+    python -m emoji_privacy.emotion_eval mini_xception models/fer_resnet.pt models/paper42.pt --split PrivateTest
+
+A model is a backend name (``mini_xception``) or a path to a project ``.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import EMOTIONS
+from .emotion import EMOTION_BACKENDS, EmotionClassifier, load_emotion_classifier
+from .errors import EmojiPrivacyError
+from .fer2013 import SPLITS, load_fer2013
+from .training import classification_report, resize_faces
+
+__all__ = ["load_model_spec", "evaluate_classifier", "time_per_face", "comparison_table", "main"]
+
+
+def load_model_spec(spec: str) -> EmotionClassifier:
+    """A backend name or a ``.pt`` path -> a loaded classifier."""
+    if spec in EMOTION_BACKENDS and not Path(spec).exists():
+        return load_emotion_classifier(spec)
+    return load_emotion_classifier("torch", model_path=spec)
+
+
+def count_parameters(clf: EmotionClassifier) -> int:
+    model = getattr(clf, "model", None)
+    return sum(p.numel() for p in model.parameters()) if isinstance(model, torch.nn.Module) else 0
+
+
+def evaluate_classifier(clf: EmotionClassifier, images: np.ndarray, labels: np.ndarray,
+                        batch_size: int = 256) -> dict[str, Any]:
+    """Classification report of ``clf`` on uint8 48x48 FER frames."""
+    faces = resize_faces(images, clf.input_size)
+    probs = np.concatenate([clf.predict(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
+    return classification_report(labels, probs)
+
+
+def time_per_face(clf: EmotionClassifier, face: np.ndarray, repeats: int = 200) -> float:
+    """Median ms of one ``predict`` on a single face (batch 1) with torch on one CPU thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = resize_faces(face[None], clf.input_size)
+        for _ in range(20):
+            clf.predict(one)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            clf.predict(one)
+            times.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(times)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one row per model; recall per class, then parameters and speed."""
+    head = ["model", "accuracy", "macro-F1"] + [f"{c} recall" for c in EMOTIONS] + ["parameters", "ms/face"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        m = r["report"]
+        cells = [r["name"], f"{m['accuracy']:.2%}", f"{m['macro_f1']:.3f}"]
+        cells += [f"{m['per_class'][c]['recall']:.2f}" for c in EMOTIONS]
+        cells += [f"{r['parameters'] / 1e6:.2f} M", f"{r['ms_per_face']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compare(specs: list[str], split: str = "PrivateTest", data: str | None = None,
+            progress: bool = True) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    fer = load_fer2013(data, progress=progress)
+    images, labels = fer.split(split)
+    rows = []
+    for spec in tqdm(specs, desc=f"evaluating on {split}", unit="model", disable=not progress):
+        clf = load_model_spec(spec)
+        rows.append({"name": Path(spec).stem if spec.endswith(".pt") else spec, "spec": spec,
+                     "report": evaluate_classifier(clf, images, labels), "parameters": count_parameters(clf),
+                     "ms_per_face": time_per_face(clf, images[0]), "metadata": getattr(clf, "metadata", {})})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="evaluate_emotion", description="Compare emotion models on one FER2013 "
+                                 "split: accuracy, macro-F1, per-class recall, parameters, ms per face (batch 1, "
+                                 "one CPU thread). Higher accuracy/F1/recall is better; lower ms is better.")
+    ap.add_argument("models", nargs="+", help="backend names (mini_xception) or .pt files")
+    ap.add_argument("--split", default="PublicTest", choices=SPLITS,
+                    help="PublicTest for choosing; PrivateTest only to report finished models")
+    ap.add_argument("--data", help="FER2013 folder, .tar.gz or fer2013.csv (default: the shared copy)")
+    ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        rows = compare(args.models, args.split, args.data, progress=not args.quiet)
+    except EmojiPrivacyError as e:
+        print(f"evaluate_emotion: error: {e}", file=sys.stderr)
+        return 2
+    text = f"FER2013 {args.split} (n={rows[0]['report']['n']}); higher is better except ms/face\n\n" \
+        + comparison_table(rows)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Evaluate the anonymizer on a bag and write a report folder.
+
+Two modes, chosen from the bag's topics (or --mode):
+- offline: the bag holds camera frames (sensor_msgs/Image in any supported encoding, or
+  CompressedImage). The same pipeline as the listener runs on every frame here, as fast as it
+  can, and the report covers its faces, tracks, emotions, speed and privacy leaks.
+- listener: the bag holds the listener's output (`anonymized/image` + `anonymized/faces`, e.g.
+  recorded by `replay.launch record:=...`). The report covers what the live system did: latency
+  from input to output, dropped frames, and (when the input frames were recorded too) leaks.
+
+    python -m emoji_privacy.evaluate_bag clip.bag                 # report in clip_report/
+    rosrun emoji_privacy evaluate_bag out.bag --out report --fail-on-leak
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from .config import PipelineConfig
+from .errors import BagError, ConfigError, EmojiPrivacyError, ImageFormatError
+from .evaluation import Evaluation, FaceObservation, FrameRecord, frame_interval
+from .leaks import LeakMeter, independent_backend
+from .report import SheetFrames, VideoOut, write_report
+
+EXIT_ERROR, EXIT_LEAK = 1, 3
+STAMP_PROBE = 30  # messages read ahead to find the frame rate for the video
+
+
+@dataclass
+class Options:
+    """What to evaluate and how (the command line, as a value the benchmarks can build)."""
+
+    topic: str | None = None  # offline: the image topic; listener: the input (original) topic
+    mode: str = "auto"  # auto | offline | listener
+    config: PipelineConfig | None = None
+    leak_check: bool = True
+    truth_threshold: float = 0.5
+    probe_threshold: float = 0.2
+    video: bool = True
+    max_frames: int = 0
+    progress: bool = True
+
+
+class Evaluator:
+    """Streams one bag through the pipeline (or through the listener's recorded output)."""
+
+    def __init__(self, path: str | Path, options: Options, out: Path | None) -> None:
+        from . import bag_io  # rosbag imports rospy: loaded by this tool only, never by the library
+
+        self.bag_io = bag_io
+        self.path, self.opt, self.out = Path(path), options, out
+        self.bag = bag_io.open_bag(self.path)
+        self.infos = bag_io.topics(self.bag)
+        self.out_image, self.out_faces = bag_io.output_topics(self.infos)
+        mode = options.mode
+        if mode == "auto":
+            mode = "listener" if self.out_image else "offline"
+        if mode == "listener" and not self.out_image:
+            raise BagError(f"bag {self.path} holds no anonymized/image topic of the listener; its topics: "
+                           f"{bag_io.describe(self.infos)}")
+        self.mode = mode
+        outputs = tuple(n for n in bag_io.image_topics(self.infos) if n.endswith(bag_io.OUTPUT_IMAGE_SUFFIXES))
+        if mode == "offline":
+            self.topic = bag_io.choose_image_topic(self.path, self.infos, options.topic, exclude=outputs)
+            self.input_topic: str | None = None
+        else:
+            self.topic = self.out_image
+            inputs = [n for n in bag_io.image_topics(self.infos) if n not in outputs]
+            self.input_topic = (bag_io.choose_image_topic(self.path, self.infos, options.topic, exclude=outputs)
+                                if options.topic or inputs else None)
+        self.first_stamps = self._check_frames()
+        self.config = options.config or PipelineConfig()
+        self.meter: LeakMeter | None = None
+
+    def _check_frames(self) -> list[float]:
+        """Decode the first frame (so an unusable topic fails before any model loads); return the
+        stamps of the first few frames (for the video's frame rate)."""
+        from .ros_messages import image_to_bgr, stamp_seconds
+
+        stamps = []
+        for i, (_, msg, _) in enumerate(self.bag_io.read(self.bag, [self.topic])):
+            if i == 0:
+                try:
+                    image_to_bgr(msg)
+                except ImageFormatError as e:
+                    raise BagError(f"topic {self.topic} of {self.path}: {e}") from e
+            stamps.append(stamp_seconds(msg))
+            if i + 1 >= STAMP_PROBE:
+                break
+        return stamps
+
+    def total(self) -> int:
+        n = self.infos[self.topic].count
+        return min(n, self.opt.max_frames) if self.opt.max_frames > 0 else n
+
+    def run(self, truth_cache: dict[int, np.ndarray] | None = None) -> Evaluation:
+        if self.opt.leak_check and (self.mode == "offline" or self.input_topic):
+            self.meter = LeakMeter(independent_backend(self.config.detector.backend), self.opt.truth_threshold,
+                                   self.opt.probe_threshold)
+        ev = Evaluation(str(self.path), self.mode, self.topic, [], input_topic=self.input_topic,
+                        leak_detector=self.meter.describe() if self.meter else "")
+        self.video = VideoOut(self.out / "anonymized.mp4", 1.0 / frame_interval(self.first_stamps)) \
+            if self.out is not None and self.opt.video else None
+        self.sheet = SheetFrames(self.total())
+        self.bar = tqdm(total=self.total(), unit="frame", desc=f"evaluate_bag {self.path.name}",
+                        disable=not self.opt.progress)
+        t0 = time.perf_counter()
+        try:
+            if self.mode == "offline":
+                self._offline(ev, truth_cache)
+            else:
+                self._listener(ev)
+        finally:
+            self.bar.close()
+            if self.video is not None:
+                self.video.close()
+        ev.wall_s = time.perf_counter() - t0
+        if not ev.records:
+            raise BagError(f"no frame of {self.topic} in {self.path} could be evaluated"
+                           + (f" (first error: {ev.first_error})" if ev.first_error else ""))
+        ev.height, ev.width = self._size
+        return ev
+
+    def _frame_done(self, ev: Evaluation, record: FrameRecord, original: np.ndarray | None,
+                    anonymized: np.ndarray) -> None:
+        ev.records.append(record)
+        self._size = anonymized.shape[:2]
+        if self.video is not None:
+            self.video.write(anonymized)
+        self.sheet.offer(record.index, original, anonymized, bool(record.leaks and record.leaks.count),
+                         record.stamp)
+        self.bar.update()
+
+    def _leaks(self, original: np.ndarray, anonymized: np.ndarray, faces: list[FaceObservation], dt: float,
+               index: int, truth_cache: dict[int, np.ndarray] | None):
+        if self.meter is None or original is None:
+            return None
+        known = truth_cache.get(index) if truth_cache is not None else None
+        leaks = self.meter.measure(original, anonymized, [(f.track_id, f.box) for f in faces], dt, known)
+        if truth_cache is not None:
+            truth_cache[index] = leaks.truth
+        return leaks
+
+    def _undecodable(self, ev: Evaluation, error: Exception) -> None:
+        ev.undecodable += 1
+        ev.first_error = ev.first_error or str(error)
+        self.bar.update()
+
+    def _offline(self, ev: Evaluation, truth_cache: dict[int, np.ndarray] | None) -> None:
+        from .pipeline import Anonymizer
+        from .ros_messages import image_to_bgr, stamp_seconds
+
+        anonymizer = Anonymizer(self.config)
+        ev.settings = settings_of(self.config)
+        last = None
+        for _, msg, _ in self.bag_io.read(self.bag, [self.topic]):
+            if ev.input_frames >= self.total():
+                break
+            ev.input_frames += 1
+            stamp = stamp_seconds(msg)
+            try:
+                frame = image_to_bgr(msg)
+            except ImageFormatError as e:
+                self._undecodable(ev, e)
+                continue
+            t = time.perf_counter()
+            anonymized, faces = anonymizer.process(frame, stamp)
+            ms = (time.perf_counter() - t) * 1e3
+            obs = [FaceObservation.detected(f) for f in faces] + [FaceObservation.held_face(h) for h in anonymizer.held]
+            dt = stamp - last if last is not None and stamp > last else 1.0
+            last = stamp
+            leaks = self._leaks(frame, anonymized, obs, dt, len(ev.records), truth_cache)
+            self._frame_done(ev, FrameRecord(len(ev.records), stamp, obs, process_ms=ms, leaks=leaks), frame,
+                             anonymized)
+
+    def _listener(self, ev: Evaluation) -> None:
+        from .ros_messages import diagnostics_values, image_to_bgr, observations_from_message, stamp_seconds
+
+        ev.settings = {"listener configuration": "as it ran when recorded (not known to this tool)"}
+        diag = [t.name for t in self.infos.values() if t.msg_type == self.bag_io.DIAGNOSTICS_TYPE]
+        names = [n for n in (self.topic, self.out_faces, self.input_topic, *diag) if n]
+        pending: dict[int, tuple[float, object]] = {}  # input stamp (ns) -> (receipt, message)
+        outputs: dict[int, dict[str, object]] = {}  # output stamp (ns) -> {"image": (receipt, msg), "faces": msg}
+        input_stamps: list[int] = []
+        last_stamp = None
+
+        def emit(ns: int) -> None:
+            nonlocal last_stamp
+            out = outputs.pop(ns)
+            received, msg = out["image"]
+            for k in [k for k in pending if k < ns]:  # inputs the listener skipped
+                del pending[k]
+            original_in = pending.pop(ns, None)
+            stamp = stamp_seconds(msg)
+            try:
+                anonymized = image_to_bgr(msg)
+                original = image_to_bgr(original_in[1]) if original_in else None
+            except ImageFormatError as e:
+                self._undecodable(ev, e)
+                return
+            faces = observations_from_message(out["faces"]) if "faces" in out else []
+            latency = (received - (original_in[0] if original_in else stamp)) * 1e3
+            dt = stamp - last_stamp if last_stamp is not None and stamp > last_stamp else 1.0
+            last_stamp = stamp
+            ev.output_times.append(received)
+            leaks = self._leaks(original, anonymized, faces, dt, len(ev.records), None)
+            self._frame_done(ev, FrameRecord(len(ev.records), stamp, faces, latency_ms=latency, leaks=leaks),
+                             original, anonymized)
+
+        for topic, msg, received in self.bag_io.read(self.bag, names):
+            if topic in diag:
+                ev.diagnostics = diagnostics_values(msg) or ev.diagnostics
+                continue
+            ns = msg.header.stamp.to_nsec()
+            if topic == self.input_topic:
+                input_stamps.append(ns)
+                ev.input_times.append(received)
+                pending[ns] = (received, msg)
+            elif topic == self.topic:
+                outputs.setdefault(ns, {})["image"] = (received, msg)
+            else:
+                outputs.setdefault(ns, {})["faces"] = msg
+            for k in sorted(outputs):
+                if "image" in outputs[k] and ("faces" in outputs[k] or not self.out_faces):
+                    if self.opt.max_frames and len(ev.records) >= self.opt.max_frames:
+                        break
+                    emit(k)
+        for k in sorted(outputs):  # outputs whose faces message was not recorded
+            if "image" in outputs[k] and not (self.opt.max_frames and len(ev.records) >= self.opt.max_frames):
+                emit(k)
+        ev.input_frames = len(input_stamps)
+        if ev.records and input_stamps:
+            first = int(round(ev.records[0].stamp * 1e9))
+            ev.dropped_at_start = sum(1 for s in input_stamps if s < first)
+
+
+def settings_of(cfg: PipelineConfig) -> dict[str, str]:
+    t = cfg.tracking
+    return {
+        "detector": f"{cfg.detector.backend} at score >= {cfg.detector.score_threshold:g}",
+        "tracking": (f"hold {t.hold_frames} frames, smoothing {t.smoothing:g}, hysteresis {t.hysteresis:g}"
+                     if t.enabled else "off (no hold, no smoothing)"),
+        "landmarks / emotion": f"{cfg.landmarks.backend} / {cfg.emotion.backend}",
+    }
+
+
+def evaluate(path: str | Path, out: Path | None, options: Options,
+             truth_cache: dict[int, np.ndarray] | None = None) -> tuple[Evaluation, Path | None]:
+    """Evaluate the bag at ``path``; with ``out``, write the report folder there (returns report.md)."""
+    evaluator = Evaluator(path, options, out)
+    try:
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        ev = evaluator.run(truth_cache)
+    finally:
+        evaluator.bag.close()
+    report = write_report(ev, out, evaluator.sheet.image(), "anonymized.mp4" if evaluator.video else None) \
+        if out is not None else None
+    return ev, report
+
+
+def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
+    """The pipeline config from a YAML file (default: the built-in defaults) and `section.key=value` overrides."""
+    data: dict = {}
+    if path:
+        PipelineConfig.from_yaml(path)  # validates the file with its own error messages
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"--set wants section.key=value (e.g. tracking.hold_frames=0), got '{item}'")
+        data.setdefault(section, {})[name] = yaml.safe_load(value)
+    return PipelineConfig.from_dict(data)
+
+
+def summary_lines(ev: Evaluation, report: Path | None) -> list[str]:
+    lines = [f"{ev.frames} frames ({ev.mode} mode), {ev.faces_per_frame():.2f} faces per frame, "
+             f"{len(ev.tracks())} tracks"]
+    s = ev.leak_summary()
+    if s is not None:
+        lines.append(f"leaked face-frames: {s.leaked} of {s.face_frames} ({s.leaked_hidden} with the face hidden); "
+                     f"longest leaked run {s.max_run} frames; track id switches {s.id_switches}")
+    if ev.mode == "offline":
+        lines.append(f"pipeline {ev.pipeline_fps():.1f} fps ({np.mean(ev.process_ms()):.1f} ms per frame); "
+                     f"evaluation {ev.evaluation_fps():.1f} fps")
+    else:
+        lat = ev.latency_ms()
+        dropped = f"{ev.dropped} of {ev.input_frames} dropped" if ev.input_frames else "drops unknown (no input)"
+        lines.append(f"output {ev.output_fps():.1f} fps, {dropped}, latency p50 "
+                     f"{np.percentile(lat, 50):.1f} ms p99 {np.percentile(lat, 99):.1f} ms")
+    if ev.undecodable:
+        lines.append(f"{ev.undecodable} undecodable frames (first: {ev.first_error})")
+    if report is not None:
+        lines.append(f"report: {report} (and report.html)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="evaluate_bag", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bag", help="ROS 1 bag file")
+    ap.add_argument("--out", help="report folder (default: <bag name>_report beside the bag)")
+    ap.add_argument("--topic", help="offline: the image topic to anonymize; listener mode: the recorded input "
+                                    "topic (default: the only candidate)")
+    ap.add_argument("--mode", choices=("auto", "offline", "listener"), default="auto",
+                    help="auto (default): listener mode when the bag holds anonymized/image, else offline")
+    ap.add_argument("--config", help="pipeline YAML (default: the built-in defaults = config/default.yaml)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override one config value, e.g. --set tracking.hold_frames=0 (repeatable)")
+    ap.add_argument("--no-leak-check", action="store_true", help="skip the privacy leak metric (faster)")
+    ap.add_argument("--truth-threshold", type=float, default=0.5,
+                    help="score at which the independent detector counts a face in the original frame")
+    ap.add_argument("--probe-threshold", type=float, default=0.2,
+                    help="score at which it counts a face still visible in the anonymized frame")
+    ap.add_argument("--no-video", action="store_true", help="do not write anonymized.mp4")
+    ap.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames; 0 = all")
+    ap.add_argument("--fail-on-leak", action="store_true", help=f"exit with status {EXIT_LEAK} if any face leaked")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    out = Path(args.out) if args.out else Path(args.bag).with_name(Path(args.bag).stem + "_report")
+    try:
+        options = Options(args.topic, args.mode, load_config(args.config, args.set), not args.no_leak_check,
+                          args.truth_threshold, args.probe_threshold, not args.no_video, args.max_frames,
+                          not args.quiet)
+        ev, report = evaluate(args.bag, out, options)
+    except EmojiPrivacyError as e:
+        print(f"evaluate_bag: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    for line in summary_lines(ev, report):
+        print(f"evaluate_bag: {line}")
+    s = ev.leak_summary()
+    return EXIT_LEAK if args.fail_on_leak and s is not None and s.leaked else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
