@@ -64,7 +64,7 @@ from emoji_privacy.model_files import shared_dir
 MIRROR = np.array([*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
                    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
                    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
-GEOMETRY = FeatureGeometry(side=128, units=36.0, cell=6, grid=3)
+GEOMETRY = FeatureGeometry(side=96, units=27.0, cell=4, grid=3)  # default; see --side
 NEIGHBOURS = 8  # each point's move is regressed on the features of its 8 nearest points (itself included)
 MAP_K = (16, 32, 468)  # 468: every vertex for every point
 MAP_RIDGE = (1e-6, 1e-5, 1e-4)
@@ -183,26 +183,27 @@ def apply_map(feats: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- the refiner
 
 
-def descriptors(faces: Faces, rows: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+def descriptors(faces: Faces, rows: np.ndarray, shapes: np.ndarray, geom: FeatureGeometry) -> np.ndarray:
     """(n, 68, D) refiner features of faces ``rows`` at ``shapes`` (normalised frame)."""
-    out = np.empty((len(rows), N_POINTS, GEOMETRY.size), np.float32)
-    half = GEOMETRY.side / 2
+    out = np.empty((len(rows), N_POINTS, geom.size), np.float32)
+    half = geom.side / 2
     for j, i in enumerate(rows):
         o, r, s = faces.frames[i]
-        chans = frame_channels(faces.crops[i], o, r, s, GEOMETRY)
-        out[j] = point_descriptors(chans, shapes[j] * GEOMETRY.units + half, GEOMETRY)
+        chans = frame_channels(faces.crops[i], o, r, s, geom)
+        out[j] = point_descriptors(chans, shapes[j] * geom.units + half, geom)
     return out
 
 
 def fit_refiner(faces: Faces, train: np.ndarray, init: np.ndarray, neighbours: np.ndarray, ridges: list[float],
-                val: np.ndarray | None = None, val_init: np.ndarray | None = None) -> tuple[list, list[float]]:
+                geom: FeatureGeometry, val: np.ndarray | None = None,
+                val_init: np.ndarray | None = None) -> tuple[list, list[float]]:
     """Fit one stage per entry of ``ridges`` (None: pick it on ``val``); returns the stages and the ridges used."""
     stages, used = [], []
     shapes, vshapes = init.astype(np.float32), None if val_init is None else val_init.astype(np.float32)
     for k, lam in enumerate(ridges):
-        x = stage_features(descriptors(faces, train, shapes), shapes, neighbours)
+        x = stage_features(descriptors(faces, train, shapes, geom), shapes, neighbours)
         y = faces.targets[train] - shapes
-        xv = None if val is None else stage_features(descriptors(faces, val, vshapes), vshapes, neighbours)
+        xv = None if val is None else stage_features(descriptors(faces, val, vshapes, geom), vshapes, neighbours)
         choices = REFINER_RIDGE if lam is None else (lam,)
         best = None
         for c in choices:
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refiner-out", type=Path, default=FACEMESH_REFINER_FILE)
     ap.add_argument("--variants", type=int, default=12, help="faces per helen_train image (1 = no augmentation)")
     ap.add_argument("--stages", type=int, default=2, help="refiner stages")
+    ap.add_argument("--side", type=int, default=GEOMETRY.side,
+                    help="refiner frame side in pixels (its cost grows with side^2); units and cell scale with it")
     ap.add_argument("--cache", type=Path, default=None, help="folder to keep the FaceMesh runs in between runs")
     args = ap.parse_args(argv)
     sd = shared_dir()
@@ -236,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: ../shared/data/landmarks/helen_train not found (set EMOJI_PRIVACY_SHARED)", file=sys.stderr)
         return 1
     single_thread()
+    f = args.side / GEOMETRY.side
+    geom = FeatureGeometry(args.side, GEOMETRY.units * f, max(2, round(GEOMETRY.cell * f)), GEOMETRY.grid)
     faces = load_or_collect(sd / "data" / "landmarks" / "helen_train", args.variants, args.cache)
     feats, targets = faces.features, faces.targets
     n = len(feats)
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     mean_shape = targets[tr].mean(0)
     neighbours = np.argsort(np.linalg.norm(mean_shape[:, None] - mean_shape[None], axis=2), axis=1)[:, :NEIGHBOURS]
     _, ridges = fit_refiner(faces, tr, apply_map(feats[tr], idx, w), neighbours, [None] * args.stages,
-                            va, apply_map(feats[va], idx, w))
+                            geom, va, apply_map(feats[va], idx, w))
     print(f"held-out helen_train: map {100 * map_err:.2f}% (K={k}, ridge {lam:g}); refiner ridges {ridges}")
 
     # refit on all of helen_train with those choices
@@ -276,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                         n_train=n, table=order[:, 0].astype(np.int16))
     mean_shape = targets.mean(0)
     neighbours = np.argsort(np.linalg.norm(mean_shape[:, None] - mean_shape[None], axis=2), axis=1)[:, :NEIGHBOURS]
-    stages, _ = fit_refiner(faces, all_rows, apply_map(feats, idx, w), neighbours, ridges)
-    save_refiner(args.refiner_out, GEOMETRY, neighbours, stages, ridges=np.array(ridges), n_train=n,
+    stages, _ = fit_refiner(faces, all_rows, apply_map(feats, idx, w), neighbours, ridges, geom)
+    save_refiner(args.refiner_out, geom, neighbours, stages, ridges=np.array(ridges), n_train=n,
                  variants=args.variants)
     for p in (args.map_out, args.refiner_out):
         print(f"wrote {p} ({p.stat().st_size / 1024:.0f} KB, {n} faces from helen_train)")

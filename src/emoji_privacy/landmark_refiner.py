@@ -36,9 +36,9 @@ FORMAT_VERSION = 1
 class FeatureGeometry:
     """Where the features are taken: frame size, its scale, and the cells around each point."""
 
-    side: int = 128
-    units: float = 36.0
-    cell: int = 6
+    side: int = 96
+    units: float = 27.0
+    cell: int = 4
     grid: int = 3
 
     @property
@@ -57,17 +57,21 @@ def gradient_channels(gray_frame: np.ndarray, cell: int) -> np.ndarray:
     """(side, side, 8) per-pixel sums over a ``cell`` box of orientation-tuned gradient energy.
 
     For direction d: max(+-g.d, 0)^2 / |g|, i.e. |g| cos^2 of the angle on the side it points to.
+    The two halves of one direction add up to (g.d)^2 / |g|, so each is computed once.
     """
     img = gray_frame.astype(np.float32) * np.float32(1.0 / 255.0) if gray_frame.dtype == np.uint8 else gray_frame
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1)
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1)
-    mag = cv2.magnitude(gx, gy) + np.float32(1e-3)
-    chans = []
-    for c, s in _DIRECTIONS:
-        p = cv2.addWeighted(gx, c, gy, s, 0.0)
-        for half in (cv2.max(p, 0.0), cv2.max(-p, 0.0)):
-            chans.append(cv2.divide(cv2.multiply(half, half), mag))
-    return cv2.boxFilter(cv2.merge(chans), -1, (cell, cell))
+    inv_mag = 1.0 / (cv2.magnitude(gx, gy) + np.float32(1e-3))
+    proj = np.empty(gx.shape + (len(_DIRECTIONS),), np.float32)
+    for k, (c, s) in enumerate(_DIRECTIONS):
+        proj[..., k] = gx * np.float32(c) + gy * np.float32(s)
+    energy = proj * proj * inv_mag[..., None]
+    chans = np.empty(gx.shape + (CHANNELS,), np.float32)
+    positive = chans[..., 0::2]
+    np.multiply(energy, proj > 0, out=positive)
+    np.subtract(energy, positive, out=chans[..., 1::2])
+    return cv2.boxFilter(chans, -1, (cell, cell))
 
 
 def point_descriptors(channels: np.ndarray, points_px: np.ndarray, geom: FeatureGeometry) -> np.ndarray:
@@ -113,8 +117,8 @@ def fit_stage(features: np.ndarray, residuals: np.ndarray, lam: float) -> tuple[
 
 
 def apply_stage(features: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """(N,68,F) features -> (N,68,2) point moves."""
-    return np.einsum("npf,pfc->npc", features, weights) + bias
+    """(N,68,F) features -> (N,68,2) point moves (a batched matmul: einsum is 3x slower here)."""
+    return np.matmul(features.transpose(1, 0, 2), weights).transpose(1, 0, 2) + bias
 
 
 class LandmarkRefiner:

@@ -192,7 +192,7 @@ def map_468_to_68(features: np.ndarray, idx: np.ndarray, weights: np.ndarray) ->
         return x @ weights  # (3K+1,) @ (68,3K+1,2) -> (68,2)
     nb = features[idx]  # (68,K,3)
     feats = np.concatenate([nb[..., 0], nb[..., 1], nb[..., 2], np.ones((len(idx), 1))], axis=1)
-    return np.einsum("pf,pfc->pc", feats, weights)
+    return np.matmul(feats[:, None, :], weights)[:, 0]
 
 
 @dataclass
