@@ -107,8 +107,9 @@ def _helen_items(n: int) -> list[tuple[Path, Path]]:
 
 
 def test_facemesh_nme_on_helen(facemesh: FaceMeshLandmarks) -> None:
+    # on these 20 faces: index table 5.4%, learned map alone 4.1%, map + refiner 3.5% (bench_landmarks has all)
     errs = []
-    for img_path, pts_path in _helen_items(8):
+    for img_path, pts_path in _helen_items(20):
         img = cv2.imread(str(img_path))
         gt = read_pts(pts_path)
         boxes, kps = _yunet(img)
@@ -116,8 +117,8 @@ def test_facemesh_nme_on_helen(facemesh: FaceMeshLandmarks) -> None:
         i = int(np.argmin(np.linalg.norm(centers - gt.mean(0), axis=1)))
         lm = facemesh.detect(img, boxes[i:i + 1], kps[i:i + 1])[0]
         errs.append(np.linalg.norm(lm - gt, axis=1).mean() / np.linalg.norm(gt[36] - gt[45]))
-    assert len(errs) >= 5
-    assert float(np.mean(errs)) < 0.08
+    assert len(errs) == 20
+    assert float(np.mean(errs)) < 0.038
 
 
 def test_edge_cases(astronaut: np.ndarray, facemesh: FaceMeshLandmarks) -> None:
