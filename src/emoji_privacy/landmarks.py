@@ -52,7 +52,7 @@ TEMPLATE_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.25])
 # Fallback FER2013 framing (0..1 image coordinates) of TEMPLATE_POINTS, used without fer_template.npz:
 # the medians scripts/fit_fer_template.py measured on 2847 FER2013 Training images, rounded.
 FER_TEMPLATE_FALLBACK = np.array(
-    [[0.317, 0.394], [0.689, 0.389], [0.513, 0.591], [0.360, 0.769], [0.656, 0.769], [0.515, 1.009]],
+    [[0.315, 0.394], [0.689, 0.390], [0.505, 0.593], [0.351, 0.777], [0.659, 0.774], [0.503, 1.019]],
     dtype=np.float32)
 
 
