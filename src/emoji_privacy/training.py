@@ -314,9 +314,10 @@ def export_onnx(model: nn.Module, path: Path) -> Path | None:
         return None
 
 
-def model_metadata(result: TrainResult, data: FerData, command: str) -> dict[str, Any]:
+def model_metadata(result: TrainResult, data: FerData, command: str,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg = result.config
-    return {
+    return {**(extra or {}),
         "format_version": PT_FORMAT_VERSION,
         "architecture": cfg.architecture,
         "config": dict(getattr(result.model, "config", cfg.net)),  # every option, so default changes are safe
@@ -393,10 +394,13 @@ def per_class_markdown(metrics: dict[str, dict[str, Any]]) -> str:
 
 
 def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, command: str,
-              export_to: Path | None = None) -> Path:
-    """The run folder: metrics, plots, per-class table, checkpoint (+ONNX); optionally copy to models/."""
+              export_to: Path | None = None, extra_metadata: dict[str, Any] | None = None) -> Path:
+    """The run folder: metrics, plots, per-class table, checkpoint (+ONNX); optionally copy to models/.
+
+    ``extra_metadata`` adds keys to the checkpoint's metadata (e.g. how a federated run trained it).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = model_metadata(result, data, command)
+    meta = model_metadata(result, data, command, extra_metadata)
     pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)
     onnx = export_onnx(result.model, out_dir / f"{name}.onnx")
     (out_dir / "metrics.json").write_text(json.dumps(

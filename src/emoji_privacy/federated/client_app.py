@@ -1,0 +1,126 @@
+"""The robot's side: train the received model on local face crops, send back weights only.
+
+Data: ``node-config`` ``data-dir`` (a deployment SuperNode: ``--node-config "data-dir='/crops'"``)
+or, in a simulation, ``<partitions>/client_<partition-id>``. SecAgg+ masking and DP clipping
+are Flower mods that act only when the server asks for them, so one ClientApp serves every run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Context, Message
+from flwr.client import ClientApp, NumPyClient
+from flwr.client.mod import fixedclipping_mod, secaggplus_mod
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+from ..errors import ConfigError
+from .task import FedConfig, get_weights, load_client_data, local_train, new_model, set_weights
+
+__all__ = ["EmotionClient", "make_client_app", "app"]
+
+KEY_CLIPPING_NORM = "clipping_norm"  # what Flower's DP wrapper puts in the fit config
+
+
+class EmotionClient(NumPyClient):
+    """One robot: its crops, the shared model, a local training recipe."""
+
+    def __init__(self, cfg: FedConfig, data_dir: Path, client_id: int):
+        self.cfg = cfg
+        self.client_id = client_id
+        self.model = new_model(cfg)
+        self.x, self.y = load_client_data(data_dir, int(self.model.input_size))
+
+    def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict]:
+        set_weights(self.model, parameters)
+        server_round = int(config.get("server_round", 1))
+        t0 = time.perf_counter()
+        metrics = local_train(self.model, self.x, self.y, self.cfg, lr=float(config.get("lr", self.cfg.lr)),
+                              seed=self.cfg.seed * 100_003 + server_round * 1009 + self.client_id,
+                              proximal_mu=float(config.get("proximal_mu", 0.0)))
+        weights = get_weights(self.model)
+        metrics["update_norm"] = float(np.sqrt(sum(float(((w - p) ** 2).sum())
+                                                   for w, p in zip(weights, parameters, strict=True))))
+        metrics["fit_seconds"] = time.perf_counter() - t0
+        return weights, len(self.x), metrics
+
+
+def _client_data_dir(cfg: FedConfig, context: Context) -> tuple[Path, int]:
+    node = context.node_config
+    if "data-dir" in node:
+        return Path(str(node["data-dir"])), int(node.get("partition-id", context.node_id % 1_000_000))
+    if "partition-id" in node:
+        if not cfg.partitions:
+            raise ConfigError("a simulated client needs run-config partitions=<folder of client_<i>/ folders>")
+        pid = int(node["partition-id"])
+        return Path(cfg.partitions) / f"client_{pid}", pid
+    raise ConfigError("this SuperNode has no data: start it with --node-config \"data-dir='<folder of "
+                      "<class>/ crops>'\"")
+
+
+def _only_when_asked(mod: Callable, asked: Callable[[Message], bool]) -> Callable:
+    """Run a Flower mod only on messages that carry its configuration."""
+
+    def wrapped(msg: Message, ctxt: Context, call_next: Callable) -> Message:
+        return mod(msg, ctxt, call_next) if asked(msg) else call_next(msg, ctxt)
+
+    wrapped.__name__ = f"optional_{getattr(mod, '__name__', 'mod')}"
+    return wrapped
+
+
+def _asks_secagg(msg: Message) -> bool:
+    return RECORD_KEY_CONFIGS in msg.content.config_records
+
+
+def _asks_clipping(msg: Message) -> bool:
+    return any(KEY_CLIPPING_NORM in rec for rec in msg.content.config_records.values())
+
+
+def _wire_bytes(msg: Message) -> int:
+    """Size of a message's content as Flower serializes it for the wire (protobuf)."""
+    from flwr.common.serde import recorddict_to_proto
+
+    return int(recorddict_to_proto(msg.content).ByteSize())
+
+
+def _traffic_mod(log_path: Callable[[Context], str]) -> Callable:
+    """Count the bytes of every message a client receives and sends (arrays and configs)."""
+
+    def traffic(msg: Message, ctxt: Context, call_next: Callable) -> Message:
+        path = log_path(ctxt)
+        received = _wire_bytes(msg)
+        reply = call_next(msg, ctxt)
+        if path:
+            sent = _wire_bytes(reply) if not reply.has_error() else 0
+            row = {"node": int(ctxt.node_id), "type": msg.metadata.message_type, "received": int(received),
+                   "sent": int(sent), "time": time.time()}
+            with open(path, "a") as f:  # one short line per message: appends from clients do not interleave
+                f.write(json.dumps(row) + "\n")
+        return reply
+
+    return traffic
+
+
+def make_client_app(cfg: FedConfig | None = None) -> ClientApp:
+    """The ClientApp; with ``cfg`` None the run config of each run decides (``flwr run``)."""
+
+    def config_of(context: Context) -> FedConfig:
+        return cfg if cfg is not None else FedConfig.from_run_config(dict(context.run_config))
+
+    def client_fn(context: Context):
+        c = config_of(context)
+        data_dir, client_id = _client_data_dir(c, context)
+        return EmotionClient(c, data_dir, client_id).to_client()
+
+    mods = [_traffic_mod(lambda ctxt: config_of(ctxt).traffic_log),
+            _only_when_asked(secaggplus_mod, _asks_secagg),
+            _only_when_asked(fixedclipping_mod, _asks_clipping)]
+    return ClientApp(client_fn=client_fn, mods=mods)
+
+
+app = make_client_app()

@@ -1,0 +1,234 @@
+"""The aggregator: strategy, SecAgg+ and DP switches, PublicTest each round, PrivateTest once, export.
+
+Selection discipline matches the centralized trainer: the round kept is the one best on
+PublicTest; PrivateTest is evaluated once on that model and only reported. The run folder is
+the centralized trainer's (``metrics.json``, ``curves.png``, ``confusion.png``, ``<name>.pt``
+loadable by the listener's ``torch`` emotion backend) plus ``rounds.json``, ``accuracy.png``
+and ``traffic.json`` (bytes per client per round, when clients log them).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Context
+from flwr.common import Metrics, ndarrays_to_parameters
+from flwr.server import Grid, LegacyContext, ServerConfig
+from flwr.server.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    FedAvg,
+    FedAvgM,
+    FedProx,
+    Strategy,
+)
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.serverapp import ServerApp
+
+from ..fer2013 import FerData, load_fer2013
+from ..model_files import REPO_ROOT
+from ..training import TrainResult, evaluate_model, resize_faces, write_run
+from .task import FedConfig, evaluate_weights, get_weights, new_model, round_lr, set_weights
+
+__all__ = ["FederatedRun", "dp_epsilon", "make_server_app", "app"]
+
+
+def dp_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
+    """User-level epsilon of ``rounds`` Gaussian releases with every client taking part (RDP accountant)."""
+    import dp_accounting
+
+    acc = dp_accounting.rdp.RdpAccountant()
+    acc.compose(dp_accounting.GaussianDpEvent(noise_multiplier), rounds)
+    return float(acc.get_epsilon(delta))
+
+
+def _weighted_mean(metrics: list[tuple[int, Metrics]]) -> Metrics:
+    n = sum(k for k, _ in metrics)
+    keys = set.intersection(*(set(m) for _, m in metrics)) if metrics else set()
+    out: Metrics = {key: float(sum(k * float(m[key]) for k, m in metrics) / max(n, 1)) for key in sorted(keys)}
+    if "fit_seconds" in keys:
+        out["fit_seconds_max"] = max(float(m["fit_seconds"]) for _, m in metrics)
+    return out
+
+
+class FederatedRun:
+    """State of one run on the server: data for evaluation, per-round log, the best round's weights."""
+
+    def __init__(self, cfg: FedConfig, data: FerData | None = None):
+        self.cfg = cfg
+        self.data = data if data is not None else load_fer2013(cfg.data or None, progress=False)
+        self.model = new_model(cfg)
+        size = int(self.model.input_size)
+        vx, self.val_y = self.data.split("PublicTest")
+        if cfg.eval_limit and cfg.eval_limit < len(vx):  # a fixed random subset: the split is sorted by class
+            keep = np.sort(np.random.default_rng(0).choice(len(vx), cfg.eval_limit, replace=False))
+            vx, self.val_y = vx[keep], self.val_y[keep]
+        self.val_x = resize_faces(vx, size)
+        self.rounds: list[dict[str, Any]] = []
+        self.best: tuple[float, int, list[np.ndarray] | None] = (-1.0, 0, None)
+        self.round_started: dict[int, float] = {}
+        self.fit_log: list[Metrics] = []
+        self.t0 = time.perf_counter()
+
+    # --- strategy callbacks
+    def fit_config(self, server_round: int) -> dict[str, Any]:
+        self.round_started[server_round] = time.perf_counter()
+        return {"server_round": server_round, "lr": round_lr(self.cfg, server_round)}
+
+    def evaluate(self, server_round: int, weights: list[np.ndarray], _: dict) -> tuple[float, dict[str, Any]]:
+        ended = time.perf_counter()
+        set_weights(self.model, weights)
+        loss, acc = evaluate_weights(self.model, self.val_x, self.val_y)
+        row = {"round": server_round, "val_loss": loss, "val_acc": acc, "seconds": ended - self.t0,
+               "max_abs_weight": float(max(np.abs(w).max() for w in weights))}
+        if self.cfg.secagg and row["max_abs_weight"] > 0.9 * self.cfg.secagg_clip:
+            print(f"[federated] warning: a weight reached {row['max_abs_weight']:.1f}, near SecAgg+'s quantization "
+                  f"range +-{self.cfg.secagg_clip}; raise secagg-clip", file=sys.stderr, flush=True)
+        if server_round in self.round_started:
+            row["round_seconds"] = ended - self.round_started[server_round]
+        self.rounds.append(row)
+        if server_round > 0 and acc > self.best[0]:
+            self.best = (acc, server_round, [w.copy() for w in weights])
+        print(f"[federated] round {server_round}: PublicTest acc {acc:.4f} loss {loss:.4f}", file=sys.stderr,
+              flush=True)
+        return loss, {"accuracy": acc}
+
+    # --- the run
+    def strategy(self) -> Strategy:
+        cfg = self.cfg
+        common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=0.0, min_fit_clients=cfg.min_clients,
+                      min_available_clients=cfg.min_clients, evaluate_fn=self.evaluate,
+                      on_fit_config_fn=self.fit_config, fit_metrics_aggregation_fn=self._fit_metrics_logged,
+                      initial_parameters=ndarrays_to_parameters(get_weights(self.model)))
+        if cfg.strategy == "fedprox":
+            strategy: Strategy = FedProx(proximal_mu=cfg.proximal_mu, **common)
+        elif cfg.strategy == "fedavgm":
+            strategy = FedAvgM(server_learning_rate=cfg.server_lr, server_momentum=cfg.server_momentum, **common)
+        else:
+            strategy = FedAvg(**common)
+        if cfg.dp:
+            strategy = DifferentialPrivacyClientSideFixedClipping(
+                strategy, noise_multiplier=cfg.dp_noise, clipping_norm=cfg.dp_clip,
+                num_sampled_clients=cfg.min_clients)
+        return strategy
+
+    def _fit_metrics_logged(self, metrics: list[tuple[int, Metrics]]) -> Metrics:
+        agg = _weighted_mean(metrics)
+        self.fit_log.append(agg)
+        return agg
+
+    def run(self, grid: Grid, context: Context) -> None:
+        cfg = self.cfg
+        fit_workflow = None
+        if cfg.secagg:
+            # Flower takes an int above 2 as a count and a float as a fraction of the sampled clients.
+            shares: int | float = cfg.secagg_shares if cfg.secagg_shares > 2 else 1.0
+            fit_workflow = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=float(cfg.secagg_threshold),
+                                              max_weight=cfg.secagg_max_weight, clipping_range=cfg.secagg_clip)
+        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.num_rounds),
+                               strategy=self.strategy())
+        DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
+
+    def finish(self, command: str) -> Path:
+        """Keep the best PublicTest round, evaluate PrivateTest once, write the run folder."""
+        cfg = self.cfg
+        acc, best_round, weights = self.best
+        if weights is None:
+            raise RuntimeError("no round finished: see the SuperLink/SuperNode logs above for the failure")
+        set_weights(self.model, weights)
+        self.model.eval()
+        history = []
+        for i, r in enumerate(x for x in self.rounds if x["round"] > 0):
+            fit = self.fit_log[i] if i < len(self.fit_log) else {}
+            history.append({"epoch": r["round"], "train_loss": float(fit.get("train_loss", np.nan)),
+                            "train_acc": float(fit.get("train_acc", np.nan)), "val_loss": r["val_loss"],
+                            "val_acc": r["val_acc"], "seconds": r["seconds"],
+                            "round_seconds": r.get("round_seconds", np.nan), "lr": round_lr(cfg, r["round"])})
+        result = TrainResult(copy.deepcopy(self.model), cfg.train_config(), history, best_round, {},
+                             time.perf_counter() - self.t0)
+        for split in ("PublicTest", "PrivateTest"):
+            x, y = self.data.split(split)
+            result.metrics[split] = evaluate_model(result.model, x, y)
+        fed = {"run_config": cfg.to_run_config(), "best_round": best_round, "rounds": self.rounds,
+               "fit_metrics": self.fit_log}
+        if cfg.dp:
+            fed["dp"] = {"noise_multiplier": cfg.dp_noise, "clipping_norm": cfg.dp_clip, "delta": cfg.dp_delta,
+                         "epsilon": dp_epsilon(cfg.dp_noise, cfg.num_rounds, cfg.dp_delta),
+                         "accounting": "user-level, RDP, every client in every round"}
+        traffic = _traffic_summary(cfg)
+        if traffic:
+            fed["traffic"] = traffic
+        out_dir = Path(cfg.out) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        write_run(result, self.data, out_dir, cfg.name, command, REPO_ROOT / "models" if cfg.export else None,
+                  extra_metadata={"federated": {k: v for k, v in fed.items() if k not in ("rounds", "fit_metrics")}})
+        if traffic:
+            (out_dir / "traffic.jsonl").write_bytes(Path(cfg.traffic_log).read_bytes())
+        (out_dir / "rounds.json").write_text(json.dumps(fed, indent=1, default=float))
+        _plot_accuracy(self.rounds, best_round, cfg, out_dir / "accuracy.png")
+        print(f"[federated] kept round {best_round} (PublicTest {acc:.4f}); PrivateTest "
+              f"{result.metrics['PrivateTest']['accuracy']:.4f}; saved {out_dir}", file=sys.stderr, flush=True)
+        return out_dir
+
+
+def _traffic_summary(cfg: FedConfig) -> dict[str, Any]:
+    path = Path(cfg.traffic_log) if cfg.traffic_log else None
+    if path is None or not path.is_file():
+        return {}
+    per_node: dict[int, list[int]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        tot = per_node.setdefault(int(row["node"]), [0, 0, 0])
+        tot[0] += int(row["received"])
+        tot[1] += int(row["sent"])
+        tot[2] += 1
+    if not per_node:
+        return {}
+    rounds = cfg.num_rounds
+    return {"clients": len(per_node), "messages_per_client_per_round": float(np.mean([v[2] for v in per_node.values()])
+                                                                             / rounds),
+            "bytes_received_per_client_per_round": float(np.mean([v[0] for v in per_node.values()]) / rounds),
+            "bytes_sent_per_client_per_round": float(np.mean([v[1] for v in per_node.values()]) / rounds)}
+
+
+def _plot_accuracy(rounds: list[dict[str, Any]], best_round: int, cfg: FedConfig, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["round"] for r in rounds], [r["val_acc"] for r in rounds], marker="o", ms=3, label="PublicTest")
+    ax.axvline(best_round, color="gray", ls="--", label=f"kept: round {best_round}")
+    extras = [cfg.strategy] + (["SecAgg+"] if cfg.secagg else []) + ([f"DP z={cfg.dp_noise}"] if cfg.dp else [])
+    ax.set_title(f"{cfg.name}: {cfg.architecture}, {' + '.join(extras)}", fontsize=9)
+    ax.set_xlabel("round"), ax.set_ylabel("accuracy"), ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def make_server_app(cfg: FedConfig | None = None, data: FerData | None = None,
+                    on_done: Any = None, command: str = "") -> ServerApp:
+    """The ServerApp; with ``cfg`` None each run's run config decides (``flwr run``)."""
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        c = cfg if cfg is not None else FedConfig.from_run_config(dict(context.run_config))
+        run = FederatedRun(c, data)
+        run.run(grid, context)
+        out = run.finish(command or "flwr run config/flower --run-config " + shlex.quote(
+            " ".join(f"{k}={v!r}" for k, v in dict(context.run_config).items())))
+        if on_done is not None:
+            on_done(out)
+
+    return server
+
+
+app = make_server_app()

@@ -1,0 +1,229 @@
+"""What a federated run trains and how one robot trains it: no Flower in here.
+
+The model is built by name exactly as the centralized trainer builds it (``emotion_nets``) and
+its float tensors (weights and batch-norm statistics, in ``state_dict`` order) are what travels.
+Local training reuses the centralized trainer's input normalization and batched augmentation,
+so a federated model and a centralized one differ only in how the gradient steps are combined.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..emotion_nets import EMOTION_NETS, build_emotion_net
+from ..errors import ConfigError
+from ..fer2013 import DataError, load_labelled_folder
+from ..training import TrainConfig, _to_input, augment, predict_probs, resize_faces
+
+__all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
+           "local_train", "evaluate_weights", "round_lr"]
+
+STRATEGIES = ("fedavg", "fedprox", "fedavgm")
+
+
+@dataclass
+class FedConfig:
+    """One federated run. Field names with ``-`` instead of ``_`` are Flower run-config keys."""
+
+    architecture: str = "paper42"
+    net: str = '{"hidden": 256}'  # JSON object of architecture options (run config holds only scalars)
+    num_rounds: int = 20
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05  # client SGD learning rate in round 1; cosine decay to lr * lr_final over the rounds
+    lr_final: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    augment: bool = True  # the centralized trainer's random warp/flip/photometric/erasing
+    strategy: str = "fedavg"  # fedavg | fedprox | fedavgm
+    proximal_mu: float = 0.01  # fedprox
+    server_momentum: float = 0.9  # fedavgm
+    server_lr: float = 1.0  # fedavgm
+    min_clients: int = 2  # clients a round waits for (all of them in the benchmarks)
+    fraction_fit: float = 1.0
+    secagg: bool = False  # SecAgg+: the server only sees the sum of masked updates
+    secagg_shares: int = 0  # neighbours each client secret-shares with, 3 or more; 0 = all clients
+    secagg_threshold: float = 0.7  # fraction of the shares needed to unmask (tolerates dropouts)
+    secagg_clip: float = 16.0  # SecAgg+ quantizes values in [-clip, clip] (weights and BN statistics)
+    secagg_max_weight: float = 5000.0  # at least the largest client's number of examples
+    dp: bool = False  # client-side fixed clipping + server Gaussian noise (user-level DP)
+    dp_noise: float = 0.1  # noise multiplier z (std = z * clip / clients)
+    dp_clip: float = 1.0  # L2 clipping norm of each client's update
+    dp_delta: float = 1e-3
+    data: str = ""  # FER2013 for the server's PublicTest/PrivateTest evaluation ("" = default location)
+    partitions: str = ""  # simulation: folder of client_<i>/ folders, client i = partition-id i
+    eval_limit: int = 0  # evaluate on the first N PublicTest faces per round (0 = all 3589)
+    out: str = "runs"
+    name: str = "federated"
+    export: bool = False  # also copy <name>.pt into models/
+    traffic_log: str = ""  # JSON lines of bytes in/out per client message ("" = not logged)
+    seed: int = 0
+    threads: int = 1  # torch threads per client (a simulation runs one client per core)
+
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, Any]) -> FedConfig:
+        """Defaults overridden by a Flower run config (keys with ``-`` or ``_``)."""
+        known = {f.name: f for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for key, value in run_config.items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise ConfigError(f"unknown federated run-config key {key!r}; known: "
+                                  f"{', '.join(k.replace('_', '-') for k in known)}")
+            default = known[name].default
+            try:
+                if isinstance(default, bool):
+                    value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+                else:
+                    value = type(default)(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"run-config {key}={value!r}: want a {type(default).__name__}") from None
+            kw[name] = value
+        cfg = cls(**kw)
+        cfg.validate()
+        return cfg
+
+    def to_run_config(self) -> dict[str, Any]:
+        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+
+    def net_options(self) -> dict[str, Any]:
+        try:
+            net = json.loads(self.net) if self.net else {}
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"net={self.net!r} is not JSON ({e}); e.g. '{{\"hidden\": 256}}'") from None
+        if not isinstance(net, dict):
+            raise ConfigError(f"net={self.net!r} must be a JSON object")
+        return net
+
+    def validate(self) -> None:
+        if self.architecture not in EMOTION_NETS:
+            raise ConfigError(f"unknown architecture {self.architecture!r}; known: {', '.join(EMOTION_NETS)}")
+        self.net_options()
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if self.num_rounds < 1 or self.local_epochs < 1 or self.batch_size < 2 or self.lr <= 0:
+            raise ConfigError("num-rounds >= 1, local-epochs >= 1, batch-size >= 2 and lr > 0 are required")
+        if self.min_clients < 1 or not 0 < self.fraction_fit <= 1:
+            raise ConfigError("min-clients >= 1 and 0 < fraction-fit <= 1 are required")
+        if self.secagg and (self.min_clients < 2 or not 0 < self.secagg_threshold <= 1):
+            raise ConfigError("SecAgg+ needs min-clients >= 2 and 0 < secagg-threshold <= 1")
+        if self.dp and (self.dp_noise <= 0 or self.dp_clip <= 0 or not 0 < self.dp_delta < 1):
+            raise ConfigError("DP needs dp-noise > 0, dp-clip > 0 and 0 < dp-delta < 1")
+
+    def train_config(self) -> TrainConfig:
+        """The centralized trainer's config with the same model and local recipe (for metadata)."""
+        return TrainConfig(architecture=self.architecture, net=self.net_options(),
+                           epochs=self.num_rounds * self.local_epochs, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, label_smoothing=self.label_smoothing, ema_decay=0.0,
+                           seed=self.seed, threads=self.threads)
+
+
+def new_model(cfg: FedConfig) -> nn.Module:
+    torch.manual_seed(cfg.seed)  # every party starts from the same weights
+    return build_emotion_net(cfg.architecture, **cfg.net_options())
+
+
+def _shared_keys(model: nn.Module) -> list[str]:
+    # Integer buffers (BN's num_batches_tracked) are bookkeeping, not model state worth averaging.
+    return [k for k, v in model.state_dict().items() if v.dtype.is_floating_point]
+
+
+def get_weights(model: nn.Module) -> list[np.ndarray]:
+    """The float tensors that travel, as float32 arrays in state_dict order."""
+    sd = model.state_dict()
+    return [sd[k].detach().cpu().numpy().astype(np.float32, copy=True) for k in _shared_keys(model)]
+
+
+def set_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
+    keys = _shared_keys(model)
+    if len(weights) != len(keys):
+        raise ConfigError(f"received {len(weights)} arrays for a model with {len(keys)}: the server and this "
+                          f"client run different architectures; use the same run config on both")
+    sd = model.state_dict()
+    for k, w in zip(keys, weights, strict=True):
+        if tuple(w.shape) != tuple(sd[k].shape):
+            raise ConfigError(f"array {k}: shape {tuple(w.shape)} received, {tuple(sd[k].shape)} expected; "
+                              f"the server and this client run different architectures")
+        sd[k].copy_(torch.from_numpy(np.asarray(w)).to(sd[k].dtype))
+
+
+_DATA_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def load_client_data(folder: str | os.PathLike, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A robot's labelled crops (``<folder>/<class>/*.jpg|png``) resized to the net's input."""
+    path = Path(folder)
+    key = f"{path.resolve()}|{size}"
+    if key not in _DATA_CACHE:
+        if not path.is_dir():
+            raise DataError(f"client data folder {path} does not exist; make client folders with "
+                            f"`python -m emoji_privacy.federated partition` or point data-dir at <class>/ folders")
+        data = load_labelled_folder(path)
+        _DATA_CACHE[key] = (resize_faces(data.images, size), data.labels)
+    return _DATA_CACHE[key]
+
+
+def round_lr(cfg: FedConfig, server_round: int) -> float:
+    """Client learning rate of a round: cosine from ``lr`` to ``lr * lr_final``."""
+    t = (server_round - 1) / max(cfg.num_rounds - 1, 1)
+    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))))
+
+
+def local_train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig, lr: float, seed: int,
+                proximal_mu: float = 0.0) -> dict[str, float]:
+    """``cfg.local_epochs`` of SGD on this client's faces; FedProx's proximal term when mu > 0."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    tcfg = cfg.train_config()
+    gen = torch.Generator().manual_seed(seed)
+    global_params = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=cfg.momentum, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    xs, ys = torch.from_numpy(x), torch.from_numpy(np.asarray(y, np.int64))
+    bs = min(cfg.batch_size, len(xs))
+    steps = max(len(xs) // bs, 1)  # drop the ragged last batch: BN needs more than one face
+    model.train()
+    tot_loss = tot_ok = seen = 0.0
+    for _ in range(cfg.local_epochs):
+        perm = torch.randperm(len(xs), generator=gen)
+        for step in range(steps):
+            idx = perm[step * bs:(step + 1) * bs]
+            xb = _to_input(xs[idx])
+            if cfg.augment:
+                xb = augment(xb, tcfg, gen)
+            logits = model.logits(xb)
+            loss = loss_fn(logits, ys[idx])
+            total = loss
+            if proximal_mu > 0:
+                total = loss + proximal_mu / 2 * sum(((p - g) ** 2).sum() for p, g in
+                                                     zip(model.parameters(), global_params, strict=True))
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            tot_loss += loss.item() * len(idx)
+            tot_ok += float((logits.argmax(1) == ys[idx]).sum())
+            seen += len(idx)
+    model.eval()
+    return {"train_loss": tot_loss / max(seen, 1), "train_acc": tot_ok / max(seen, 1), "steps": float(steps)}
+
+
+def evaluate_weights(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(cross-entropy, accuracy) of the model on faces already at its input size."""
+    probs = predict_probs(model, images)
+    if not len(labels):
+        return float("nan"), float("nan")
+    p = np.clip(probs[np.arange(len(labels)), labels], 1e-8, 1.0)
+    return float(-np.log(p).mean()), float((probs.argmax(1) == labels).mean())
