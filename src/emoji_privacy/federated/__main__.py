@@ -2,8 +2,9 @@
 
 - ``partition``: FER2013 ``Training`` -> ``client_<i>/<class>/`` folders (IID or Dirichlet alpha);
 - ``simulate``: a whole federation on this machine with Flower's simulation engine (Ray);
-- ``centralized``: the baseline with the same model and local recipe on the pooled client folders.
-Deployment (a SuperLink and one SuperNode per robot) uses ``flwr run config/flower``: see README.
+- ``centralized``: the baseline with the same model and local recipe on the pooled client folders;
+- ``deploy-local``: a real deployment on this machine (a SuperLink and one SuperNode per client
+  folder as processes, ``flwr run config/flower``); a fleet runs the same programs (README).
 """
 
 from __future__ import annotations
@@ -121,6 +122,25 @@ def cmd_centralized(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def cmd_deploy_local(args: argparse.Namespace) -> int:
+    from .deployment import LoopbackFederation
+
+    folders = _client_folders(args.partitions)
+    rc: dict[str, Any] = {"out": str(args.out.resolve()), "name": args.name}
+    rc.update(_run_config(args.run_config))
+    if args.secagg:
+        rc["secagg"] = True
+    if args.dp:
+        rc["dp"] = True
+    work = args.out.resolve() / f".deploy-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    work.mkdir(parents=True, exist_ok=True)
+    with LoopbackFederation(folders, work) as fed:
+        print(f"SuperLink on 127.0.0.1:{fed.port}, {len(folders)} SuperNodes; logs in {work}", file=sys.stderr)
+        out = fed.run(rc)
+    print(f"saved {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m emoji_privacy.federated",
                                  description="Federated training of the emotion CNN with Flower.")
@@ -134,10 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="FER2013 folder, .tar.gz or fer2013.csv (default: ../shared/data/fer2013)")
     p.add_argument("--quiet", action="store_true")
     for name, text in (("simulate", "run a federation on this machine (Flower simulation engine)"),
-                       ("centralized", "baseline: the same model and recipe on the pooled client folders")):
+                       ("centralized", "baseline: the same model and recipe on the pooled client folders"),
+                       ("deploy-local", "a SuperLink and one SuperNode per client folder as processes, then flwr run")):
         s = sub.add_parser(name, help=text)
         s.add_argument("--partitions", type=Path, required=True, help="folder of client_<i>/ folders")
-        s.add_argument("--name", default="federated" if name == "simulate" else "centralized")
+        s.add_argument("--name", default="centralized" if name == "centralized" else "federated")
         s.add_argument("--out", type=Path, default=Path("runs"), help="parent of the run folder")
         s.add_argument("--run-config", "-c", nargs="*", default=[], metavar="KEY=VALUE",
                        help="Flower run-config overrides, e.g. num-rounds=20 strategy=fedprox (see config/flower)")
@@ -156,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_partition(args)
         if args.command == "simulate":
             return cmd_simulate(args, command)
+        if args.command == "deploy-local":
+            return cmd_deploy_local(args)
         return cmd_centralized(args, command)
     except ConfigError as e:  # DataError is a ConfigError
         print(f"federated: error: {e}", file=sys.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import Context, Message
+from flwr.app import Context, Message, RecordDict
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
@@ -63,22 +63,22 @@ def _client_data_dir(cfg: FedConfig, context: Context) -> tuple[Path, int]:
                       "<class>/ crops>'\"")
 
 
-def _only_when_asked(mod: Callable, asked: Callable[[Message], bool]) -> Callable:
-    """Run a Flower mod only on messages that carry its configuration."""
+def _only_when_asked(mod: Callable, asked: Callable[[RecordDict], bool]) -> Callable:
+    """Run a Flower mod only on messages whose content carries its configuration."""
 
     def wrapped(msg: Message, ctxt: Context, call_next: Callable) -> Message:
-        return mod(msg, ctxt, call_next) if asked(msg) else call_next(msg, ctxt)
+        return mod(msg, ctxt, call_next) if asked(msg.content) else call_next(msg, ctxt)
 
     wrapped.__name__ = f"optional_{getattr(mod, '__name__', 'mod')}"
     return wrapped
 
 
-def _asks_secagg(msg: Message) -> bool:
-    return RECORD_KEY_CONFIGS in msg.content.config_records
+def _asks_secagg(content: RecordDict) -> bool:
+    return RECORD_KEY_CONFIGS in content.config_records
 
 
-def _asks_clipping(msg: Message) -> bool:
-    return any(KEY_CLIPPING_NORM in rec for rec in msg.content.config_records.values())
+def _asks_clipping(content: RecordDict) -> bool:
+    return any(KEY_CLIPPING_NORM in rec for rec in content.config_records.values())
 
 
 def _wire_bytes(msg: Message) -> int:

@@ -1,0 +1,270 @@
+"""Federated training: the partitioner, the run config, DP accounting, the client's mods and a real
+Flower deployment (a SuperLink and two SuperNodes as processes, SecAgg+ on) on real FER2013 crops."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tomllib
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, shared_path
+
+from emoji_privacy import EMOTIONS
+from emoji_privacy.errors import ConfigError
+from emoji_privacy.federated.partition import label_skew, partition_indices, write_partitions
+from emoji_privacy.federated.task import FedConfig, get_weights, local_train, new_model, round_lr, set_weights
+from emoji_privacy.fer2013 import DataError, load_fer2013, load_labelled_folder
+
+
+def _labels(n: int = 7000, seed: int = 1) -> np.ndarray:
+    # FER2013-like imbalance: happy common, disgust rare
+    p = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], float)
+    return np.random.default_rng(seed).choice(7, n, p=p / p.sum())
+
+
+# --------------------------------------------------------------------------- partitioner
+
+
+def test_iid_partition_sizes_and_reproducibility():
+    y = _labels()
+    parts = partition_indices(y, 10, None, total=6000, seed=3)
+    assert [len(p) for p in parts] == [600] * 10
+    allidx = np.concatenate(parts)
+    assert len(np.unique(allidx)) == 6000  # disjoint
+    again = partition_indices(y, 10, None, total=6000, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
+    other = partition_indices(y, 10, None, total=6000, seed=4)
+    assert not all(np.array_equal(a, b) for a, b in zip(parts, other, strict=True))
+    # the class-stratified draw keeps the class mix of the whole split (within one face per class)
+    want = np.bincount(y, minlength=7) / len(y) * 6000
+    assert np.abs(np.bincount(y[allidx], minlength=7) - want).max() <= 1.0
+    assert sum(len(p) for p in partition_indices(y, 4)) == len(y)  # total=0: every face
+
+
+def test_dirichlet_skew_grows_as_alpha_shrinks():
+    y = _labels()
+    iid = partition_indices(y, 10, None, total=6000, seed=0)
+    a05 = partition_indices(y, 10, 0.5, total=6000, seed=0)
+    a01 = partition_indices(y, 10, 0.1, total=6000, seed=0)
+    for parts in (a05, a01):
+        assert sum(len(p) for p in parts) == 6000 and len(np.unique(np.concatenate(parts))) == 6000
+        assert min(len(p) for p in parts) >= 10
+    s_iid, s05, s01 = label_skew(y, iid), label_skew(y, a05), label_skew(y, a01)
+    assert s_iid < 0.06 < 0.25 < s05 < s01, (s_iid, s05, s01)
+    assert all(np.array_equal(a, b) for a, b in zip(a05, partition_indices(y, 10, 0.5, total=6000, seed=0),
+                                                       strict=True))
+
+
+def test_label_skew_by_hand():
+    y = np.array([0, 0, 1, 1])
+    assert label_skew(y, [np.array([0, 2]), np.array([1, 3])]) == 0.0  # both halves match the pool
+    assert label_skew(y, [np.array([0, 1]), np.array([2, 3])]) == pytest.approx(0.5)  # each holds one class
+
+
+def test_partition_errors_are_clear():
+    y = _labels(100)
+    with pytest.raises(ConfigError, match="alpha must be > 0"):
+        partition_indices(y, 2, 0.0)
+    with pytest.raises(ConfigError, match="asked for 500 faces"):
+        partition_indices(y, 2, None, total=500)
+    with pytest.raises(ConfigError, match="cannot give 20 clients"):
+        partition_indices(y, 20, None)
+
+
+def test_written_folders_read_back_as_a_robots_crops(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (60, 48, 48), dtype=np.uint8)
+    labels = np.arange(60) % 7
+    parts = partition_indices(labels, 3, None, seed=0)
+    summary = write_partitions(images, labels, parts, tmp_path / "p", {"seed": 0})
+    assert [c["faces"] for c in summary["clients"]] == [20, 20, 20]
+    assert json.loads((tmp_path / "p" / "partition.json").read_text())["classes"] == list(EMOTIONS)
+    got = load_labelled_folder(tmp_path / "p" / "client_1")
+    assert len(got.labels) == 20
+    # lossless: every face comes back bit-exact with its label
+    by_pixels = {img.tobytes(): int(lab) for img, lab in zip(images[parts[1]], labels[parts[1]], strict=True)}
+    assert all(by_pixels[img.tobytes()] == lab for img, lab in zip(got.images, got.labels, strict=True))
+
+
+# --------------------------------------------------------------------------- config, weights, local training
+
+
+def test_flower_app_config_matches_fedconfig():
+    conf = tomllib.loads((REPO / "config" / "flower" / "pyproject.toml").read_text())
+    keys = set(conf["tool"]["flwr"]["app"]["config"])
+    assert keys == {f.name.replace("_", "-") for f in fields(FedConfig)}
+    cfg = FedConfig.from_run_config(conf["tool"]["flwr"]["app"]["config"])
+    assert cfg == FedConfig()  # the app's defaults are the library's
+    comps = conf["tool"]["flwr"]["app"]["components"]
+    assert comps == {"serverapp": "emoji_privacy.federated.server_app:app",
+                     "clientapp": "emoji_privacy.federated.client_app:app"}
+
+
+def test_run_config_errors_are_clear():
+    with pytest.raises(ConfigError, match="unknown federated run-config key 'num-round'"):
+        FedConfig.from_run_config({"num-round": 3})
+    with pytest.raises(ConfigError, match="num-rounds=.*want a int"):
+        FedConfig.from_run_config({"num-rounds": "many"})
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        FedConfig.from_run_config({"strategy": "fedsgd"})
+    with pytest.raises(ConfigError, match="is not JSON"):
+        FedConfig.from_run_config({"net": "{hidden: 3}"})
+    assert FedConfig.from_run_config({"secagg": "true", "num_rounds": "3"}).secagg is True
+
+
+def test_round_lr_is_a_cosine_from_lr_to_lr_final():
+    cfg = FedConfig(lr=0.1, lr_final=0.1, num_rounds=5)
+    assert round_lr(cfg, 1) == pytest.approx(0.1)
+    assert round_lr(cfg, 5) == pytest.approx(0.01)
+    assert round_lr(cfg, 3) == pytest.approx(0.055)
+
+
+def test_weights_round_trip_and_mismatch():
+    cfg = FedConfig(net='{"hidden": 16}')
+    a, b = new_model(cfg), new_model(cfg)
+    assert all(np.array_equal(x, y) for x, y in zip(get_weights(a), get_weights(b), strict=True))  # same start
+    w = [x + 1.0 for x in get_weights(a)]
+    set_weights(b, w)
+    assert all(np.array_equal(x, y) for x, y in zip(get_weights(b), w, strict=True))
+    assert "num_batches_tracked" not in " ".join(k for k, v in a.state_dict().items() if v.dtype.is_floating_point)
+    with pytest.raises(ConfigError, match="different architectures"):
+        set_weights(new_model(FedConfig(net='{"hidden": 32}')), w)
+
+
+def test_local_training_learns_and_fedprox_pulls_toward_the_global_model():
+    rng = np.random.default_rng(0)
+    y = np.arange(128) % 2
+    x = np.where(y[:, None, None] == 1, 200, 40).astype(np.uint8) + rng.integers(0, 30, (128, 42, 42), dtype=np.uint8)
+    cfg = FedConfig(net='{"hidden": 16}', local_epochs=3, batch_size=16, augment=False)
+    start = new_model(cfg)
+    plain, prox = new_model(cfg), new_model(cfg)
+    m = local_train(plain, x, y, cfg, lr=0.05, seed=0)
+    assert m["train_acc"] > 0.8 and m["steps"] == 8
+    local_train(prox, x, y, cfg, lr=0.05, seed=0, proximal_mu=2.0)
+    w0 = [p.detach() for p in start.parameters()]
+
+    def drift(model):
+        return math.sqrt(sum(float(((p.detach() - q) ** 2).sum()) for p, q in zip(model.parameters(), w0,
+                                                                                  strict=True)))
+
+    assert drift(prox) < drift(plain)
+
+
+def test_dp_epsilon_follows_the_gaussian_rdp_bound():
+    from emoji_privacy.federated.server_app import dp_epsilon
+
+    eps = dp_epsilon(1.0, 20, 1e-3)
+    # RDP of the Gaussian mechanism: T*a/(2 z^2) + log(1/delta)/(a-1), minimized over a; the accountant's
+    # conversion is at least as tight as this classic one
+    bound = min(20 * a / 2 + math.log(1e3) / (a - 1) for a in np.linspace(1.01, 200, 20000))
+    assert 0 < eps <= bound + 1e-6 and eps > 0.5 * bound
+    assert dp_epsilon(2.0, 20, 1e-3) < eps < dp_epsilon(1.0, 40, 1e-3)
+
+
+def test_client_mods_run_only_when_the_server_asks():
+    from flwr.app import ConfigRecord, RecordDict
+    from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+    from emoji_privacy.federated.client_app import _asks_clipping, _asks_secagg
+
+    plain = RecordDict({"config": ConfigRecord({"lr": 0.1})})
+    secagg = RecordDict({RECORD_KEY_CONFIGS: ConfigRecord({"stage": "setup"})})
+    clipped = RecordDict({"config": ConfigRecord({"clipping_norm": 1.0})})
+    assert not _asks_secagg(plain) and _asks_secagg(secagg) and not _asks_secagg(clipped)
+    assert not _asks_clipping(plain) and _asks_clipping(clipped)
+
+
+def test_client_without_data_says_how_to_give_it(tmp_path):
+    from flwr.app import Context, RecordDict
+
+    from emoji_privacy.federated.client_app import _client_data_dir
+    from emoji_privacy.federated.task import load_client_data
+
+    ctx = Context(run_id=1, node_id=7, node_config={}, state=RecordDict(), run_config={})
+    with pytest.raises(ConfigError, match="--node-config \"data-dir="):
+        _client_data_dir(FedConfig(), ctx)
+    with pytest.raises(DataError, match="does not exist; make client folders"):
+        load_client_data(tmp_path / "nope", 42)
+
+
+def test_cli_errors_exit_2(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "emoji_privacy.federated", "simulate", "--partitions",
+                          str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "holds no client_<i>/ folders" in out.stderr
+
+
+# --------------------------------------------------------------------------- a real deployment
+
+
+@pytest.fixture(scope="module")
+def fer():
+    return load_fer2013(shared_path("data", "fer2013", "fer2013_images_train_test.tar.gz"), progress=False)
+
+
+@pytest.mark.timeout(900)
+def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
+    """flower-superlink + 2 flower-supernode processes over loopback, flwr run, SecAgg+ on, real crops."""
+    from emoji_privacy.emotion import load_emotion_classifier
+    from emoji_privacy.federated.deployment import LoopbackFederation
+
+    x, y = fer.split("Training")
+    parts = partition_indices(y, 2, None, total=400, seed=0)
+    write_partitions(x, y, parts, tmp_path / "clients")
+    dirs = [tmp_path / "clients" / "client_0", tmp_path / "clients" / "client_1"]
+    with LoopbackFederation(dirs, tmp_path) as fed:
+        run_dir = fed.run({"num-rounds": 2, "secagg": True, "eval-limit": 400, "out": str(tmp_path / "runs"),
+                           "name": "deploy", "traffic-log": str(tmp_path / "traffic.jsonl"), "lr": 0.02,
+                           "augment": False, "data": str(shared_path("data", "fer2013",
+                                                                     "fer2013_images_train_test.tar.gz"))},
+                          timeout=800)
+    rounds = json.loads((run_dir / "rounds.json").read_text())
+    assert rounds["run_config"]["secagg"] is True
+    fit = rounds["fit_metrics"]
+    assert len(fit) == 2 and fit[1]["train_loss"] < fit[0]["train_loss"], fit  # the loss went down
+    assert [r["round"] for r in rounds["rounds"]] == [0, 1, 2]
+    assert rounds["traffic"]["clients"] == 2
+    # SecAgg+: 4 messages per round (setup, share keys, masked vector, unmask), the masked vector as integers
+    assert rounds["traffic"]["messages_per_client_per_round"] == 4
+    n_params = sum(w.size for w in get_weights(new_model(FedConfig())))
+    assert rounds["traffic"]["bytes_sent_per_client_per_round"] > 4 * n_params
+    for f in ("deploy.pt", "accuracy.png", "curves.png", "confusion.png", "metrics.json"):
+        assert (run_dir / f).is_file(), f
+    meta = torch.load(run_dir / "deploy.pt", weights_only=True)["metadata"]
+    assert meta["federated"]["run_config"]["num-rounds"] == 2 and meta["architecture"] == "paper42"
+    clf = load_emotion_classifier("torch", str(run_dir / "deploy.pt"))  # the listener's emotion stage
+    import cv2
+
+    crops = np.stack([cv2.resize(f, (42, 42), interpolation=cv2.INTER_AREA) for f in x[:5]])
+    p = clf.predict(crops)
+    assert p.shape == (5, 7) and np.allclose(p.sum(1), 1, atol=1e-4)
+    # the listener's classifier and the server's evaluation agree on the exported weights
+    private = json.loads((run_dir / "metrics.json").read_text())["metadata"]["metrics"]["PrivateTest"]
+    px, py = fer.split("PrivateTest")
+    pc = np.stack([cv2.resize(f, (42, 42), interpolation=cv2.INTER_AREA) for f in px])
+    assert float((clf.predict(pc).argmax(1) == py).mean()) == pytest.approx(private["accuracy"], abs=0.005)
+
+
+@pytest.mark.timeout(600)
+def test_simulation_fedavgm_with_dp_reports_epsilon(fer, tmp_path):
+    """The simulate command (Flower's simulation engine): FedAvgM + client clipping + server noise."""
+    from emoji_privacy.federated.__main__ import main as fed_main
+    from emoji_privacy.federated.server_app import dp_epsilon
+
+    x, y = fer.split("Training")
+    write_partitions(x, y, partition_indices(y, 3, 0.5, total=300, seed=0), tmp_path / "clients")
+    rc = fed_main(["simulate", "--partitions", str(tmp_path / "clients"), "--out", str(tmp_path / "runs"),
+                   "--name", "sim", "--dp", "--cpus", "2", "--run-config", "num-rounds=2", "strategy=fedavgm",
+                   "dp-noise=0.5", "dp-clip=2.0", "eval-limit=200", "augment=false"])
+    assert rc == 0
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and p.name.startswith("sim-")]
+    rounds = json.loads((run_dir / "rounds.json").read_text())
+    assert rounds["run_config"]["strategy"] == "fedavgm" and rounds["run_config"]["min-clients"] == 3
+    assert rounds["dp"]["epsilon"] == pytest.approx(dp_epsilon(0.5, 2, 1e-3))
+    assert rounds["traffic"]["clients"] == 3 and rounds["traffic"]["messages_per_client_per_round"] == 1
+    assert len(rounds["fit_metrics"]) == 2 and (run_dir / "sim.pt").is_file()
