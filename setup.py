@@ -3,5 +3,5 @@ from setuptools import setup
 
 from catkin_pkg.python_setup import generate_distutils_setup
 
-setup(**generate_distutils_setup(packages=["emoji_privacy", "emoji_privacy.web"], package_dir={"": "src"},
+setup(**generate_distutils_setup(packages=["emoji_privacy", "emoji_privacy.web", "emoji_privacy.federated"], package_dir={"": "src"},
                                package_data={"emoji_privacy.web": ["static/*"]}))
