@@ -253,15 +253,19 @@ def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
 @pytest.mark.timeout(600)
 def test_simulation_fedavgm_with_dp_reports_epsilon(fer, tmp_path):
     """The simulate command (Flower's simulation engine): FedAvgM + client clipping + server noise."""
+    import os
+
     from emoji_privacy.federated.__main__ import main as fed_main
     from emoji_privacy.federated.server_app import dp_epsilon
 
     x, y = fer.split("Training")
     write_partitions(x, y, partition_indices(y, 3, 0.5, total=300, seed=0), tmp_path / "clients")
+    env = dict(os.environ)
     rc = fed_main(["simulate", "--partitions", str(tmp_path / "clients"), "--out", str(tmp_path / "runs"),
                    "--name", "sim", "--dp", "--cpus", "2", "--run-config", "num-rounds=2", "strategy=fedavgm",
                    "dp-noise=0.5", "dp-clip=2.0", "eval-limit=200", "augment=false"])
     assert rc == 0
+    assert dict(os.environ) == env  # Ray's PYTHONPATH edits would break ROS nodes started later
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and p.name.startswith("sim-")]
     rounds = json.loads((run_dir / "rounds.json").read_text())
     assert rounds["run_config"]["strategy"] == "fedavgm" and rounds["run_config"]["min-clients"] == 3

@@ -73,6 +73,18 @@ def _config(args: argparse.Namespace, clients: int) -> Any:
 
 
 def cmd_simulate(args: argparse.Namespace, command: str) -> int:
+    # Ray rewrites this process's environment (PYTHONPATH with the source tree first, so a ROS node
+    # started later would miss the generated emoji_privacy.msg): put it back when the run ends.
+    env, path = dict(os.environ), list(sys.path)
+    try:
+        return _simulate(args, command)
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        sys.path[:] = path
+
+
+def _simulate(args: argparse.Namespace, command: str) -> int:
     from flwr.simulation import run_simulation
 
     from .client_app import make_client_app

@@ -182,8 +182,17 @@ def round_lr(cfg: FedConfig, server_round: int) -> float:
 def local_train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig, lr: float, seed: int,
                 proximal_mu: float = 0.0) -> dict[str, float]:
     """``cfg.local_epochs`` of SGD on this client's faces; FedProx's proximal term when mu > 0."""
+    threads = torch.get_num_threads()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _local_epochs(model, x, y, cfg, lr, seed, proximal_mu)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig, lr: float, seed: int,
+                  proximal_mu: float) -> dict[str, float]:
     tcfg = cfg.train_config()
     gen = torch.Generator().manual_seed(seed)
     global_params = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
