@@ -272,3 +272,20 @@ def test_simulation_fedavgm_with_dp_reports_epsilon(fer, tmp_path):
     assert rounds["dp"]["epsilon"] == pytest.approx(dp_epsilon(0.5, 2, 1e-3))
     assert rounds["traffic"]["clients"] == 3 and rounds["traffic"]["messages_per_client_per_round"] == 1
     assert len(rounds["fit_metrics"]) == 2 and (run_dir / "sim.pt").is_file()
+
+
+def test_dependencies_stay_ros_compatible():
+    """flwr must not drag in numpy 2 (cv_bridge is built against 1.x) or a CUDA torch."""
+    from importlib.metadata import requires, version
+
+    import flwr
+
+    major, minor = (int(v) for v in np.__version__.split(".")[:2])
+    assert major == 1 and minor >= 26, np.__version__  # flwr needs >= 1.26, ROS needs < 2
+    assert torch.version.cuda is None, torch.__version__
+    assert flwr.__version__ == version("flwr")
+    assert not [r for r in requires("flwr") or [] if r.startswith("torch")]  # flwr itself never pins a torch
+    from cv_bridge import CvBridge  # the ROS side still imports against this numpy
+
+    img = CvBridge().cv2_to_imgmsg(np.zeros((4, 4, 3), np.uint8), "bgr8")
+    assert CvBridge().imgmsg_to_cv2(img).shape == (4, 4, 3)
