@@ -116,6 +116,8 @@ def test_run_config_errors_are_clear():
     with pytest.raises(ConfigError, match="is not JSON"):
         FedConfig.from_run_config({"net": "{hidden: 3}"})
     assert FedConfig.from_run_config({"secagg": "true", "num_rounds": "3"}).secagg is True
+    with pytest.raises(ConfigError, match="overflows SecAgg"):
+        FedConfig.from_run_config({"secagg": True, "min-clients": 100})  # 100 x 2^26 >= 2^32
 
 
 def test_round_lr_is_a_cosine_from_lr_to_lr_final():

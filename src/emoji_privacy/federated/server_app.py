@@ -130,7 +130,8 @@ class FederatedRun:
             # Flower takes an int above 2 as a count and a float as a fraction of the sampled clients.
             shares: int | float = cfg.secagg_shares if cfg.secagg_shares > 2 else 1.0
             fit_workflow = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=float(cfg.secagg_threshold),
-                                              max_weight=cfg.secagg_max_weight, clipping_range=cfg.secagg_clip)
+                                              max_weight=cfg.secagg_max_weight, clipping_range=cfg.secagg_clip,
+                                              quantization_range=cfg.secagg_quantization)
         legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.num_rounds),
                                strategy=self.strategy())
         DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
