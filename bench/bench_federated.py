@@ -33,9 +33,10 @@ RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("fedavg-a0.1-secagg", "a0.1", "fedavg", ["--secagg"], []),
     ("fedavg-iid-dp", "iid", "fedavg", ["--dp"], []),
     ("fedavgm-a0.5", "a0.5", "fedavgm", [], []),
-    # the same alpha=0.1 pair from another initialization and client seed: how much two runs differ
+    # server momentum 0.9 at server lr 1.0 on top of clients' own momentum: try a third of the step
+    ("fedavgm-a0.5-slr0.3", "a0.5", "fedavgm", [], ["server-lr=0.3"]),
+    # the same alpha=0.1 run from another initialization and client seed: how much two runs differ
     ("fedavg-a0.1-seed1", "a0.1", "fedavg", [], ["seed=1"]),
-    ("fedavg-a0.1-secagg-seed1", "a0.1", "fedavg", ["--secagg"], ["seed=1"]),
 ]
 PARTITIONS = {"iid": None, "a0.5": 0.5, "a0.1": 0.1}
 
