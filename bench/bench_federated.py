@@ -73,7 +73,11 @@ def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], 
     saved = [ln[6:] for ln in proc.stdout.splitlines() if ln.startswith("saved ")]
     if proc.returncode or not saved:
         raise SystemExit(f"bench_federated: {name} failed (exit {proc.returncode}); see {log}")
-    run_dir = Path(saved[-1])
+    return collect(name, part, strategy, flags, Path(saved[-1]), wall, " ".join(cmd[1:]))
+
+
+def collect(name: str, part: Path, strategy: str, flags: list[str], run_dir: Path, wall: float, command: str) -> dict:
+    """One table row from a finished run folder."""
     meta = json.loads((run_dir / "metrics.json").read_text())["metadata"]
     fed = json.loads((run_dir / "rounds.json").read_text())
     rounds = [r for r in fed["rounds"] if r["round"] > 0]
@@ -82,7 +86,7 @@ def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], 
             "dp": fed.get("dp"), "private": meta["metrics"]["PrivateTest"], "public": meta["metrics"]["PublicTest"],
             "best_round": fed["best_round"], "round_seconds": sum(times) / max(len(times), 1),
             "traffic": fed.get("traffic", {}), "curve": [(r["round"], r["val_acc"]) for r in fed["rounds"]],
-            "wall_seconds": wall, "run_dir": str(run_dir), "command": " ".join(cmd[1:])}
+            "wall_seconds": wall, "run_dir": str(run_dir), "command": command}
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -178,6 +182,15 @@ def report(results: list[dict], args: argparse.Namespace, cmdline: str) -> str:
         "rounds.json) is under the work folder given by `--work`.", ""])
 
 
+def save(results: list[dict], store: Path, args: argparse.Namespace, cmdline: str) -> str:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(results, indent=1))
+    plot(results, RESULTS / "federated_rounds.png")
+    text = report(results, args, cmdline)
+    (BENCH / "federated.md").write_text(text)
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--clients", type=int, default=10)
@@ -197,9 +210,7 @@ def main() -> int:
     cmdline = " ".join(["python3 bench/bench_federated.py", *given])
     store = RESULTS / "federated.json"
     if args.report_only:
-        text = report(json.loads(store.read_text()), args, cmdline)
-        (BENCH / "federated.md").write_text(text)
-        print(text)
+        print(save(json.loads(store.read_text()), store, args, cmdline))
         return 0
     previous = {r["name"]: r for r in json.loads(store.read_text())} if args.only and store.is_file() else {}
     results = []
@@ -213,11 +224,8 @@ def main() -> int:
         results.append(run_one(args.work, name, part, strategy, flags, extra, args))
         print(f"[bench_federated] {name}: PrivateTest {results[-1]['private']['accuracy']:.4f}, "
               f"{results[-1]['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        store.write_text(json.dumps(results, indent=1))
-        plot(results, RESULTS / "federated_rounds.png")
-        text = report(results, args, cmdline)
-        (BENCH / "federated.md").write_text(text)
+        save(results, store, args, cmdline)  # after every run: a long benchmark keeps what it measured
+    text = save(results, store, args, cmdline)
     print(text)
     print(f"saved {BENCH / 'federated.md'}")
     return 0
