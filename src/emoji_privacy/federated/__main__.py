@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..fer2013 import DataError, load_fer2013
+from ..fer2013 import DataError, default_fer2013_path, load_fer2013
 
 __all__ = ["main"]
 
@@ -56,19 +56,27 @@ def cmd_partition(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace, clients: int) -> Any:
-    from .task import FedConfig
-
-    rc: dict[str, Any] = {"min-clients": clients, "partitions": str(args.partitions.resolve()),
-                          "out": str(args.out), "name": args.name}
-    rc.update(_run_config(args.run_config))
+def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """``base``, then ``--run-config`` pairs, then the ``--secagg`` and ``--dp`` switches."""
+    rc = {**base, **_run_config(args.run_config)}
     if args.secagg:
         rc["secagg"] = True
     if args.dp:
         rc["dp"] = True
-    cfg = FedConfig.from_run_config(rc)
+    return rc
+
+
+def _config(args: argparse.Namespace, clients: int) -> Any:
+    from .task import FedConfig
+
+    cfg = FedConfig.from_run_config(_overrides(args, {"min-clients": clients, "name": args.name, "out": str(args.out),
+                                                      "partitions": str(args.partitions.resolve())}))
     if not cfg.data:
-        cfg.data = str(load_fer2013(None, progress=False).source)
+        found = default_fer2013_path()
+        if found is None:
+            raise DataError("FER2013 not found for the server's evaluation: pass --run-config data=PATH or set "
+                            "EMOJI_PRIVACY_DATA to a folder holding fer2013/")
+        cfg.data = str(found)
     return cfg
 
 
@@ -138,12 +146,7 @@ def cmd_deploy_local(args: argparse.Namespace) -> int:
     from .deployment import LoopbackFederation
 
     folders = _client_folders(args.partitions)
-    rc: dict[str, Any] = {"out": str(args.out.resolve()), "name": args.name}
-    rc.update(_run_config(args.run_config))
-    if args.secagg:
-        rc["secagg"] = True
-    if args.dp:
-        rc["dp"] = True
+    rc = _overrides(args, {"out": str(args.out.resolve()), "name": args.name})
     work = args.out.resolve() / f".deploy-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     work.mkdir(parents=True, exist_ok=True)
     with LoopbackFederation(folders, work) as fed:
