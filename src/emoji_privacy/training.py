@@ -43,8 +43,8 @@ from .errors import ConfigError  # noqa: E402
 from .fer2013 import FerData, load_fer2013  # noqa: E402
 from .model_files import REPO_ROOT  # noqa: E402
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate_model", "classification_report", "save_checkpoint",
-           "cross_validate", "resize_faces", "main"]
+__all__ = ["TrainConfig", "TrainResult", "train", "sgd_optimizer", "probs_cross_entropy", "evaluate_model",
+           "classification_report", "save_checkpoint", "cross_validate", "resize_faces", "main"]
 
 NORMALIZATION = {"mean": 127.5, "std": 127.5}
 DEFAULT_SIZES = {"paper42": 42}
@@ -206,6 +206,21 @@ def _class_weights(labels: np.ndarray, mode: str) -> torch.Tensor | None:
     return torch.tensor(w / (w * freq).sum() * freq.sum(), dtype=torch.float32)
 
 
+def sgd_optimizer(model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9) -> torch.optim.SGD:
+    """Nesterov SGD with weight decay on weights only: decaying batch norm and biases only hurts."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=momentum, nesterov=True)
+
+
+def probs_cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of predicted probabilities (softmax outputs), floored at 1e-8 so it stays finite."""
+    return float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)),
+                            torch.from_numpy(np.asarray(labels, np.int64))))
+
+
 def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
           val_x: np.ndarray | None = None, val_y: np.ndarray | None = None,
           progress: bool = True, log: Any = None) -> TrainResult:
@@ -226,11 +241,7 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
     ys = torch.from_numpy(np.asarray(train_y, np.int64))
     vx = resize_faces(val_x, size) if val_x is not None and len(val_x) else None
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, momentum=0.9, nesterov=True)
+    opt = sgd_optimizer(model, cfg.lr, cfg.weight_decay)
     steps_per_epoch = max(len(xs) // cfg.batch_size, 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                 pct_start=0.15, div_factor=20, final_div_factor=200)
@@ -273,8 +284,7 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
         if vx is not None:
             probs = predict_probs(judged, vx)
             row["val_acc"] = float((probs.argmax(1) == val_y).mean())
-            row["val_loss"] = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)),
-                                               torch.from_numpy(np.asarray(val_y, np.int64))))
+            row["val_loss"] = probs_cross_entropy(probs, val_y)
             if row["val_acc"] > best[0]:
                 best = (row["val_acc"], epoch, copy.deepcopy(judged.state_dict()))
         history.append(row)

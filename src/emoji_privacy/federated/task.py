@@ -22,7 +22,7 @@ from torch import nn
 from ..emotion_nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
 from ..fer2013 import DataError, load_labelled_folder
-from ..training import TrainConfig, _to_input, augment, predict_probs, resize_faces
+from ..training import TrainConfig, _to_input, augment, predict_probs, probs_cross_entropy, resize_faces, sgd_optimizer
 
 __all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
            "local_train", "evaluate_weights", "round_lr"]
@@ -203,10 +203,7 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
     tcfg = cfg.train_config()
     gen = torch.Generator().manual_seed(seed)
     global_params = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=cfg.momentum, nesterov=True)
+    opt = sgd_optimizer(model, lr, cfg.weight_decay, cfg.momentum)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     xs, ys = torch.from_numpy(x), torch.from_numpy(np.asarray(y, np.int64))
     bs = min(cfg.batch_size, len(xs))
@@ -241,5 +238,4 @@ def evaluate_weights(model: nn.Module, images: np.ndarray, labels: np.ndarray) -
     probs = predict_probs(model, images)
     if not len(labels):
         return float("nan"), float("nan")
-    p = np.clip(probs[np.arange(len(labels)), labels], 1e-8, 1.0)
-    return float(-np.log(p).mean()), float((probs.argmax(1) == labels).mean())
+    return probs_cross_entropy(probs, labels), float((probs.argmax(1) == labels).mean())
