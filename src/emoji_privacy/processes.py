@@ -19,10 +19,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    """Start ``args`` in a new session with stdout and stderr going to ``log``."""
+def start(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start ``args`` in a new session with stdout and stderr going to ``log`` (``env``: the whole environment)."""
     with open(log, "w") as f:
-        return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=cwd)
 
 
 def start_roscore(log: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:

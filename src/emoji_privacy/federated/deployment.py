@@ -84,9 +84,7 @@ class LoopbackFederation:
         return self
 
     def _start(self, args: list[str], log: Path) -> subprocess.Popen:
-        with open(log, "w") as f:
-            proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, env=self.env,
-                                    cwd=self.work)
+        proc = processes.start(args, log, env=self.env, cwd=self.work)
         self.procs.append(proc)
         return proc
 
