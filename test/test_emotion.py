@@ -157,3 +157,22 @@ def test_backend_names():
     assert load_emotion_classifier().path == default.path  # and it is the default backend
     with pytest.raises(ModelFileError, match=r"nope\.pt does not exist.*name of one in models/"):
         load_emotion_classifier("torch", "nope.pt")
+
+
+@pytest.mark.parametrize("backend", ["torch", "mini_xception"])
+def test_onnxruntime_engine_gives_the_torch_probabilities(backend, fer_private):
+    """The default engine runs the same weights exported at load: same probabilities, same labels."""
+    fast = load_emotion_classifier(backend, engine="onnxruntime")
+    ref = load_emotion_classifier(backend, engine="torch")
+    assert fast.engine == "onnxruntime" and ref.engine == "torch"
+    s = fast.input_size
+    crops = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_LINEAR) for c in fer_private[0][:64]])
+    for batch in (crops[:1], crops[:3], crops):
+        p, q = fast.predict(batch), ref.predict(batch)
+        np.testing.assert_allclose(p, q, atol=1e-4)
+        assert (p.argmax(1) == q.argmax(1)).all()
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ConfigError, match="unknown emotion engine 'tensorrt'; choose one of: onnxruntime, torch"):
+        load_emotion_classifier("torch", engine="tensorrt")
