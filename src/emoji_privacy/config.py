@@ -20,7 +20,9 @@ from .errors import ConfigError
 class DetectorConfig:
     backend: str = "yunet"
     score_threshold: float = 0.6
-    max_side: int = 640  # frames are downscaled so their longer side is at most this before detection
+    max_side: int = 640  # the coarse search level: the frame downscaled so its longer side is at most this
+    min_face: int = 20  # faces this wide (px) or wider are searched for at every frame size (0: coarse level only)
+    low_light: str = "auto"  # auto: a brightened extra pass on dark frames | always | off
     model_path: str = ""
     threads: int = 2  # onnxruntime threads of the detector
 
@@ -37,6 +39,7 @@ class EmotionConfig:
     backend: str = "torch"
     model_path: str = ""  # empty: models/fer_resnet.pt
     threads: int = 1
+    engine: str = "onnxruntime"  # onnxruntime (the loaded weights exported in memory; faster) | torch
 
 
 @dataclass
@@ -101,12 +104,15 @@ class PipelineConfig:
     def validate(self) -> None:
         _check(0 < self.detector.score_threshold < 1, "detector.score_threshold must be in (0, 1)")
         _check(self.detector.max_side >= 64, "detector.max_side must be >= 64")
+        _check(self.detector.min_face >= 0, "detector.min_face must be >= 0 (0: search the max_side level only)")
+        _check(self.detector.low_light in ("auto", "always", "off"), "detector.low_light must be auto, always or off")
         _check(min(self.detector.threads, self.landmarks.threads, self.emotion.threads) >= 1, "threads must be >= 1")
         _check(self.emoji.margin >= 1.0, "emoji.margin must be >= 1.0 (the emoji must cover the whole face)")
         _check(0 < self.tracking.iou_threshold < 1, "tracking.iou_threshold must be in (0, 1)")
         _check(self.tracking.hold_frames >= 0, "tracking.hold_frames must be >= 0")
         _check(0 < self.tracking.smoothing <= 1, "tracking.smoothing must be in (0, 1]")
         _check(0 <= self.tracking.hysteresis < 1, "tracking.hysteresis must be in [0, 1)")
+        _check(self.emotion.engine in ("onnxruntime", "torch"), "emotion.engine must be 'onnxruntime' or 'torch'")
         _check(self.output.on_error in ("mask", "drop"), "output.on_error must be 'mask' or 'drop'")
         _check(1 <= self.output.jpeg_quality <= 100, "output.jpeg_quality must be in 1..100")
         _check(self.output.max_pixels >= 1, "output.max_pixels must be >= 1")

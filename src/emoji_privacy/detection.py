@@ -36,18 +36,179 @@ class Detections:
         return Detections(self.boxes[keep], self.scores[keep], self.keypoints[keep])
 
 
+RELIABLE_FACE_PX = 20
+"""Face width (in the detector's input) from which YuNet finds most faces: 24 px and wider ~99%, 20-24 px
+~90% (300-W faces pasted into 1920x1080 frames, bench/bench_coverage.py); levels up to native resolution
+are spaced for it."""
+SMALL_FACE_PX = 40
+"""Width the small-face level enlarges a ``min_face`` face to: at 2x, every 20-24 px face of the same
+benchmark was found (1.4x: 3 of 361 missed, 1.7x: 1)."""
+LEVEL_RATIO = 3.0
+"""Largest scale step between two levels up to native resolution: a level finds faces from RELIABLE_FACE_PX
+to well beyond LEVEL_RATIO times that, so neighbouring levels overlap in the face sizes they cover."""
+FINE_LEVEL_MAX_PX = int(2 * LEVEL_RATIO * RELIABLE_FACE_PX)
+"""Widest face a finer level reports: twice what the next coarser level already finds reliably."""
+TILE = 1024
+"""Side of the tiles a large level is cut into (bounded memory, and one input shape for the runtime)."""
+DARK_LEVEL = 60
+"""Luma under which a pixel counts as dark for the low-light check."""
+DARK_SHARE = 0.5
+"""A frame with at least this share of dark pixels also gets a brightened detection pass."""
+LOW_LIGHT_MODES = ("auto", "always", "off")
+
+
+def _empty_raw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+
+
+def pyramid_scales(shape: tuple[int, ...], max_side: int, min_face: int) -> list[float]:
+    """Scales at which a frame is searched, coarse to fine.
+
+    The coarse level fits the frame into ``max_side`` (large faces). Up to native resolution, levels are
+    spaced geometrically by at most LEVEL_RATIO, the finest making a ``min_face`` wide face RELIABLE_FACE_PX
+    wide. Then a small-face level enlarges the frame so ``min_face`` becomes SMALL_FACE_PX (2x for 20 px):
+    the only level above 1, and the costly one (``FaceDetector.detect`` can spread it over frames).
+    """
+    h, w = shape[:2]
+    coarse = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
+    if min_face <= 0:
+        return [coarse]
+    fine = min(1.0, RELIABLE_FACE_PX / min_face)
+    scales = [coarse]
+    if fine > coarse * 1.05:
+        steps = int(np.ceil(np.log(fine / coarse) / np.log(LEVEL_RATIO) - 1e-9))
+        scales = [float(coarse * (fine / coarse) ** (i / steps)) for i in range(steps + 1)]
+    small = SMALL_FACE_PX / min_face
+    if small > scales[-1] * 1.05:
+        scales.append(float(small))
+    return scales
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of ``tile`` px covering ``length`` px with at least ``overlap`` px shared."""
+    if length <= tile:
+        return [0]
+    n = int(np.ceil((length - overlap) / (tile - overlap)))
+    return [int(round(i * (length - tile) / (n - 1))) for i in range(n)]
+
+
+def brighten(image_bgr: np.ndarray, gamma: float = 0.4) -> np.ndarray:
+    """A gamma-brightened copy (dark levels lifted most, bright ones kept): faces at pixel levels of
+    10-40 come up to 60-120, where the detector was trained to see them."""
+    lut = (255.0 * (np.arange(256) / 255.0) ** gamma).round().astype(np.uint8)
+    return cv2.LUT(image_bgr, lut)
+
+
+def dark_share(image_bgr: np.ndarray) -> float:
+    """Share of pixels darker than DARK_LEVEL (luma), on a ~160 px subsample: the check costs ~0.1 ms."""
+    step = max(1, max(image_bgr.shape[:2]) // 160)
+    luma = cv2.cvtColor(np.ascontiguousarray(image_bgr[::step, ::step]), cv2.COLOR_BGR2GRAY)
+    return float((luma < DARK_LEVEL).mean())
+
+
 class FaceDetector:
-    """Finds faces in a BGR image."""
+    """Finds faces in a BGR image, at every size from ``min_face`` px wide up, in dim frames too.
+
+    Backends implement ``_detect_raw`` for one image at its own size; ``detect`` runs it on a pyramid
+    (``pyramid_scales``) whose large levels are cut into overlapping tiles, and, when the frame is dark
+    (``low_light``: auto), once more on a brightened copy; all boxes are merged by non-maximum suppression.
+    """
 
     name = "base"
+    max_side: int = 640
+    min_face: int = RELIABLE_FACE_PX
+    low_light: str = "auto"
+    nms_threshold: float = 0.3
 
-    def detect(self, image_bgr: np.ndarray) -> Detections:
+    def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N,4), scores (N,), keypoints (N,5,2) in the pixels of ``image_bgr``, before NMS across calls."""
         raise NotImplementedError
 
+    def _set_search(self, max_side: int, min_face: int, low_light: str) -> None:
+        if int(max_side) < 64:
+            raise ConfigError(f"{self.name} max_side must be >= 64, got {max_side}")
+        if int(min_face) < 0:
+            raise ConfigError(f"{self.name} min_face must be >= 0 (0: only the max_side level), got {min_face}")
+        if low_light not in LOW_LIGHT_MODES:
+            raise ConfigError(f"{self.name} low_light must be one of {', '.join(LOW_LIGHT_MODES)}, got '{low_light}'")
+        self.max_side, self.min_face, self.low_light = int(max_side), int(min_face), low_light
+        self.last_levels: list[float] = []
+        self.last_dark = False
 
-def _scale_for(shape: tuple[int, ...], max_side: int) -> float:
-    h, w = shape[:2]
-    return min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
+    def detect(self, image_bgr: np.ndarray, share: tuple[int, int] | None = None) -> Detections:
+        """Faces of one frame, searched at every level of ``pyramid_scales``.
+
+        ``share`` (k, n): search only every n-th tile of the small-face level (those whose index is k mod n),
+        so a stream spreads that level over n frames while tracking holds the small faces in between; the
+        other levels are searched whole in every frame. None: the whole pyramid (a still image).
+        """
+        h, w = image_bgr.shape[:2]
+        if h == 0 or w == 0:
+            return Detections.empty()
+        scales = pyramid_scales(image_bgr.shape, self.max_side, self.min_face)
+        dark = self.low_light == "always" or (self.low_light == "auto" and dark_share(image_bgr) >= DARK_SHARE)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # dim faces: every level once more on a brightened copy
+        for source in (image_bgr, brighten(image_bgr)) if dark else (image_bgr,):
+            for i, scale in enumerate(scales):
+                parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1, share if scale > 1 else None))
+        self.last_levels, self.last_dark = scales, dark
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            return Detections.empty()
+        boxes = np.concatenate([p[0] for p in parts]).astype(np.float32)
+        scores = np.concatenate([p[1] for p in parts]).astype(np.float32)
+        kps = np.concatenate([p[2] for p in parts]).astype(np.float32)
+        if len(parts) > 1:
+            keep = nms(boxes, scores, self.nms_threshold)
+            boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
+        boxes = clip_boxes(boxes, w, h)
+        inside = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
+        return Detections(boxes[inside], scores[inside], kps[inside])
+
+    @staticmethod
+    def _level_image(image_bgr: np.ndarray, scale: float) -> np.ndarray:
+        return image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale,
+                                                         interpolation=cv2.INTER_AREA)
+
+    def _search_level(self, image_bgr: np.ndarray, scale: float, coarsest: bool, tiled: bool,
+                      share: tuple[int, int] | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """One pyramid level, in tiles when it is larger than TILE, mapped back to frame pixels.
+
+        Levels up to native size are resized whole and cut; an enlarged level is never built whole (a 4K frame
+        at 2x would take 400 MB): each of its tiles is warped from the frame on its own. A finer level keeps only
+        faces up to FINE_LEVEL_MAX_PX wide (in its pixels): larger ones are the coarser levels' job, and at high
+        resolution large textures (a shirt's print) pass for faces.
+        """
+        h, w = image_bgr.shape[:2]
+        iw, ih = max(1, round(w * scale)), max(1, round(h * scale))
+        if not tiled or max(ih, iw) <= TILE:
+            origins = [(0, 0, iw, ih)]
+        else:  # tiles share FINE_LEVEL_MAX_PX so that every face this level keeps lies whole in one of them
+            origins = [(x, y, min(TILE, iw), min(TILE, ih)) for y in tile_origins(ih, TILE, FINE_LEVEL_MAX_PX)
+                       for x in tile_origins(iw, TILE, FINE_LEVEL_MAX_PX)]
+        if share is not None:
+            origins = [o for k, o in enumerate(origins) if k % share[1] == share[0] % share[1]]
+        level = self._level_image(image_bgr, scale) if scale <= 1.0 and origins else None
+        out = []
+        for x, y, tw, th in origins:
+            if level is not None:
+                tile = level[y:y + th, x:x + tw]
+            else:
+                m = np.array([[scale, 0, -x], [0, scale, -y]], np.float64)
+                tile = cv2.warpAffine(image_bgr, m, (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            boxes, scores, kps = self._detect_raw(tile)
+            if not coarsest and len(boxes):
+                keep = (boxes[:, 2] - boxes[:, 0]) <= FINE_LEVEL_MAX_PX
+                # a face cut by an inner tile edge lies whole in the neighbouring tile: its cut box must not win
+                keep &= ((boxes[:, 0] > 1) | (x == 0)) & ((boxes[:, 1] > 1) | (y == 0))
+                keep &= ((boxes[:, 2] < tw - 1) | (x + tw >= iw)) & ((boxes[:, 3] < th - 1) | (y + th >= ih))
+                boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
+            if len(boxes):
+                boxes = (boxes + np.array([x, y, x, y], np.float32)) / np.float32(scale)
+                kps = (kps + np.array([x, y], np.float32)) / np.float32(scale)
+                out.append((boxes, scores, kps))
+        return out
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -70,13 +231,15 @@ class YuNetDetector(FaceDetector):
     STRIDES = (8, 16, 32)
 
     def __init__(self, model_path: str | None = None, score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 max_side: int = 640, top_k: int = 100, engine: str = "onnxruntime", threads: int = 2) -> None:
+                 max_side: int = 640, top_k: int = 100, engine: str = "onnxruntime", threads: int = 2,
+                 min_face: int = RELIABLE_FACE_PX, low_light: str = "auto") -> None:
         path = find_model_file("yunet", model_path)
         if not 0.0 < score_threshold < 1.0:
             raise ConfigError(f"yunet score_threshold must be in (0, 1), got {score_threshold}")
         if engine not in ("onnxruntime", "opencv"):
             raise ConfigError(f"yunet engine must be 'onnxruntime' or 'opencv', got '{engine}'")
-        self.engine, self.max_side, self.top_k = engine, int(max_side), int(top_k)
+        self._set_search(max_side, min_face, low_light)
+        self.engine, self.top_k = engine, int(top_k)
         self.score_threshold, self.nms_threshold = float(score_threshold), float(nms_threshold)
         self._size: tuple[int, int] | None = None
         try:
@@ -89,14 +252,8 @@ class YuNetDetector(FaceDetector):
             raise ModelFileError(f"YuNet model {path} could not be loaded ({str(e).strip().splitlines()[-1][:120]}); "
                                  "the file is corrupt: delete it and run `make setup`") from e
 
-    def detect(self, image_bgr: np.ndarray) -> Detections:
-        s = _scale_for(image_bgr.shape, self.max_side)
-        img = image_bgr if s == 1.0 else cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        boxes, scores, kps = self._detect_opencv(img) if self.engine == "opencv" else self._detect_ort(img)
-        if len(boxes) == 0:
-            return Detections.empty()
-        h, w = image_bgr.shape[:2]
-        return Detections(clip_boxes(boxes / np.float32(s), w, h), scores, kps / np.float32(s))
+    def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._detect_opencv(image_bgr) if self.engine == "opencv" else self._detect_ort(image_bgr)
 
     def _detect_opencv(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         size = (img.shape[1], img.shape[0])
@@ -105,7 +262,7 @@ class YuNetDetector(FaceDetector):
             self._size = size
         _, faces = self._net.detect(img)
         if faces is None or len(faces) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+            return _empty_raw()
         faces = faces.astype(np.float32)
         boxes = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], 1)
         return boxes, faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2)
@@ -134,7 +291,7 @@ class YuNetDetector(FaceDetector):
             all_kps.append(np.stack([(kp[..., 0] + c[:, None]) * st, (kp[..., 1] + r[:, None]) * st], -1))
             all_scores.append(score[idx])
         if not all_boxes:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+            return _empty_raw()
         boxes = np.concatenate(all_boxes).astype(np.float32)
         scores = np.concatenate(all_scores).astype(np.float32)
         kps = np.concatenate(all_kps).astype(np.float32)
@@ -157,6 +314,8 @@ def _dynamic_onnx_session(path: object, output_dims: dict[int, str], threads: in
     del model.graph.value_info[:]  # stale fixed shapes of intermediate tensors
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, int(threads))
+    # no busy-waiting between runs: the other stages (and the camera driver) need that core
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
@@ -171,10 +330,12 @@ class CenterFaceDetector(FaceDetector):
     name = "centerface"
 
     def __init__(self, model_path: str | None = None, score_threshold: float = 0.5, nms_threshold: float = 0.3,
-                 max_side: int = 640, threads: int = 2) -> None:
+                 max_side: int = 640, threads: int = 2, min_face: int = RELIABLE_FACE_PX,
+                 low_light: str = "auto") -> None:
         path = find_model_file("centerface", model_path)
         if not 0.0 < score_threshold < 1.0:
             raise ConfigError(f"centerface score_threshold must be in (0, 1), got {score_threshold}")
+        self._set_search(max_side, min_face, low_light)
         try:
             self._session = _dynamic_onnx_session(path, {2: "h", 3: "w"}, threads)
         except Exception as e:  # noqa: BLE001 - onnx DecodeError, ORT errors
@@ -182,25 +343,21 @@ class CenterFaceDetector(FaceDetector):
                                  "reinstall it with `make setup`") from e
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
-        self.max_side = int(max_side)
 
-    def detect(self, image_bgr: np.ndarray) -> Detections:
-        h, w = image_bgr.shape[:2]
-        s = _scale_for(image_bgr.shape, self.max_side)
-        img = image_bgr if s == 1.0 else cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        img = image_bgr
         # Pad (not stretch) to the network's stride of 32: stretching distorts faces and makes
         # tiny frames hallucinate some.
         ih, iw = img.shape[:2]
         nh, nw = max(32, -(-ih // 32) * 32), max(32, -(-iw // 32) * 32)
         if (nh, nw) != (ih, iw):
             img = cv2.copyMakeBorder(img, 0, nh - ih, 0, nw - iw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        sx = sy = s
         blob = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32)  # RGB, 0..255
         heat, scale, offset, lms = self._session.run(["537", "538", "539", "540"], {"input.1": blob})
         heat = heat[0, 0]
         rows, cols = np.nonzero(heat > self.score_threshold)
         if len(rows) == 0:
-            return Detections.empty()
+            return _empty_raw()
         s0 = np.exp(scale[0, 0, rows, cols]) * 4
         s1 = np.exp(scale[0, 1, rows, cols]) * 4
         cy = (rows + offset[0, 0, rows, cols] + 0.5) * 4
@@ -211,14 +368,8 @@ class CenterFaceDetector(FaceDetector):
         ky = lms[0, 0::2, rows, cols] * s0[:, None] + y0[:, None]
         kps = np.stack([kx, ky], -1)
         scores = heat[rows, cols]
-        boxes[:, [0, 2]] /= sx
-        boxes[:, [1, 3]] /= sy
-        kps[..., 0] /= sx
-        kps[..., 1] /= sy
         keep = nms(boxes, scores, self.nms_threshold)
-        boxes = clip_boxes(boxes[keep].astype(np.float32), w, h)
-        inside = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
-        return Detections(boxes[inside], scores[keep][inside].astype(np.float32), kps[keep][inside].astype(np.float32))
+        return boxes[keep].astype(np.float32), scores[keep].astype(np.float32), kps[keep].astype(np.float32)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -448,10 +448,10 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray, weights: np.ndarray |
 def align_face(image_gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
     """(size, size) uint8 upright crop framed like FER2013, which is what the emotion CNN was trained on."""
     img = image_gray
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     dst = fer_template().astype(np.float64) * size - 0.5  # 0..1 image extent -> pixel centres
     m = similarity_transform(template_points(landmarks), dst, TEMPLATE_WEIGHTS)
-    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # a colour frame is converted after the warp: the crop, not the (maybe 4K) frame
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from . import EMOTIONS
 from .config import PipelineConfig
-from .detection import FaceDetector, load_face_detector
+from .detection import Detections, FaceDetector, load_face_detector
 from .emoji import EmojiRenderer
 from .emotion import EmotionClassifier, load_emotion_classifier
 from .landmarks import LandmarkDetector, align_face, covering_circle, face_region, head_roll, load_landmark_detector
@@ -64,6 +63,15 @@ class HeldFace:
 
 
 @dataclass
+class DetectedFrame:
+    """A frame after the detection stage, waiting for the rest of the pipeline."""
+
+    frame: np.ndarray
+    detections: Detections
+    detect_ms: float
+
+
+@dataclass
 class StageTimes:
     """Milliseconds spent in each stage of the last frame (for diagnostics and benchmarks)."""
 
@@ -108,6 +116,7 @@ class Anonymizer:
         self.config = cfg = config or PipelineConfig()
         self.detector = detector or load_face_detector(
             cfg.detector.backend, score_threshold=cfg.detector.score_threshold, max_side=cfg.detector.max_side,
+            min_face=cfg.detector.min_face, low_light=cfg.detector.low_light,
             model_path=cfg.detector.model_path or None, threads=cfg.detector.threads)
         lm_opts: dict[str, object] = {}
         if cfg.landmarks.backend == "facemesh":
@@ -116,7 +125,8 @@ class Anonymizer:
             lm_opts["model_path"] = cfg.landmarks.model_path
         self.landmarker = landmarker or load_landmark_detector(cfg.landmarks.backend, **lm_opts)
         self.classifier = classifier or load_emotion_classifier(
-            cfg.emotion.backend, model_path=cfg.emotion.model_path or None, threads=cfg.emotion.threads)
+            cfg.emotion.backend, model_path=cfg.emotion.model_path or None, threads=cfg.emotion.threads,
+            engine=cfg.emotion.engine)
         self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None)
         t = cfg.tracking
         # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.
@@ -125,12 +135,17 @@ class Anonymizer:
         self.times = StageTimes()
         self.held: list[HeldFace] = []
         self._last_stamp: float | None = None
+        # A stream spreads the detector's small-face level over this many frames; tracking holds a small face
+        # for hold_frames, so it is searched again at least twice before its track could expire.
+        self.small_face_period = max(1, t.hold_frames // 2) if t.enabled else 1
+        self._stream_index = 0  # frames detected since the last reset (0: the next one is searched whole)
 
     def reset(self) -> None:
         """Forget tracks (e.g. when the input stream jumps back in time)."""
         self.tracker.reset()
         self._last_stamp = None
         self.held = []
+        self._stream_index = 0
 
     def _time_step(self, stamp: float | None) -> float:
         """Seconds since the previous frame, from the stamps when there are any. A stamp earlier
@@ -145,6 +160,18 @@ class Anonymizer:
             return NOMINAL_FRAME_S
         return min(stamp - last, MAX_STEP_S) or NOMINAL_FRAME_S
 
+    def detect(self, frame: np.ndarray) -> DetectedFrame:
+        """The first stage alone: faces of one BGR frame. It keeps no state, so frame t+1 can be detected
+        while ``finish`` works on frame t (see streaming.PipelinedAnonymizer)."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"process() wants an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
+        t0 = time.perf_counter()
+        k, n = self._stream_index, self.small_face_period
+        # the first frame after a reset (and every still image) is searched whole
+        dets = self.detector.detect(frame, None if k == 0 or n == 1 else (k, n))
+        self._stream_index += 1
+        return DetectedFrame(frame, dets, (time.perf_counter() - t0) * 1e3)
+
     def process(self, frame: np.ndarray, stamp: float | None = None) -> tuple[np.ndarray, list[FaceResult]]:
         """Anonymize one BGR frame; returns a new frame and the faces found in it.
 
@@ -152,12 +179,13 @@ class Anonymizer:
         between frames, so frames dropped upstream do not break tracks. The faces held this frame
         (missed by the detector but still covered) are in ``self.held`` afterwards.
         """
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"process() wants an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
-        times = StageTimes()
+        return self.finish(self.detect(frame), stamp)
+
+    def finish(self, detected: DetectedFrame, stamp: float | None = None) -> tuple[np.ndarray, list[FaceResult]]:
+        """Everything after detection, in frame order: tracking, landmarks, emotion and the covers."""
+        frame, dets = detected.frame, detected.detections
+        times = StageTimes(detect=detected.detect_ms)
         dt = self._time_step(stamp)
-        t0 = time.perf_counter()
-        dets = self.detector.detect(frame)
         t1 = time.perf_counter()
         n = len(dets)
         tracks, held = self.tracker.update(dets.boxes, dt)
@@ -166,8 +194,7 @@ class Anonymizer:
         t2 = time.perf_counter()
         size = self.classifier.input_size
         if n:
-            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            crops = np.stack([align_face(gray, lm, size) for lm in lms])
+            crops = np.stack([align_face(frame, lm, size) for lm in lms])
             probs = self.classifier.predict(crops)
         else:
             probs = np.zeros((0, len(EMOTIONS)), np.float32)
@@ -204,8 +231,8 @@ class Anonymizer:
         for f in faces:
             self.renderer.cover(out, f.center, f.radius, f.roll_deg, f.emotion_index)
         t4 = time.perf_counter()
-        times.detect, times.landmarks = (t1 - t0) * 1e3, (t2 - t1) * 1e3
+        times.landmarks = (t2 - t1) * 1e3
         times.emotion, times.render = (t3 - t2) * 1e3, (t4 - t3) * 1e3
-        times.total = (t4 - t0) * 1e3
+        times.total = times.detect + (t4 - t1) * 1e3
         self.times = times
         return out, faces
