@@ -1,0 +1,165 @@
+"""A live stream through the anonymizer in two overlapping stages, always on the newest frame.
+
+Why: on the robot's 2 cores one frame at a time leaves a core idle while FaceMesh and the emotion
+network run, and a camera faster than the pipeline builds a queue of stale frames. Here the
+detector (onnxruntime, which releases the GIL) works on frame t+1 while landmarks, emotion and the
+covers of frame t run in a second thread (tflite and onnxruntime release the GIL too). Frames wait
+in a one-slot mailbox: a newer frame replaces an unprocessed one, and every replaced frame is counted,
+so latency stays bounded under overload and no drop goes unreported.
+
+Privacy is unchanged: every delivered frame went through the detector and then ``Anonymizer.finish``
+in arrival order (the tracker sees frames in order); a frame whose decoding or any stage failed is
+handed to ``fail`` in its place, in order, never delivered raw.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .pipeline import Anonymizer, DetectedFrame, FaceResult
+
+_STOP = object()
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamFrame:
+    """One submitted frame on its way through the stages."""
+
+    payload: Any  # what the caller submitted (e.g. a ROS message); decoded in the detection thread
+    stamp: float | None
+    received: float = field(default_factory=time.perf_counter)  # when submit() took it
+    detected: DetectedFrame | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class StreamCounters:
+    """What happened to the submitted frames (read with ``PipelinedAnonymizer.counters()``)."""
+
+    submitted: int = 0
+    replaced: int = 0  # dropped unprocessed because a newer frame arrived first
+    delivered: int = 0
+    failed: int = 0
+
+
+class PipelinedAnonymizer:
+    """Runs ``decode`` + detection and ``Anonymizer.finish`` in two threads over a stream.
+
+    ``deliver(frame, out, faces)`` and ``fail(frame, error)`` are called from the second thread, one
+    frame at a time and in submission order; ``on_replaced(frame)`` from the submitting thread.
+    """
+
+    def __init__(self, anonymizer: Anonymizer, decode: Callable[[Any], np.ndarray],
+                 deliver: Callable[[StreamFrame, np.ndarray, list[FaceResult]], None],
+                 fail: Callable[[StreamFrame, Exception], None],
+                 on_replaced: Callable[[StreamFrame], None] | None = None) -> None:
+        self.anonymizer = anonymizer
+        self._decode, self._deliver, self._fail, self._on_replaced = decode, deliver, fail, on_replaced
+        self._cond = threading.Condition()
+        self._mailbox: StreamFrame | None = None
+        self._busy = 0  # frames taken from the mailbox and not yet delivered or failed
+        self._closed = False
+        self._counters = StreamCounters()
+        self._handoff: queue.Queue[Any] = queue.Queue(maxsize=1)  # detection waits while finish is busy
+        self._threads = [threading.Thread(target=self._detect_loop, name="anonymizer-detect", daemon=True),
+                         threading.Thread(target=self._finish_loop, name="anonymizer-finish", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, payload: Any, stamp: float | None = None, block: bool = False) -> None:
+        """Hand over the newest frame. ``block``: wait for the mailbox to empty instead of replacing
+        an unprocessed frame (offline use, where every frame counts)."""
+        item = StreamFrame(payload, stamp)
+        replaced = None
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the stream is closed")
+            while block and self._mailbox is not None:
+                self._cond.wait()
+            if self._mailbox is not None:
+                replaced = self._mailbox
+                self._counters.replaced += 1
+            self._mailbox = item
+            self._counters.submitted += 1
+            self._cond.notify_all()
+        if replaced is not None and self._on_replaced is not None:
+            self._on_replaced(replaced)
+
+    def counters(self) -> StreamCounters:
+        with self._cond:
+            return StreamCounters(**vars(self._counters))
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every submitted frame was delivered or failed; False on timeout."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._mailbox is not None or self._busy:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop both threads after the frames already taken (a frame still in the mailbox is dropped)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _detect_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._mailbox is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    self._handoff.put(_STOP)
+                    return
+                item, self._mailbox = self._mailbox, None
+                self._busy += 1
+                self._cond.notify_all()
+            try:
+                item.detected = self.anonymizer.detect(self._decode(item.payload))
+            except Exception as e:  # noqa: BLE001 - any failure is handed on, in order, to fail closed
+                item.error = e
+            self._handoff.put(item)
+
+    def _finish_loop(self) -> None:
+        while True:
+            item = self._handoff.get()
+            if item is _STOP:
+                return
+            delivered = False
+            try:
+                if item.error is not None:
+                    raise item.error
+                out, faces = self.anonymizer.finish(item.detected, item.stamp)
+                item.detected = None  # the raw frame is not kept past this point
+                self._deliver(item, out, faces)
+                delivered = True
+            except Exception as e:  # noqa: BLE001 - fail closed, whatever broke (a delivery error included)
+                item.detected = None
+                try:
+                    self._fail(item, e)
+                except Exception:  # noqa: BLE001 - the stream must go on; nothing was published for this frame
+                    log.exception("the failure handler raised")
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    if delivered:
+                        self._counters.delivered += 1
+                    else:
+                        self._counters.failed += 1
+                    self._cond.notify_all()
