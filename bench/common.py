@@ -8,6 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pipeline pulls in torch and the models: only benchmarks that run it pay for that
+    from emoji_privacy.pipeline import Anonymizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -24,12 +28,45 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def commit() -> str:
+def _git(*args: str) -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=RESULTS.parent, check=False).stdout.strip() or "unknown"
+        res = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent, check=False)
     except OSError:
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def commit() -> str:
+    """The short commit, with ``+dirty`` when tracked files differ from it: a table measured on
+    uncommitted code must not claim to come from the commit alone."""
+    head = _git("rev-parse", "--short", "HEAD")
+    if not head:
         return "unknown"
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    return head + ("+dirty" if changes is None or changes else "")
+
+
+def describe_pipeline(anonymizer: Anonymizer) -> str:
+    """One line naming the models and settings a benchmark ran with, read from the live pipeline
+    (not from a hand-written note, which goes stale when a default changes)."""
+    cfg = anonymizer.config
+    det, lm, clf, trk = anonymizer.detector, anonymizer.landmarker, anonymizer.classifier, anonymizer.tracker
+    search = [f"score >= {getattr(det, 'score_threshold', cfg.detector.score_threshold):g}",
+              f"max_side {getattr(det, 'max_side', cfg.detector.max_side)}"]
+    search += [f"{key} {getattr(det, key)}" for key in ("min_face", "low_light", "engine") if hasattr(det, key)]
+    detector = f"detector {det.name} ({', '.join(search)})"
+    steps = [s for s, on in (("learned map", getattr(lm, "map", None) is not None),
+                             ("refiner", getattr(lm, "refiner", None) is not None)) if on]
+    landmarks = f"landmarks {lm.name}" + (f" ({' + '.join(steps)})" if steps else "")
+    path, arch, engine = getattr(clf, "path", ""), getattr(clf, "architecture", ""), getattr(clf, "engine", "")
+    model = [Path(path).name if path else "", f"arch {arch}" if arch else "", engine]
+    emotion = f"emotion {clf.name}" + (f" ({', '.join(m for m in model if m)})" if any(model) else "")
+    renderer = type(anonymizer.renderer).__name__
+    emoji = (f"emoji {'PNGs from ' + cfg.emoji.png_dir if cfg.emoji.png_dir else 'drawn'} (margin "
+             f"{cfg.emoji.margin:g}{'' if renderer == 'EmojiRenderer' else ', renderer ' + renderer})")
+    tracking = (f"tracking hold {trk.hold_frames}, IoU >= {trk.iou_threshold:g}, smoothing {trk.smoothing:g}, "
+                f"hysteresis {trk.hysteresis:g}" if cfg.tracking.enabled else "tracking off")
+    return "; ".join((detector, landmarks, emotion, emoji, tracking))
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

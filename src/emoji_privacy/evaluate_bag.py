@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -29,6 +30,9 @@ from .errors import BagError, ConfigError, EmojiPrivacyError, ImageFormatError
 from .evaluation import Evaluation, FaceObservation, FrameRecord, frame_interval
 from .leaks import LeakMeter, independent_backend
 from .report import SheetFrames, VideoOut, write_report
+
+if TYPE_CHECKING:
+    from .pipeline import Anonymizer
 
 EXIT_ERROR, EXIT_LEAK = 1, 3
 STAMP_PROBE = 30  # messages read ahead to find the frame rate for the video
@@ -47,6 +51,7 @@ class Options:
     video: bool = True
     max_frames: int = 0
     progress: bool = True
+    anonymizer: Anonymizer | None = None  # offline: this loaded pipeline (with its own config) instead of a new one
 
 
 class Evaluator:
@@ -77,7 +82,7 @@ class Evaluator:
             self.input_topic = (bag_io.choose_image_topic(self.path, self.infos, options.topic, exclude=outputs)
                                 if options.topic or inputs else None)
         self.first_stamps = self._check_frames()
-        self.config = options.config or PipelineConfig()
+        self.config = options.anonymizer.config if options.anonymizer else options.config or PipelineConfig()
         self.meter: LeakMeter | None = None
 
     def _check_frames(self) -> list[float]:
@@ -158,7 +163,8 @@ class Evaluator:
         from .pipeline import Anonymizer
         from .ros_messages import image_to_bgr, stamp_seconds
 
-        anonymizer = Anonymizer(self.config)
+        anonymizer = self.opt.anonymizer or Anonymizer(self.config)
+        anonymizer.reset()
         ev.settings = settings_of(self.config)
         last = None
         for _, msg, _ in self.bag_io.read(self.bag, [self.topic]):
