@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import struct
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import shared_path
-from web_helpers import box_diff, decode_data_url
+from web_helpers import box_diff, box_mask, decode_data_url
 
 pytest.importorskip("fastapi", reason="the web demo's packages are not installed (make setup)")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -24,6 +25,7 @@ from emoji_privacy.web import WebSettings  # noqa: E402
 from emoji_privacy.web.app import create_app  # noqa: E402
 from emoji_privacy.web.demo_images import demo_image  # noqa: E402
 from emoji_privacy.web.engine import AnonymizerService  # noqa: E402
+from emoji_privacy.web.images import fit_side  # noqa: E402
 from emoji_privacy.web.settings import WebRequestError  # noqa: E402
 
 MB = 2 ** 20
@@ -39,6 +41,10 @@ def encode(img: np.ndarray, ext: str) -> bytes:
     ok, buf = cv2.imencode(ext, img)
     assert ok
     return buf.tobytes()
+
+
+def data_url(img: np.ndarray) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(encode(img, ".jpg")).decode()
 
 
 def check_one_face(result: dict, original: np.ndarray) -> None:
@@ -117,6 +123,83 @@ def test_large_photo_is_scaled_to_max_side(client: TestClient, astronaut: np.nda
     assert (result["width"], result["height"]) == (1600, 1600)
     x0, y0, x1, y1 = result["faces"][0]["box"]
     assert 520 < x0 < 600 and 170 < y0 < 240 and 800 < x1 < 900, "the box is in the returned image's pixels"
+    with client.websocket_connect("/ws/live") as ws:  # a webcam frame too: anonymized at full size, then scaled
+        ws.send_bytes(encode(big, ".jpg"))
+        meta = ws.receive_json()
+        out = cv2.imdecode(np.frombuffer(ws.receive_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    assert out.shape == (1600, 1600, 3) and (meta["width"], meta["height"]) == (1600, 1600)
+    assert len(meta["faces"]) == 1 and np.allclose(meta["faces"][0]["box"], result["faces"][0]["box"], atol=3)
+
+
+def textured_background(width: int, height: int) -> np.ndarray:
+    """Tinted grass, gravel and brick photos (scikit-image data) tiled: detail everywhere, as in a real scene."""
+    from skimage import data
+
+    tiles = [(data.grass(), (0.6, 1.0, 0.7)), (data.gravel(), (0.9, 0.9, 1.0)), (data.brick(), (0.7, 0.8, 1.1))]
+    out = np.zeros((height, width, 3), np.uint8)
+    for y in range(0, height, 512):
+        for x in range(0, width, 512):
+            gray, tint = tiles[(x // 512 + 2 * (y // 512)) % 3]
+            tile = np.clip(gray[: height - y, : width - x, None] * np.array(tint), 0, 255)
+            out[y:y + tile.shape[0], x:x + tile.shape[1]] = tile.astype(np.uint8)
+    return out
+
+
+SMALL_FACES = [(700, 500, 24), (1900, 1100, 25), (3100, 1600, 26), (1200, 1700, 27), (2900, 400, 28)]
+"""(x, y, face width in px) of the astronaut's faces pasted into the 3840x2160 group photo."""
+
+
+def small_faces_photo(astronaut: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    """A 3840x2160 photo (as the server decodes it from JPEG) with the astronaut's head pasted at 24-28 px face
+    width, and the face boxes."""
+    head, (fx0, fy0, fx1, fy1) = astronaut[20:230, 130:320], (48, 42, 138, 156)  # her face box in the crop
+    img, boxes = textured_background(3840, 2160), []
+    for i, (x, y, width) in enumerate(SMALL_FACES):
+        s = width / (fx1 - fx0)
+        small = cv2.resize(head[:, ::-1] if i % 2 else head, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        img[y:y + small.shape[0], x:x + small.shape[1]] = small
+        x0, x1 = (small.shape[1] - fx1 * s, small.shape[1] - fx0 * s) if i % 2 else (fx0 * s, fx1 * s)
+        boxes.append((x + x0, y + fy0 * s, x + x1, y + fy1 * s))
+    return cv2.imdecode(np.frombuffer(encode(img, ".jpg"), np.uint8), cv2.IMREAD_COLOR), boxes
+
+
+def covered_faces(result: dict, original: np.ndarray, boxes: list[tuple[float, ...]]) -> list[bool]:
+    """For each true face box (in ``original``'s pixels, the returned size): reported and hidden in the answer."""
+    out = decode_data_url(result["image_data_url"])
+    assert out.shape == original.shape, (out.shape, original.shape)
+
+    def reported(b: tuple[float, ...]) -> bool:
+        return any(b[0] <= (f["box"][0] + f["box"][2]) / 2 <= b[2] and b[1] <= (f["box"][1] + f["box"][3]) / 2 <= b[3]
+                   for f in result["faces"])
+
+    return [reported(b) and box_diff(out, original, list(b))[0] > 40 for b in boxes]
+
+
+def test_small_faces_in_a_large_upload_are_covered(client: TestClient, astronaut: np.ndarray) -> None:
+    """Faces of 24-28 px in a 3840x2160 photo are found at full resolution and covered; only then is the answer
+    scaled down to max_side (1600 px). Scaled down first, as the server once did, they are 10-12 px and missed."""
+    big, boxes = small_faces_photo(astronaut)
+    s = 1600 / 3840
+    small = fit_side(big, 1600)  # what the answer is compared with, and what detection once saw
+    small_boxes = [tuple(v * s for v in b) for b in boxes]
+
+    r = client.post("/api/anonymize", content=encode(big, ".jpg"), headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert (result["width"], result["height"]) == (1600, 900), "the answer is scaled down to max_side"
+    covered = covered_faces(result, small, small_boxes)
+    assert all(covered), f"faces left bare in the answer: {[b for b, c in zip(boxes, covered, strict=True) if not c]}"
+    out = decode_data_url(result["image_data_url"])
+    far = ~np.any([box_mask(out.shape, f["box"], 2.5) for f in result["faces"]], axis=0)
+    assert np.abs(out.astype(int) - small)[far].mean() < 6, "the image changed far from the faces"
+
+    # The control: the same check fails on the scaled original itself (it does not pass vacuously), and on what the
+    # old order gave: the photo scaled to 1600 px before detection.
+    assert not any(covered_faces({"faces": [], "image_data_url": data_url(small)}, small, small_boxes))
+    r = client.post("/api/anonymize", content=encode(small, ".png"), headers={"Content-Type": "image/png"})
+    assert r.status_code == 200, r.text
+    assert not all(covered_faces(r.json(), small, small_boxes)), \
+        "scaled to 1600 px first (faces 10-12 px wide), every face was still found: the control shows nothing"
 
 
 def test_oversize_upload_is_refused(client: TestClient) -> None:

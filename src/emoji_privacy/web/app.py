@@ -2,7 +2,8 @@
 WebSocket and the ROS MJPEG view. OpenAPI documentation is served at /docs.
 
 Every image that leaves goes through AnonymizerService.process(); errors become an HTTP status
-with a one-line `detail` the page shows, and never an original image.
+with a one-line `detail` the page shows, and never an original image. Images are anonymized at
+their full resolution and only then scaled down to ``max_side`` for the answer (fit_result).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from .. import EMOTIONS, __version__
 from ..config import PipelineConfig
 from ..pipeline import FaceResult
 from .demo_images import DEMO_IMAGES, demo_image
-from .engine import AnonymizerService
+from .engine import AnonymizerService, fit_result
 from .fetch import UrlPolicy, fetch_image_bytes
-from .images import FORMATS, decode_image, encode_image, fit_side
+from .images import FORMATS, decode_image, encode_image
 from .settings import WebRequestError, WebSettings, too_large
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class FaceOut(BaseModel):
 
 class AnonymizeResult(BaseModel):
     source: str
-    width: int
+    width: int = Field(description="of the returned image: the anonymized image scaled down to max_side")
     height: int
     faces: list[FaceOut]
     processing_ms: float
@@ -155,7 +156,9 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
 
     app = FastAPI(title="emoji_privacy web demo", version=__version__, lifespan=lifespan, description=(
         "Every face is covered by an emoji of its emotion. Only anonymized images leave the server; originals "
-        "are processed in memory and never stored or logged. Errors answer `{\"detail\": \"...\"}`."))
+        "are processed in memory and never stored or logged. Faces are found and covered in the full-resolution "
+        "image; only the anonymized image is then scaled down to `max_side` (see /api/info) for the answer, and "
+        "face boxes are in its pixels. Errors answer `{\"detail\": \"...\"}`."))
     app.state.settings, app.state.service = settings, service
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -164,8 +167,8 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     async def anonymize(frame: np.ndarray, source: str, fmt: ResultFormat) -> Response:
-        frame = fit_side(frame, settings.max_side)
-        out, faces, ms = await run_in_threadpool(service.process, frame)
+        out, faces, ms = await run_in_threadpool(service.process, frame)  # full resolution: small faces count
+        out, faces = await run_in_threadpool(fit_result, out, faces, settings.max_side)
         if fmt != "json":
             data = await run_in_threadpool(encode_image, out, fmt, settings.jpeg_quality)
             return Response(data, media_type=f"image/{fmt}", headers={"X-Face-Count": str(len(faces))})
@@ -247,9 +250,10 @@ def create_app(settings: WebSettings | None = None, config: PipelineConfig | Non
                 try:
                     if len(data) > settings.max_upload_bytes:
                         raise too_large("the webcam frame", len(data), settings.max_upload_bytes)
-                    frame = fit_side(await run_in_threadpool(decode_image, data, settings.max_pixels),
-                                     settings.max_side)
+                    frame = await run_in_threadpool(decode_image, data, settings.max_pixels)
                     out, faces, ms = await run_in_threadpool(service.process, frame, session)
+                    del frame
+                    out, faces = await run_in_threadpool(fit_result, out, faces, settings.max_side)
                     jpeg = await run_in_threadpool(encode_image, out, "jpeg", settings.jpeg_quality)
                 except WebRequestError as e:
                     await ws.send_text(json.dumps({"error": e.message}))

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-megapixels", type=float, default=d.max_pixels / 1e6,
                     help="larger images are refused from their header, before decoding (decompression bombs)")
     ap.add_argument("--max-side", type=int, default=d.max_side,
-                    help="images are scaled down to this longer side before processing")
+                    help="the returned size: anonymized images are scaled down to this longer side (faces are "
+                         "found and covered at full resolution first)")
     ap.add_argument("--body-timeout", type=float, default=d.body_timeout_s,
                     help="seconds an upload may take to arrive (slower clients get 408)")
     ap.add_argument("--url-timeout", type=float, default=d.url_timeout_s, help="seconds to fetch an image URL")

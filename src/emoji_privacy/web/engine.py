@@ -4,6 +4,10 @@ The models are not thread-safe (TFLite interpreters), so every request takes one
 bounded number of requests may wait for it and further ones are told the server is busy.
 Still images go through an anonymizer whose tracker is reset for each image (unrelated
 photos must not share tracks); each webcam connection gets its own tracker over the same models.
+
+Frames are anonymized at the size they arrive (bounded by the header check of ``max_pixels``);
+only the anonymized result is scaled down for the answer (``fit_result``): scaling first
+would shrink small faces in large photos below what the detector finds, and leave them bare.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
 from ..config import PipelineConfig
 from ..pipeline import Anonymizer, FaceResult
+from .images import fit_side
 from .settings import WebRequestError
 
 log = logging.getLogger(__name__)
@@ -88,3 +94,23 @@ class AnonymizerService:
                 for i, f in enumerate(faces, 1):
                     f.track_id = i
             return out, faces, (time.perf_counter() - t0) * 1e3
+
+
+def scale_face(face: FaceResult, sx: float, sy: float) -> FaceResult:
+    """A copy of ``face`` with its geometry in an image scaled by (sx, sy), so the answer's boxes match its image."""
+    cx, cy = face.center
+    return replace(face, box=face.box * np.array([sx, sy, sx, sy], np.float32),
+                   landmarks=face.landmarks * np.array([sx, sy], np.float32), center=(cx * sx, cy * sy),
+                   radius=face.radius * (sx + sy) / 2)
+
+
+def fit_result(out: np.ndarray, faces: list[FaceResult], max_side: int) -> tuple[np.ndarray, list[FaceResult]]:
+    """The anonymized frame scaled down to ``max_side`` (the returned size) and its faces in its pixels.
+
+    Called after anonymizing, never before: the faces were found and covered at full resolution.
+    """
+    small = fit_side(out, max_side)
+    if small is out:
+        return out, faces
+    sx, sy = small.shape[1] / out.shape[1], small.shape[0] / out.shape[0]
+    return small, [scale_face(f, sx, sy) for f in faces]

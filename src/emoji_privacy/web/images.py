@@ -70,7 +70,11 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
 
 
 def fit_side(img: np.ndarray, max_side: int) -> np.ndarray:
-    """Scale down so that the longer side is at most ``max_side`` (never up)."""
+    """Scale down so that the longer side is at most ``max_side`` (never up): the size of an answer.
+
+    Only for anonymized images (see engine.fit_result): an original scaled down before detection
+    loses its small faces.
+    """
     h, w = img.shape[:2]
     if max(h, w) <= max_side:
         return img

@@ -28,8 +28,8 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_upload_bytes: int = 10 * 1024 * 1024  # uploads, fetched URLs and webcam frames
-    max_pixels: int = 40_000_000  # refused from the image header, before any pixel is decoded
-    max_side: int = 1600  # images are scaled down to this longer side before processing (the returned size)
+    max_pixels: int = 40_000_000  # refused from the header before decoding; the bound on work (full-size detection)
+    max_side: int = 1600  # the returned size: anonymized images are scaled down to this longer side (after detection)
     body_timeout_s: float = 30.0  # an upload must arrive within this time (slow clients get 408)
     url_timeout_s: float = 10.0  # total time to fetch an image URL, redirects included
     url_max_redirects: int = 3
