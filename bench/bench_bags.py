@@ -1,6 +1,13 @@
 """Privacy over time on bags made from the shared videos: leaked face-frames with the default
 configuration and with tracking off, on the plain clips and on perturbed variants (motion blur,
-320x240, brightness drops, dropped frames); and the offline evaluation speed at 640x480.
+320x240, brightness drops, low light, dropped frames) and on a generated dark-audience clip; and the
+offline evaluation speed at 640x480.
+
+Low light: the videos through video_to_bag's 'lowlight' perturbation (a dim hall seen by a small
+camera), and real 300-W faces in a dim hall (synthetic.dark_scene_sequence) written as a bag. Their
+reference faces come from outside the dark frames (the independent detector on the plain video, or
+the generator's own boxes), so a detector blinded by the dark cannot hide leaks by finding no faces;
+a ground-truth table also counts the faces left visible pixel by pixel (synthetic.uncovered_faces).
 
 `--sweep-hold` instead measures leaks against tracking/hold_frames (how its default was chosen).
 """
@@ -13,20 +20,26 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
-from emoji_privacy import video_to_bag  # noqa: E402
+from emoji_privacy import synthetic, video_to_bag  # noqa: E402
 from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.detection import box_iou  # noqa: E402
 from emoji_privacy.evaluate_bag import Options, evaluate  # noqa: E402
+from emoji_privacy.leaks import LeakMeter, independent_backend  # noqa: E402
 from emoji_privacy.model_files import shared_dir  # noqa: E402
 
 VIDEOS = ("fer_test.mp4", "fer_woman2.mp4")
 VARIANTS = {"plain": (), "motion blur": ("blur",), "320x240": ("downscale",), "brightness drops": ("dark",),
-            "30% frames dropped": ("drop",)}
+            "low light": ("lowlight",), "30% frames dropped": ("drop",)}
+LOW_LIGHT = "low light"
+DARK_CLIP = "dark_audience (generated)"
+DARK_SIZE, DARK_FRAMES, DARK_FPS, DARK_SEED = (1280, 720), 90, 15.0, 13
+"""The generated clip: 6 s at 15 fps of 6-10 real faces 40-160 px wide drifting slowly in a dim hall."""
 
 
 def config(hold: int | None) -> PipelineConfig:
@@ -39,15 +52,66 @@ def config(hold: int | None) -> PipelineConfig:
     return cfg
 
 
-def make_bags(folder: Path, names: list[str]) -> dict[tuple[str, str], Path]:
+Truth = dict[Path, dict[int, np.ndarray]]
+"""Reference faces per bag and frame index, given to the leak meter instead of its own detections."""
+
+
+def make_bags(folder: Path, names: list[str], max_frames: int = 0) -> dict[tuple[str, str], Path]:
     videos = shared_dir() / "data" / "videos"
     bags = {}
     for video in VIDEOS:
         for name in names:
             path = folder / f"{Path(video).stem}_{'_'.join(VARIANTS[name]) or 'plain'}.bag"
-            video_to_bag.convert(str(videos / video), path, perturb=VARIANTS[name], start=1e9, progress=False)
+            video_to_bag.convert(str(videos / video), path, perturb=VARIANTS[name], start=1e9, progress=False,
+                                 max_frames=max_frames)
             bags[video, name] = path
     return bags
+
+
+def plain_truth(video: str, max_frames: int = 0) -> dict[int, np.ndarray]:
+    """The leak meter's own reference faces, found on the plain frames of ``video``: a perturbation that
+    moves no pixel (low light) keeps every face where it was, and the dark copy must not decide which
+    faces count."""
+    meter = LeakMeter(independent_backend(PipelineConfig().detector.backend))
+    cap = cv2.VideoCapture(str(shared_dir() / "data" / "videos" / video))
+    truth: dict[int, np.ndarray] = {}
+    try:
+        while not max_frames or len(truth) < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            truth[len(truth)] = meter.reference.detect(frame).boxes
+    finally:
+        cap.release()
+    return truth
+
+
+def make_dark_bag(folder: Path, max_frames: int = 0) -> tuple[Path, dict[int, np.ndarray]]:
+    """The generated dark-audience clip as a bag (frames written as PNGs, then video_to_bag), with its
+    ground-truth face boxes per frame."""
+    faces = synthetic.load_faces(synthetic.EVAL_SETS, max_width=160)
+    frames_dir = folder / "dark_audience"
+    frames_dir.mkdir()
+    n = min(DARK_FRAMES, max_frames) if max_frames else DARK_FRAMES
+    truth = {}
+    for i, (frame, boxes) in enumerate(synthetic.dark_scene_sequence(
+            *DARK_SIZE, faces, n, rng=DARK_SEED, count=(6, 10), drift=30.0, period=DARK_FRAMES)):
+        cv2.imwrite(str(frames_dir / f"{i:04d}.png"), frame)
+        truth[i] = boxes
+    path = folder / "dark_audience.bag"
+    video_to_bag.convert(str(frames_dir), path, fps=DARK_FPS, start=1e9, progress=False)
+    return path, truth
+
+
+def low_light_bags(folder: Path, max_frames: int = 0) -> tuple[dict[tuple[str, str], Path], Truth]:
+    """The low-light set: both videos under 'lowlight' (reference faces from their plain frames) and the
+    generated dark audience (reference faces = its ground truth)."""
+    bags = make_bags(folder, [LOW_LIGHT], max_frames)
+    truth: Truth = {bags[video, LOW_LIGHT]: plain_truth(video, max_frames) for video in VIDEOS}
+    path, boxes = make_dark_bag(folder, max_frames)
+    bags[DARK_CLIP, LOW_LIGHT] = path
+    truth[path] = boxes
+    return bags, truth
 
 
 def held_without_face(ev) -> int:
@@ -67,13 +131,16 @@ def leak_row(ev) -> list[object]:
             ev.held_face_frames(), held_without_face(ev)]
 
 
-def privacy_table(bags: dict[tuple[str, str], Path], holds: dict[str, int | None]) -> tuple[str, dict]:
+def privacy_table(bags: dict[tuple[str, str], Path], holds: dict[str, int | None], truth: Truth | None = None,
+                  max_frames: int = 0) -> tuple[str, dict]:
+    """Leaks per bag and configuration; ``truth`` gives the reference faces of some bags (others: found by
+    the leak meter on their original frames, once, then reused for every configuration)."""
     rows, totals = [], {}
-    truth: dict[Path, dict[int, np.ndarray]] = {}  # the reference faces depend only on the original frames
+    truth = dict(truth or {})  # the reference faces depend only on the original frames
     for (video, variant), path in bags.items():
         for label, hold in holds.items():
-            ev, _ = evaluate(path, None, Options(config=config(hold), video=False, progress=False),
-                             truth.setdefault(path, {}))
+            ev, _ = evaluate(path, None, Options(config=config(hold), video=False, progress=False,
+                                                 max_frames=max_frames), truth.setdefault(path, {}))
             s = ev.leak_summary()
             t = totals.setdefault(label, [0, 0, 0, 0])
             t[0] += s.leaked
@@ -90,6 +157,49 @@ def privacy_table(bags: dict[tuple[str, str], Path], holds: dict[str, int | None
 def summary_table(totals: dict[str, list[int]]) -> str:
     return table(["tracking", "leaked face-frames (all bags)", "of which face hidden", "longest leaked run"],
                  [[k, f"{v[0]} / {v[1]}", v[3], v[2]] for k, v in totals.items()])
+
+
+def ground_truth_table(bags: dict[tuple[str, str], Path], truth: Truth, holds: dict[str, int | None],
+                       max_frames: int = 0) -> str:
+    """Faces left visible, judged by pixels against the reference boxes (no detector on the output): the
+    pipeline runs here on every frame of each bag, as in the offline evaluation."""
+    from emoji_privacy import bag_io
+    from emoji_privacy.pipeline import Anonymizer
+    from emoji_privacy.ros_messages import image_to_bgr, stamp_seconds
+
+    rows = []
+    for (video, variant), path in bags.items():
+        for label, hold in holds.items():
+            anonymizer = Anonymizer(config(hold))
+            faces = uncovered = unfound = frames = 0
+            ms, shares = [], []
+            bag = bag_io.open_bag(path)
+            try:
+                for _, msg, _ in bag_io.read(bag, [bag_io.choose_image_topic(path, bag_io.topics(bag), None)]):
+                    if max_frames and frames >= max_frames:
+                        break
+                    frame, stamp = image_to_bgr(msg), stamp_seconds(msg)
+                    t = time.perf_counter()
+                    out, found = anonymizer.process(frame, stamp)
+                    ms.append((time.perf_counter() - t) * 1e3)
+                    boxes = truth[path].get(frames, np.zeros((0, 4), np.float32))
+                    frames += 1
+                    if not len(boxes):
+                        continue
+                    unc, share = synthetic.uncovered_faces(frame, out, boxes)
+                    faces += len(boxes)
+                    uncovered += int(unc.sum())
+                    shares.extend(share[unc].tolist())
+                    covers = [f.box for f in found] + [h.box for h in anonymizer.held]
+                    iou = box_iou(boxes, np.array(covers, np.float32).reshape(-1, 4)) if covers else None
+                    unfound += len(boxes) if iou is None else int((iou.max(axis=1) < 0.3).sum())
+            finally:
+                bag.close()
+            rows.append([video, variant, label, frames, f"{uncovered} / {faces}", unfound,
+                         f"{np.median(shares):.2f}" if shares else "-", f"{np.mean(ms):.1f}"])
+            print(" | ".join(str(c) for c in rows[-1]), flush=True)
+    return table(["video", "variant", "tracking", "frames", "uncovered face-frames", "no pipeline face on it",
+                  "median visible share of the uncovered", "pipeline ms"], rows)
 
 
 def speed_table(folder: Path, repeats: int) -> str:
@@ -114,34 +224,71 @@ def speed_table(folder: Path, repeats: int) -> str:
                   "fps incl. start-up and report"], rows)
 
 
+LEAK_NOTE = ("Independent detector CenterFace: original faces at score 0.5, a leak is a score >= 0.2 detection in "
+             "the anonymized frame with IoU >= 0.3. default = tracking with hold {hold}; off = no hold and no emotion "
+             "smoothing. 'of which face hidden': leaks with under 2% of the face unchanged (the detector fired on "
+             "the emoji). Low light: reference faces of the 'low light' videos are CenterFace's on their plain "
+             "frames (the same pixels before the dark camera), those of the generated dark audience are its "
+             "ground-truth boxes.")
+GT_NOTE = ("Ground truth on the low-light set: a face-frame is uncovered when more than "
+           f"{synthetic.UNCOVERED_SHARE:g} of its box's central ellipse is unchanged in the anonymized frame "
+           "(synthetic.uncovered_faces); 'no pipeline face on it': no detected or held face of the pipeline "
+           "overlaps it (IoU >= 0.3). The generated clip: {n} frames of 6-10 300-W faces (helen_test + afw) "
+           "40-160 px wide at {w}x{h}, face pixels mostly at levels 10-40, seed {seed}.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sweep-hold", action="store_true", help="leaks against hold_frames (saved as hold_sweep.md)")
-    ap.add_argument("--only", choices=("privacy", "speed"), help="run one part (default: both)")
+    ap.add_argument("--only", choices=("privacy", "speed", "lowlight"),
+                    help="run one part (default: privacy, with the low-light set, and speed); lowlight: the "
+                         "low-light set alone (saved as bags_lowlight.md)")
     ap.add_argument("--repeats", type=int, default=1, help="speed runs per row")
+    ap.add_argument("--max-frames", type=int, default=0,
+                    help="smoke run: at most this many frames per bag, tables printed and not saved (0 = all)")
     args = ap.parse_args()
     if shared_dir() is None:
         sys.exit("error: the shared videos (../shared/data/videos) are needed")
+    n = args.max_frames
+
+    def report(name: str, title: str, sections: list[str]) -> None:
+        if n:
+            print(f"# {title} (smoke run, {n} frames per bag at most: not saved)\n\n" + "\n\n".join(sections))
+        else:
+            save(name, title, sections)
+
+    default_hold = PipelineConfig().tracking.hold_frames
+    holds = {"default": default_hold, "off": None}
+    gt_note = GT_NOTE.format(n=min(DARK_FRAMES, n) if n else DARK_FRAMES, w=DARK_SIZE[0], h=DARK_SIZE[1],
+                             seed=DARK_SEED)
     with tempfile.TemporaryDirectory(prefix="bench_bags_") as tmp:
         folder = Path(tmp)
         if args.sweep_hold:
-            text, totals = privacy_table(make_bags(folder, list(VARIANTS)),
-                                         {f"hold {h}": h for h in (0, 3, 5, 8, 12)})
-            save("hold_sweep", "Leaked face-frames against tracking/hold_frames", [summary_table(totals), text, (
+            bags = make_bags(folder, [v for v in VARIANTS if v != LOW_LIGHT], n)
+            dark, truth = low_light_bags(folder, n)
+            text, totals = privacy_table({**bags, **dark}, {f"hold {h}": h for h in (0, 3, 5, 8, 12)}, truth, n)
+            report("hold_sweep", "Leaked face-frames against tracking/hold_frames", [summary_table(totals), text, (
                 "'hold 0' covers only the faces detected in each frame (as tracking off does). 'held without a "
                 "face': held covers where the independent detector sees no face, the cost of a longer hold. "
-                "Independent detector: CenterFace (original faces at 0.5, leaks at 0.2, IoU >= 0.3).")])
+                "Independent detector: CenterFace (original faces at 0.5, leaks at 0.2, IoU >= 0.3); on the "
+                "low-light set the reference faces come from the plain frames or the generator.")])
+            return
+        if args.only == "lowlight":
+            dark, truth = low_light_bags(folder, n)
+            text, totals = privacy_table(dark, holds, truth, n)
+            report("bags_lowlight", "Leaked face-frames on the low-light bags", [
+                LEAK_NOTE.format(hold=default_hold), summary_table(totals), text,
+                ground_truth_table(dark, truth, holds, n), gt_note])
             return
         if args.only != "speed":
-            default_hold = PipelineConfig().tracking.hold_frames
-            text, totals = privacy_table(make_bags(folder, list(VARIANTS)), {"default": default_hold, "off": None})
-            save("bags", "Leaked face-frames on bags from the shared videos", [
-                "Independent detector CenterFace: original faces at score 0.5, a leak is a score >= 0.2 detection in "
-                f"the anonymized frame with IoU >= 0.3. default = tracking with hold {default_hold}; off = no hold "
-                "and no emotion smoothing. 'of which face hidden': leaks with under 2% of the face unchanged (the "
-                "detector fired on the emoji).", summary_table(totals), text])
+            bags = make_bags(folder, [v for v in VARIANTS if v != LOW_LIGHT], n)
+            dark, truth = low_light_bags(folder, n)
+            text, totals = privacy_table({**bags, **dark}, holds, truth, n)
+            report("bags", "Leaked face-frames on bags from the shared videos", [
+                LEAK_NOTE.format(hold=default_hold), summary_table(totals), text,
+                ground_truth_table(dark, truth, holds, n), gt_note])
         if args.only != "privacy":
-            save("offline_speed", "Offline evaluation speed at 640x480", [
+            report("offline_speed", "Offline evaluation speed at 640x480", [
                 "fer_woman2 resized to 640x480 (464 frames), default backends, whole bag; 'evaluation fps (loop)' "
                 "covers reading, decoding, the pipeline, the leak check when on, and the MP4.",
                 speed_table(folder, args.repeats),

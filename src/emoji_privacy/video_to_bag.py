@@ -12,6 +12,7 @@ harder variants of the same footage for the privacy benchmarks.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -24,10 +25,12 @@ from tqdm import tqdm
 from .errors import EmojiPrivacyError
 from .image_io import ENCODINGS
 from .sources import DemoSource, open_source
+from .synthetic import light_map, low_light
 
 BLUR_PERIOD = 40  # frames of one motion-blur cycle
 DIP_PERIOD, DIP_FRAMES, DIP_GAIN = 45, 8, 0.3  # brightness drops: 8 of every 45 frames at 30% brightness
 DROP_FRACTION = 0.3  # share of frames the 'drop' perturbation removes
+LOW_LIGHT_SEED = 7  # seed of the 'lowlight' sensor noise (with the frame index)
 
 
 def motion_blur(frame: np.ndarray, index: int) -> np.ndarray:
@@ -56,8 +59,22 @@ def downscale(frame: np.ndarray, index: int) -> np.ndarray:
     return cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
 
 
+@functools.lru_cache(maxsize=4)
+def _hall_light(width: int, height: int) -> np.ndarray:
+    return light_map(width, height)
+
+
+def low_light_perturbation(frame: np.ndarray, index: int) -> np.ndarray:
+    """A dim hall through a small camera (synthetic.low_light): face levels ~10-40 through a gamma curve,
+    lifted blacks, light falling off to the corners with a spotlight at the top right, shot and read
+    noise per channel and a JPEG round trip; the noise is new in every frame. Not a uniform brightness
+    scale: detectors that cope with 'dark' can still fail here."""
+    h, w = frame.shape[:2]
+    return low_light(frame, _hall_light(w, h), rng=np.random.default_rng([LOW_LIGHT_SEED, index]))
+
+
 PERTURBATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "blur": motion_blur, "dark": brightness_drop, "downscale": downscale,
+    "blur": motion_blur, "dark": brightness_drop, "downscale": downscale, "lowlight": low_light_perturbation,
 }
 """Name -> frame transform; 'drop' (removing frames, stamps unchanged) is handled by the writer."""
 
@@ -134,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frame-id", default="camera")
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many source frames; 0 = all")
     ap.add_argument("--perturb", action="append", default=[], choices=PERTURBATION_NAMES,
-                    help="blur: motion blur; dark: brightness drops; downscale: 320x240; drop: remove 30%% of the "
-                         "frames (stamps keep the gaps). Repeat to combine.")
+                    help="blur: motion blur; dark: brightness drops; downscale: 320x240; lowlight: a dim hall (dark, "
+                         "low contrast, uneven light, sensor noise); drop: remove 30%% of the frames (stamps keep "
+                         "the gaps). Repeat to combine.")
     ap.add_argument("--seed", type=int, default=0, help="seed of the 'drop' perturbation")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
