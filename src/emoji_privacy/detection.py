@@ -48,10 +48,15 @@ LEVEL_RATIO = 3.0
 to well beyond LEVEL_RATIO times that, so neighbouring levels overlap in the face sizes they cover."""
 FINE_LEVEL_MAX_PX = int(2 * LEVEL_RATIO * RELIABLE_FACE_PX)
 """Widest face a finer level reports: twice what the next coarser level already finds reliably."""
-TILE = 640
-"""Side of the tiles a large level is cut into: bounded memory, one input shape for the runtime, and small
-steps for a stream that spreads the small-face level over frames (onnxruntime costs ~17 ms per megapixel
-on 2 threads whatever the tile size, so a smaller tile costs only its overlap)."""
+TILE = 1024
+"""Largest tile side a level is cut into: bounded memory (a 4K frame at 2x is never built whole) and, for a
+stream that spreads the small-face level over frames, steps of bounded cost. onnxruntime costs ~17 ms per
+megapixel on 2 threads from 640x480 up to this size, so tiles are as large as allowed and equal (least overlap)."""
+SHARED_TILE = 512
+"""Largest tile side of a small-face level spread over the frames of a stream: small steps keep every frame's
+share of it (and so the latency) even; 640x480 at 2x is 9 tiles of ~4 ms."""
+FOLLOW_WINDOW = 3.0
+"""Side of the window searched around a followed small face, in face sizes (room for a frame's motion)."""
 DARK_LEVEL = 60
 """Luma under which a pixel counts as dark for the low-light check."""
 DARK_SHARE = 0.5
@@ -89,12 +94,14 @@ def pyramid_scales(shape: tuple[int, ...], max_side: int, min_face: int) -> list
     return scales
 
 
-def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` px covering ``length`` px with at least ``overlap`` px shared."""
-    if length <= tile:
-        return [0]
-    n = int(np.ceil((length - overlap) / (tile - overlap)))
-    return [int(round(i * (length - tile) / (n - 1))) for i in range(n)]
+def tile_spans(length: int, max_tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, size) of the fewest equal tiles of at most ``max_tile`` px that cover ``length`` px, neighbours
+    sharing at least ``overlap`` px (equal tiles: no more overlap than needed)."""
+    if length <= max_tile:
+        return [(0, length)]
+    n = int(np.ceil((length - overlap) / (max_tile - overlap)))
+    size = int(np.ceil((length + (n - 1) * overlap) / n))
+    return [(int(round(i * (length - size) / (n - 1))), size) for i in range(n)]
 
 
 def brighten(image_bgr: np.ndarray, gamma: float = 0.5) -> np.ndarray:
@@ -145,12 +152,16 @@ class FaceDetector:
         self.last_levels: list[float] = []
         self.last_dark = False
 
-    def detect(self, image_bgr: np.ndarray, share: tuple[int, int] | None = None) -> Detections:
+    def detect(self, image_bgr: np.ndarray, share: tuple[int, int] | None = None,
+               follow: np.ndarray | None = None, levels: str = "all") -> Detections:
         """Faces of one frame, searched at every level of ``pyramid_scales``.
 
         ``share`` (k, n): search only every n-th tile of the small-face level (those whose index is k mod n),
-        so a stream spreads that level over n frames while tracking holds the small faces in between; the
-        other levels are searched whole in every frame. None: the whole pyramid (a still image).
+        so a stream spreads that level over n frames; the other levels are searched whole in every frame.
+        None: the whole pyramid (a still image). ``follow``: boxes (N,4) of small faces already tracked; each
+        is searched at the small-face scale in a window around it, so a small face, once found, does not wait
+        for its tile's turn. ``levels``: "all"; "regular" (all but the small-face level, for a stream whose
+        small-face level is searched in the background); "small" (that level alone, the background's part).
         """
         h, w = image_bgr.shape[:2]
         if h == 0 or w == 0:
@@ -162,10 +173,16 @@ class FaceDetector:
         passes = [(image_bgr, self.score_threshold)]
         if dark:
             passes.append((brighten(image_bgr), DARK_SCORE_FACTOR * self.score_threshold))
+        if levels not in ("all", "regular", "small"):
+            raise ValueError(f"levels must be all, regular or small, got {levels!r}")
         for source, threshold in passes:
             for i, scale in enumerate(scales):
+                if (scale > 1 and levels == "regular") or (scale <= 1 and levels == "small"):
+                    continue
                 parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1,
                                                 share if scale > 1 else None, threshold))
+            if follow is not None and len(follow) and scales[-1] > 1:
+                parts.extend(self._search_windows(source, follow, scales[-1], threshold))
         self.last_levels, self.last_dark = scales, dark
         parts = [p for p in parts if len(p[0])]
         if not parts:
@@ -188,7 +205,7 @@ class FaceDetector:
     def _search_level(self, image_bgr: np.ndarray, scale: float, coarsest: bool, tiled: bool,
                       share: tuple[int, int] | None,
                       threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """One pyramid level, in tiles when it is larger than TILE, mapped back to frame pixels.
+        """One pyramid level, in tiles of at most TILE px when it is larger, mapped back to frame pixels.
 
         Levels up to native size are resized whole and cut; an enlarged level is never built whole (a 4K frame
         at 2x would take 400 MB): each of its tiles is warped from the frame on its own. A finer level keeps only
@@ -197,11 +214,12 @@ class FaceDetector:
         """
         h, w = image_bgr.shape[:2]
         iw, ih = max(1, round(w * scale)), max(1, round(h * scale))
-        if not tiled or max(ih, iw) <= TILE:
+        if not tiled:
             origins = [(0, 0, iw, ih)]
         else:  # tiles share FINE_LEVEL_MAX_PX so that every face this level keeps lies whole in one of them
-            origins = [(x, y, min(TILE, iw), min(TILE, ih)) for y in tile_origins(ih, TILE, FINE_LEVEL_MAX_PX)
-                       for x in tile_origins(iw, TILE, FINE_LEVEL_MAX_PX)]
+            side = SHARED_TILE if share is not None else TILE
+            origins = [(x, y, tw, th) for y, th in tile_spans(ih, side, FINE_LEVEL_MAX_PX)
+                       for x, tw in tile_spans(iw, side, FINE_LEVEL_MAX_PX)]
         if share is not None:
             origins = [o for k, o in enumerate(origins) if k % share[1] == share[0] % share[1]]
         level = self._level_image(image_bgr, scale) if scale <= 1.0 and origins else None
@@ -223,6 +241,24 @@ class FaceDetector:
                 boxes = (boxes + np.array([x, y, x, y], np.float32)) / np.float32(scale)
                 kps = (kps + np.array([x, y], np.float32)) / np.float32(scale)
                 out.append((boxes, scores, kps))
+        return out
+
+
+    def _search_windows(self, image_bgr: np.ndarray, boxes: np.ndarray, scale: float,
+                        threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The small-face level in a window of FOLLOW_WINDOW box sizes around each of ``boxes``."""
+        out = []
+        for b in np.asarray(boxes, np.float32).reshape(-1, 4):
+            side = FOLLOW_WINDOW * max(float(b[2] - b[0]), float(b[3] - b[1]), 1.0)
+            n = max(32, int(round(side * scale)))
+            x0, y0 = (b[0] + b[2]) / 2 * scale - n / 2, (b[1] + b[3]) / 2 * scale - n / 2
+            m = np.array([[scale, 0, -x0], [0, scale, -y0]], np.float64)
+            window = cv2.warpAffine(image_bgr, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            found, scores, kps = self._detect_raw(window, threshold)
+            if len(found):
+                found = (found + np.array([x0, y0, x0, y0], np.float32)) / np.float32(scale)
+                kps = (kps + np.array([x0, y0], np.float32)) / np.float32(scale)
+                out.append((found.astype(np.float32), scores, kps.astype(np.float32)))
         return out
 
 

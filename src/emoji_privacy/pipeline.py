@@ -7,6 +7,7 @@ caller (the ROS node) publishes a masked frame or nothing instead.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -135,10 +136,12 @@ class Anonymizer:
         self.times = StageTimes()
         self.held: list[HeldFace] = []
         self._last_stamp: float | None = None
-        # A stream spreads the detector's small-face level over this many frames; tracking holds a small face
-        # for hold_frames, so it is searched again at least twice before its track could expire.
-        self.small_face_period = max(1, t.hold_frames // 2) if t.enabled else 1
+        # A stream spreads the detector's small-face level over this many frames (a new small face is found
+        # within them); a small face already tracked is searched around its track in every frame.
+        self.small_face_period = max(1, t.hold_frames) if t.enabled else 1
         self._stream_index = 0  # frames detected since the last reset (0: the next one is searched whole)
+        self._seeds: list[np.ndarray] = []
+        self._seed_lock = threading.Lock()
 
     def reset(self) -> None:
         """Forget tracks (e.g. when the input stream jumps back in time)."""
@@ -146,6 +149,8 @@ class Anonymizer:
         self._last_stamp = None
         self.held = []
         self._stream_index = 0
+        with self._seed_lock:
+            self._seeds = []
 
     def _time_step(self, stamp: float | None) -> float:
         """Seconds since the previous frame, from the stamps when there are any. A stamp earlier
@@ -160,15 +165,34 @@ class Anonymizer:
             return NOMINAL_FRAME_S
         return min(stamp - last, MAX_STEP_S) or NOMINAL_FRAME_S
 
-    def detect(self, frame: np.ndarray) -> DetectedFrame:
-        """The first stage alone: faces of one BGR frame. It keeps no state, so frame t+1 can be detected
-        while ``finish`` works on frame t (see streaming.PipelinedAnonymizer)."""
+    def add_seeds(self, boxes: np.ndarray) -> None:
+        """Small faces found by a background search (streaming.SmallFaceScanner) on a recent frame: the next
+        ``detect`` searches around each, and from then on tracking keeps them followed."""
+        with self._seed_lock:
+            self._seeds.extend(np.asarray(boxes, np.float32).reshape(-1, 4))
+
+    def detect(self, frame: np.ndarray, small_in_background: bool = False) -> DetectedFrame:
+        """The first stage alone: faces of one BGR frame. It reads the tracks but never changes them, so frame
+        t+1 can be detected while ``finish`` works on frame t (see streaming.PipelinedAnonymizer).
+        ``small_in_background``: the small-face level is left to a background search that seeds it."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"process() wants an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
         t0 = time.perf_counter()
         k, n = self._stream_index, self.small_face_period
-        # the first frame after a reset (and every still image) is searched whole
-        dets = self.detector.detect(frame, None if k == 0 or n == 1 else (k, n))
+        if k == 0 or n == 1:  # the first frame after a reset (and every still image) is searched whole
+            dets = self.detector.detect(frame)
+        else:
+            # the tracks as the other stage left them (list and boxes are replaced, never changed in place)
+            limit = 2 * self.config.detector.min_face
+            follow = [tr.box for tr in list(self.tracker.tracks) if tr.box[2] - tr.box[0] < limit]
+            with self._seed_lock:
+                follow += self._seeds
+                self._seeds = []
+            follow_boxes = np.array(follow, np.float32).reshape(-1, 4)
+            if small_in_background:
+                dets = self.detector.detect(frame, None, follow_boxes, levels="regular")
+            else:
+                dets = self.detector.detect(frame, (k, n), follow_boxes)
         self._stream_index += 1
         return DetectedFrame(frame, dets, (time.perf_counter() - t0) * 1e3)
 
