@@ -75,3 +75,26 @@ def test_held_face_stays_covered(pipeline, astronaut) -> None:
 def test_rejects_wrong_frame_type(pipeline) -> None:
     with pytest.raises(ValueError, match="uint8 BGR"):
         pipeline.process(np.zeros((10, 10), np.uint8))
+
+
+def test_emotion_is_refreshed_every_refresh_frames(astronaut) -> None:
+    """A new face is classified at once, then every emotion/refresh_frames frames; in between it keeps the
+    probabilities of its last classification."""
+    from emoji_privacy.config import PipelineConfig
+    from emoji_privacy.pipeline import Anonymizer
+
+    cfg = PipelineConfig()
+    cfg.emotion.refresh_frames = 3
+    anon = Anonymizer(cfg)
+    real_predict, calls = anon.classifier.predict, []
+    anon.classifier.predict = lambda crops: calls.append(len(crops)) or real_predict(crops)
+    seen = [anon.process(astronaut, i / 30)[1][0].probabilities for i in range(7)]
+    assert calls == [1, 1, 1], "frames 0, 3 and 6"
+    np.testing.assert_array_equal(seen[1], seen[0])
+    np.testing.assert_array_equal(seen[2], seen[0])
+    cfg.emotion.refresh_frames = 1
+    every = Anonymizer(cfg, anon.detector, anon.landmarker, anon.classifier, anon.renderer)
+    calls.clear()
+    for i in range(3):
+        every.process(astronaut, i / 30)
+    assert calls == [1, 1, 1]

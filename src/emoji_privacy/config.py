@@ -40,6 +40,7 @@ class EmotionConfig:
     model_path: str = ""  # empty: models/fer_resnet.pt
     threads: int = 1
     engine: str = "onnxruntime"  # onnxruntime (the loaded weights exported in memory; faster) | torch
+    refresh_frames: int = 2  # classify each tracked face every this many frames (bench/results/emotion_refresh.md)
 
 
 @dataclass
@@ -112,6 +113,7 @@ class PipelineConfig:
         _check(self.tracking.hold_frames >= 0, "tracking.hold_frames must be >= 0")
         _check(0 < self.tracking.smoothing <= 1, "tracking.smoothing must be in (0, 1]")
         _check(0 <= self.tracking.hysteresis < 1, "tracking.hysteresis must be in [0, 1)")
+        _check(self.emotion.refresh_frames >= 1, "emotion.refresh_frames must be >= 1")
         _check(self.emotion.engine in ("onnxruntime", "torch"), "emotion.engine must be 'onnxruntime' or 'torch'")
         _check(self.output.on_error in ("mask", "drop"), "output.on_error must be 'mask' or 'drop'")
         _check(1 <= self.output.jpeg_quality <= 100, "output.jpeg_quality must be in 1..100")

@@ -217,11 +217,19 @@ class Anonymizer:
         lms = self.landmarker.detect(frame, dets.boxes, keypoints) if n else np.zeros((0, 68, 2), np.float32)
         t2 = time.perf_counter()
         size = self.classifier.input_size
-        if n:
-            crops = np.stack([align_face(frame, lm, size) for lm in lms])
-            probs = self.classifier.predict(crops)
-        else:
-            probs = np.zeros((0, len(EMOTIONS)), np.float32)
+        probs = np.zeros((n, len(EMOTIONS)), np.float32)
+        # each track's emotion is classified every refresh_frames frames (a new track at once); in between it
+        # keeps its last probabilities (bench/results/emotion_refresh.md: how often the shown emotion agrees)
+        every = max(1, self.config.emotion.refresh_frames)
+        fresh = [i for i in range(n) if tracks[i].raw is None or tracks[i].raw_age + 1 >= every]
+        if fresh:
+            crops = np.stack([align_face(frame, lms[i], size) for i in fresh])
+            probs[fresh] = self.classifier.predict(crops)
+        for i in range(n):
+            if i in fresh:
+                tracks[i].raw, tracks[i].raw_age = probs[i].copy(), 0
+            else:
+                probs[i], tracks[i].raw_age = tracks[i].raw, tracks[i].raw_age + 1
         t3 = time.perf_counter()
 
         out = frame.copy()
@@ -233,7 +241,7 @@ class Anonymizer:
             (cx, cy), r = covering_circle(region)
             roll = head_roll(lm)
             track = tracks[i]
-            shown = self.tracker.smooth(track, probs[i])
+            shown = self.tracker.smooth(track, probs[i]) if track.raw_age == 0 else max(track.shown, 0)
             bx, by = track.center()
             track.cover = (cx - bx, cy - by, r * margin, roll)
             faces.append(FaceResult(track.track_id, box.copy(), float(dets.scores[i]), probs[i].copy(), shown,

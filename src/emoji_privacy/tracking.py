@@ -38,6 +38,8 @@ class Track:
     unseen: float = 0.0  # time since the last detection
     probs: np.ndarray | None = None  # smoothed emotion probabilities
     shown: int = -1  # emotion index currently shown (hysteresis state)
+    raw: np.ndarray | None = None  # the last classified (unsmoothed) probabilities
+    raw_age: int = 0  # frames since they were classified
     cover: tuple[float, float, float, float] | None = None  # last emoji drawn: (dx, dy) from box centre, radius, roll
 
     def predicted_box(self, dt: float = 1.0) -> np.ndarray:
