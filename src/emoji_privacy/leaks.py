@@ -87,12 +87,14 @@ class LeakMeter:
         self.backend = backend
         self.partial_share = partial_share
         self.truth_threshold, self.probe_threshold, self.overlap = truth_threshold, probe_threshold, overlap
-        # one level of max_side (min_face 0), as before the pipeline's detector searched small faces: the
-        # shared clips show large faces, and a pyramid would make every checked frame several times slower
+        # One level of max_side and no brightened pass, as the meter always was: the shared clips show large
+        # faces (a pyramid would make every checked frame several times slower), and a dark pass at half the
+        # threshold would take background blur for faces and the emoji for a leak. Dim faces left visible are
+        # caught by the pixels (partial_share), and the low-light bags bring their own reference faces.
         self.reference = load_face_detector(backend, score_threshold=truth_threshold, max_side=max_side,
-                                            threads=threads, min_face=0)
+                                            threads=threads, min_face=0, low_light="off")
         self.probe = load_face_detector(backend, score_threshold=probe_threshold, max_side=max_side, threads=threads,
-                                        min_face=0)
+                                        min_face=0, low_light="off")
         self.tracker = FaceTracker(hold_frames=TRUTH_HOLD_FRAMES)
 
     def describe(self) -> str:
