@@ -225,7 +225,8 @@ def speed_table(folder: Path, repeats: int) -> str:
 
 
 LEAK_NOTE = ("Independent detector CenterFace: original faces at score 0.5, a leak is a score >= 0.2 detection in "
-             "the anonymized frame with IoU >= 0.3. default = tracking with hold {hold}; off = no hold and no emotion "
+             "the anonymized frame with IoU >= 0.3, or 5% or more of the face's central ellipse left unchanged "
+             "(leaks.PARTIAL_SHARE). default = tracking with hold {hold}; off = no hold and no emotion "
              "smoothing. 'of which face hidden': leaks with under 2% of the face unchanged (the detector fired on "
              "the emoji). Low light: reference faces of the 'low light' videos are CenterFace's on their plain "
              "frames (the same pixels before the dark camera), those of the generated dark audience are its "
