@@ -4,6 +4,11 @@
 (`load_face_detector("yunet")`). Both backends return five keypoints per face (eyes, nose,
 mouth corners; the eye on the image's left first) so the landmark stage can de-rotate
 its crop.
+
+A backend only runs its network on one image (`_detect_raw`); the base class decides where to look:
+a pyramid from the frame fitted into ``max_side`` up to a 2x level for faces of ``min_face`` px,
+large levels in tiles, windows around small faces already known, and a brightened second pass on
+dark frames (``low_light``). Every constant below says what it was measured on.
 """
 
 from __future__ import annotations
