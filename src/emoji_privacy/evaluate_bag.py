@@ -196,6 +196,7 @@ class Evaluator:
         pending: dict[int, tuple[float, object]] = {}  # input stamp (ns) -> (receipt, message)
         outputs: dict[int, dict[str, object]] = {}  # output stamp (ns) -> {"image": (receipt, msg), "faces": msg}
         input_stamps: list[int] = []
+        newest_input = -1  # newest input stamp read so far (ns)
         last_stamp = None
 
         def emit(ns: int) -> None:
@@ -230,15 +231,21 @@ class Evaluator:
                 input_stamps.append(ns)
                 ev.input_times.append(received)
                 pending[ns] = (received, msg)
+                newest_input = max(newest_input, ns)
             elif topic == self.topic:
                 outputs.setdefault(ns, {})["image"] = (received, msg)
             else:
                 outputs.setdefault(ns, {})["faces"] = msg
             for k in sorted(outputs):
-                if "image" in outputs[k] and ("faces" in outputs[k] or not self.out_faces):
-                    if self.opt.max_frames and len(ev.records) >= self.opt.max_frames:
-                        break
-                    emit(k)
+                if "image" not in outputs[k] or ("faces" not in outputs[k] and self.out_faces):
+                    continue
+                # a fast listener's output can reach the recorder before its input: wait for the input (or for
+                # a later input, which shows this one was not recorded) so the original is there to compare
+                if self.input_topic and k not in pending and newest_input < k:
+                    break
+                if self.opt.max_frames and len(ev.records) >= self.opt.max_frames:
+                    break
+                emit(k)
         for k in sorted(outputs):  # outputs whose faces message was not recorded
             if "image" in outputs[k] and not (self.opt.max_frames and len(ev.records) >= self.opt.max_frames):
                 emit(k)
