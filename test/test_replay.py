@@ -30,7 +30,9 @@ def test_round_trip_records_and_evaluates_the_listener(launch, tmp_path: Path) -
     assert ev.dropped_at_start <= 2, "playing waited for the listener (a frame may go while it connects)"
     assert 20 <= ev.frames <= 115 and ev.dropped == 115 - ev.frames
     latency = ev.latency_ms()
-    assert len(latency) == ev.frames and (latency > 0).all()
+    # a fast listener's output can reach the recorder before its input: that frame's latency counts as 0
+    assert len(latency) == ev.frames and (latency >= 0).all() and np.median(latency) > 0
+    assert ev.output_first <= 0.1 * ev.frames and (latency == 0).sum() == ev.output_first
     assert ev.output_fps() > 0 and ev.faces_per_frame() >= 0.9
     leaks = ev.leak_summary()
     assert leaks.face_frames >= ev.frames - 2, "the original of every output frame was found by its stamp"

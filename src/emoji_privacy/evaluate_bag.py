@@ -215,6 +215,9 @@ class Evaluator:
                 return
             faces = observations_from_message(out["faces"]) if "faces" in out else []
             latency = (received - (original_in[0] if original_in else stamp)) * 1e3
+            if latency < 0:  # the recorder got the output first: the difference is its own receive jitter
+                ev.output_first += 1
+                latency = 0.0
             dt = stamp - last_stamp if last_stamp is not None and stamp > last_stamp else 1.0
             last_stamp = stamp
             ev.output_times.append(received)

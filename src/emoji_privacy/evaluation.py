@@ -141,6 +141,7 @@ class Evaluation:
     input_times: list[float] = field(default_factory=list)  # listener mode: receipt times of inputs
     output_times: list[float] = field(default_factory=list)  # listener mode: receipt times of outputs
     dropped_at_start: int = 0  # listener mode: inputs played before its first output
+    output_first: int = 0  # listener mode: outputs the recorder received before their input (latency counted 0)
     undecodable: int = 0
     first_error: str = ""
     wall_s: float = 0.0  # time the evaluation took
