@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .config import DetectorConfig
 from .errors import ConfigError, ModelFileError
 from .model_files import find_model_file
 
@@ -230,11 +231,7 @@ class FaceDetector:
         level = self._level_image(image_bgr, scale) if scale <= 1.0 and origins else None
         out = []
         for x, y, tw, th in origins:
-            if level is not None:
-                tile = level[y:y + th, x:x + tw]
-            else:
-                m = np.array([[scale, 0, -x], [0, scale, -y]], np.float64)
-                tile = cv2.warpAffine(image_bgr, m, (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            tile = level[y:y + th, x:x + tw] if level is not None else enlarged_window(image_bgr, scale, x, y, tw, th)
             boxes, scores, kps = self._detect_raw(tile, threshold)
             if not coarsest and len(boxes):
                 keep = (boxes[:, 2] - boxes[:, 0]) <= FINE_LEVEL_MAX_PX
@@ -243,9 +240,7 @@ class FaceDetector:
                 keep &= ((boxes[:, 2] < tw - 1) | (x + tw >= iw)) & ((boxes[:, 3] < th - 1) | (y + th >= ih))
                 boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
             if len(boxes):
-                boxes = (boxes + np.array([x, y, x, y], np.float32)) / np.float32(scale)
-                kps = (kps + np.array([x, y], np.float32)) / np.float32(scale)
-                out.append((boxes, scores, kps))
+                out.append(to_frame(boxes, scores, kps, scale, x, y))
         return out
 
 
@@ -257,14 +252,25 @@ class FaceDetector:
             side = FOLLOW_WINDOW * max(float(b[2] - b[0]), float(b[3] - b[1]), 1.0)
             n = max(32, int(round(side * scale)))
             x0, y0 = (b[0] + b[2]) / 2 * scale - n / 2, (b[1] + b[3]) / 2 * scale - n / 2
-            m = np.array([[scale, 0, -x0], [0, scale, -y0]], np.float64)
-            window = cv2.warpAffine(image_bgr, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            found, scores, kps = self._detect_raw(window, threshold)
+            found, scores, kps = self._detect_raw(enlarged_window(image_bgr, scale, x0, y0, n, n), threshold)
             if len(found):
-                found = (found + np.array([x0, y0, x0, y0], np.float32)) / np.float32(scale)
-                kps = (kps + np.array([x0, y0], np.float32)) / np.float32(scale)
-                out.append((found.astype(np.float32), scores, kps.astype(np.float32)))
+                out.append(to_frame(found, scores, kps, scale, x0, y0))
         return out
+
+
+def enlarged_window(image_bgr: np.ndarray, scale: float, x: float, y: float, width: int, height: int) -> np.ndarray:
+    """The ``width`` x ``height`` window at (x, y) of the frame scaled by ``scale``, warped straight from the frame
+    (the scaled frame itself is never built)."""
+    m = np.array([[scale, 0, -x], [0, scale, -y]], np.float64)
+    return cv2.warpAffine(image_bgr, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def to_frame(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, scale: float, x: float,
+             y: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections in a window at (x, y) of the frame scaled by ``scale`` -> frame pixels."""
+    s = np.float32(scale)
+    return ((boxes + np.array([x, y, x, y], np.float32)) / s).astype(np.float32), scores, \
+        ((kps + np.array([x, y], np.float32)) / s).astype(np.float32)
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -459,6 +465,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 DETECTOR_BACKENDS: dict[str, type[FaceDetector]] = {"yunet": YuNetDetector, "centerface": CenterFaceDetector}
+
+
+def detector_from_config(config: DetectorConfig, threads: int | None = None) -> FaceDetector:
+    """The detector a PipelineConfig's ``detector`` section describes (``threads`` overrides its own)."""
+    return load_face_detector(config.backend, score_threshold=config.score_threshold, max_side=config.max_side,
+                              min_face=config.min_face, low_light=config.low_light,
+                              model_path=config.model_path or None, threads=threads or config.threads)
 
 
 def load_face_detector(backend: str = "yunet", **options: object) -> FaceDetector:

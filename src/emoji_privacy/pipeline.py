@@ -15,7 +15,7 @@ import numpy as np
 
 from . import EMOTIONS
 from .config import PipelineConfig
-from .detection import Detections, FaceDetector, load_face_detector
+from .detection import Detections, FaceDetector, detector_from_config
 from .emoji import EmojiRenderer
 from .emotion import EmotionClassifier, load_emotion_classifier
 from .landmarks import LandmarkDetector, align_face, covering_circle, face_region, head_roll, load_landmark_detector
@@ -115,10 +115,7 @@ class Anonymizer:
                  landmarker: LandmarkDetector | None = None, classifier: EmotionClassifier | None = None,
                  renderer: EmojiRenderer | None = None) -> None:
         self.config = cfg = config or PipelineConfig()
-        self.detector = detector or load_face_detector(
-            cfg.detector.backend, score_threshold=cfg.detector.score_threshold, max_side=cfg.detector.max_side,
-            min_face=cfg.detector.min_face, low_light=cfg.detector.low_light,
-            model_path=cfg.detector.model_path or None, threads=cfg.detector.threads)
+        self.detector = detector or detector_from_config(cfg.detector)
         lm_opts: dict[str, object] = {}
         if cfg.landmarks.backend == "facemesh":
             lm_opts["num_threads"] = cfg.landmarks.threads

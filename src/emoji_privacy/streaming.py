@@ -67,13 +67,10 @@ class SmallFaceScanner:
     SCAN_STEPS = 8
 
     def __init__(self, anonymizer: Anonymizer) -> None:
-        from .detection import load_face_detector
+        from .detection import detector_from_config
 
         self.anonymizer = anonymizer
-        d = anonymizer.config.detector
-        self.detector = load_face_detector(d.backend, score_threshold=d.score_threshold, max_side=d.max_side,
-                                           min_face=d.min_face, low_light=d.low_light,
-                                           model_path=d.model_path or None, threads=1)
+        self.detector = detector_from_config(anonymizer.config.detector, threads=1)
         self._cond = threading.Condition()
         self._frame: np.ndarray | None = None
         self._closed = False
