@@ -3,5 +3,8 @@ from setuptools import setup
 
 from catkin_pkg.python_setup import generate_distutils_setup
 
-setup(**generate_distutils_setup(packages=["emoji_privacy", "emoji_privacy.web", "emoji_privacy.federated"], package_dir={"": "src"},
+PACKAGES = ["emoji_privacy"] + [f"emoji_privacy.{sub}" for sub in (
+    "emotion", "evaluation", "federated", "landmarks", "ros", "training", "web")]
+
+setup(**generate_distutils_setup(packages=PACKAGES, package_dir={"": "src"},
                                package_data={"emoji_privacy.web": ["static/*"]}))

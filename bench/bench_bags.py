@@ -26,11 +26,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
-from emoji_privacy import synthetic, video_to_bag  # noqa: E402
 from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.detection import box_iou  # noqa: E402
-from emoji_privacy.evaluate_bag import Options, evaluate  # noqa: E402
-from emoji_privacy.leaks import LeakMeter, independent_backend  # noqa: E402
+from emoji_privacy.evaluation import (
+    synthetic,  # noqa: E402
+    video_to_bag,
+)
+from emoji_privacy.evaluation.bag import Options, evaluate  # noqa: E402
+from emoji_privacy.evaluation.leaks import LeakMeter, independent_backend  # noqa: E402
 from emoji_privacy.model_files import shared_dir  # noqa: E402
 
 VIDEOS = ("fer_test.mp4", "fer_woman2.mp4")
@@ -163,9 +166,9 @@ def ground_truth_table(bags: dict[tuple[str, str], Path], truth: Truth, holds: d
                        max_frames: int = 0) -> str:
     """Faces left visible, judged by pixels against the reference boxes (no detector on the output): the
     pipeline runs here on every frame of each bag, as in the offline evaluation."""
-    from emoji_privacy import bag_io
     from emoji_privacy.pipeline import Anonymizer
-    from emoji_privacy.ros_messages import image_to_bgr, stamp_seconds
+    from emoji_privacy.ros import bags as bag_io
+    from emoji_privacy.ros.messages import image_to_bgr, stamp_seconds
 
     rows = []
     for (video, variant), path in bags.items():

@@ -2,7 +2,7 @@
 in 1920x1080 and 3840x2160 frames, and what a frame costs; deface on the same frames for comparison.
 
 Frames: 300-W faces of helen_test and afw (never helen_train) cut out with their context and pasted,
-blended softly, at random non-overlapping places into a textured background (emoji_privacy.synthetic),
+blended softly, at random non-overlapping places into a textured background (emoji_privacy.evaluation.synthetic),
 with a fixed seed. A face is uncovered when more than synthetic.UNCOVERED_SHARE of its central ellipse
 is left unchanged (leaks.visible_share against the ground-truth box): no detector judges the result.
 """
@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_pipeline, save, table  # noqa: E402
 
-from emoji_privacy import synthetic  # noqa: E402
+from emoji_privacy.evaluation import synthetic  # noqa: E402
 from emoji_privacy.pipeline import Anonymizer  # noqa: E402
 
 SIZES = ((1920, 1080), (3840, 2160))

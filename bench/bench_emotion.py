@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
 from emoji_privacy import EMOTIONS  # noqa: E402
-from emoji_privacy.emotion_eval import compare, comparison_table  # noqa: E402
 from emoji_privacy.errors import EmojiPrivacyError  # noqa: E402
+from emoji_privacy.evaluation.emotion import compare, comparison_table  # noqa: E402
 from emoji_privacy.model_files import REPO_ROOT  # noqa: E402
 
 PAPER42_PUBLISHED = 0.678  # the emoji-replacement paper's accuracy for its 42x42 CNN

@@ -26,9 +26,9 @@ from common import save, table  # noqa: E402
 
 from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.detection import load_face_detector  # noqa: E402
-from emoji_privacy.emotion import load_emotion_classifier  # noqa: E402
-from emoji_privacy.fer2013 import load_fer2013  # noqa: E402
-from emoji_privacy.landmarks import align_face, load_landmark_detector  # noqa: E402
+from emoji_privacy.emotion.classifiers import load_emotion_classifier  # noqa: E402
+from emoji_privacy.landmarks.align import align_face, load_landmark_detector  # noqa: E402
+from emoji_privacy.training.data import load_fer2013  # noqa: E402
 
 UPSCALE = 192
 ANGLES = (0.0, 20.0, -20.0)

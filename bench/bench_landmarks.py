@@ -1,5 +1,5 @@
 """Landmark accuracy and speed of every landmark backend on 300-W helen_test and afw, with faces from
-the project's detector (emoji_privacy.evaluate_landmarks does the measuring). Also saves the CED plot
+the project's detector (emoji_privacy.evaluation.landmarks does the measuring). Also saves the CED plot
 bench/results/landmarks_ced.png and checks the default backend against the targets."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from common import RESULTS, save, table  # noqa: E402
 from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.detection import load_face_detector  # noqa: E402
 from emoji_privacy.errors import EmojiPrivacyError  # noqa: E402
-from emoji_privacy.evaluate_landmarks import (  # noqa: E402
+from emoji_privacy.evaluation.landmarks import (  # noqa: E402
     Result,
     detect_faces,
     evaluate,
@@ -26,7 +26,7 @@ from emoji_privacy.evaluate_landmarks import (  # noqa: E402
     save_ced_plot,
     single_thread,
 )
-from emoji_privacy.landmarks import LandmarkDetector, load_landmark_detector  # noqa: E402
+from emoji_privacy.landmarks.align import LandmarkDetector, load_landmark_detector  # noqa: E402
 from emoji_privacy.model_files import shared_dir  # noqa: E402
 
 DEFAULT = "facemesh (default)"

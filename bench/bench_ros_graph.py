@@ -33,7 +33,7 @@ from common import save, table  # noqa: E402
 from emoji_privacy.model_files import shared_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-from emoji_privacy.processes import descendants, start, start_roscore, stop  # noqa: E402
+from emoji_privacy.ros.processes import descendants, start, start_roscore, stop  # noqa: E402
 
 TALKER, LISTENER = "/camera_talker", "/emoji_anonymizer"
 FIRST_OUTPUT_TIMEOUT_S = 240.0  # the listener loads its models first; a cold start on 2 busy cores is slow
@@ -311,7 +311,7 @@ def publish_profile(frame: np.ndarray, n: int, tmp: Path) -> tuple[float, float]
     import rospy
     from sensor_msgs.msg import CameraInfo, Image
 
-    from emoji_privacy.ros_messages import bgr_to_image, default_camera_info
+    from emoji_privacy.ros.messages import bgr_to_image, default_camera_info
 
     topic = f"/bench_ros_graph/profile_{frame.shape[1]}x{frame.shape[0]}"
     image_pub = rospy.Publisher(topic, Image, queue_size=1)
@@ -356,7 +356,7 @@ def publish_profile(frame: np.ndarray, n: int, tmp: Path) -> tuple[float, float]
 
 def talker_profile(n: int, tmp: Path) -> str:
     """The talker's CPU per frame, part by part, at 640x480 and 1280x720."""
-    from emoji_privacy.ros_messages import bgr_to_image
+    from emoji_privacy.ros.messages import bgr_to_image
     from emoji_privacy.sources import open_source
 
     video = str(shared_dir() / "data" / "videos" / "fer_woman2.mp4")

@@ -9,11 +9,11 @@
 3. Map: per point, ridge regression from (x, y, z) of its K nearest vertices (z carries the yaw, which
    moves the visible jaw outline).
 4. Refiner: ``--stages`` stages of per-point ridge regression on gradient features around the point
-   and its neighbours (emoji_privacy.landmark_refiner).
+   and its neighbours (emoji_privacy.landmarks.refiner).
 K and every ridge weight are chosen on a held-out 20% of helen_train (grouped by photo, originals
 only); then everything is refitted on all of helen_train with those choices and written to
 models/facemesh68_map.npz and models/facemesh68_refiner.npz. helen_test and afw are never read here:
-measure them with bench/bench_landmarks.py or `python -m emoji_privacy.evaluate_landmarks`.
+measure them with bench/bench_landmarks.py or `python -m emoji_privacy.evaluation.landmarks`.
 
     PYTHONPATH=src .venv/bin/python scripts/fit_facemesh68.py [--cache /tmp/fm68] [--variants 12]
 """
@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emoji_privacy.detection import load_face_detector
-from emoji_privacy.evaluate_landmarks import (
+from emoji_privacy.evaluation.landmarks import (
     annotated_images,
     fallback_box,
     inter_ocular_nme,
@@ -39,16 +39,7 @@ from emoji_privacy.evaluate_landmarks import (
     match_detection,
     single_thread,
 )
-from emoji_privacy.landmark_refiner import (
-    FeatureGeometry,
-    apply_stage,
-    fit_stage,
-    frame_channels,
-    point_descriptors,
-    save_refiner,
-    stage_features,
-)
-from emoji_privacy.landmarks import (
+from emoji_privacy.landmarks.align import (
     FACEMESH_MAP_FILE,
     FACEMESH_REFINER_FILE,
     MESH_POINTS,
@@ -57,6 +48,15 @@ from emoji_privacy.landmarks import (
     map_468_to_68,
     mesh_features,
     read_pts,
+)
+from emoji_privacy.landmarks.refiner import (
+    FeatureGeometry,
+    apply_stage,
+    fit_stage,
+    frame_channels,
+    point_descriptors,
+    save_refiner,
+    stage_features,
 )
 from emoji_privacy.model_files import shared_dir
 

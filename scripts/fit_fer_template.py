@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emoji_privacy.landmarks import FER_TEMPLATE_FILE, FaceMeshLandmarks, template_points
+from emoji_privacy.landmarks.align import FER_TEMPLATE_FILE, FaceMeshLandmarks, template_points
 from emoji_privacy.model_files import shared_dir
 
 UPSCALE = 192

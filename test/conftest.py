@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emoji_privacy import processes
 from emoji_privacy.model_files import shared_dir
+from emoji_privacy.ros import processes
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,11 @@ from conftest import REPO, shared_path
 pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
 from std_msgs.msg import String  # noqa: E402
 
-from emoji_privacy import bag_io, evaluate_bag, image_io, video_to_bag  # noqa: E402
-from emoji_privacy.ros_messages import bgr_to_message, image_to_bgr, make_header  # noqa: E402
+from emoji_privacy import image_io  # noqa: E402
+from emoji_privacy.evaluation import bag as evaluate_bag
+from emoji_privacy.evaluation import video_to_bag
+from emoji_privacy.ros import bags as bag_io
+from emoji_privacy.ros.messages import bgr_to_message, image_to_bgr, make_header  # noqa: E402
 
 START = 1_700_000_000.0
 
@@ -195,17 +198,17 @@ def test_tools_run_with_rosrun_and_python_m(tmp_path: Path) -> None:
     assert "wrote 3 frames on /camera/image_raw (bgr8)" in made.stdout
     cut = tmp_path / "cut.bag"
     cut.write_bytes(bag.read_bytes()[:1000])
-    res = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluate_bag", str(cut)], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluation.bag", str(cut)], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 1 and res.stderr.startswith("evaluate_bag: error: bag ")
 
 
 def test_library_does_not_import_rospy() -> None:
     """Only bag_io (loaded by the tools' entry points) pulls rospy in, through rosbag."""
-    modules = ["pipeline", "tracking", "evaluation", "leaks", "report", "evaluate_bag", "video_to_bag",
-               "ros_messages", "config", "sources"]
+    modules = ["pipeline", "tracking", "evaluation.records", "evaluation.leaks", "evaluation.report",
+               "evaluation.bag", "evaluation.video_to_bag", "ros.messages", "config", "sources"]
     code = ("import sys\n" + "".join(f"import emoji_privacy.{m}\n" for m in modules)
             + "assert 'rospy' not in sys.modules, 'rospy imported'\n"
-            + "import emoji_privacy.bag_io\nassert 'rospy' in sys.modules\n")
+            + "import emoji_privacy.ros.bags\nassert 'rospy' in sys.modules\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert res.returncode == 0, res.stderr

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from emoji_privacy import synthetic
 from emoji_privacy.config import PipelineConfig
 from emoji_privacy.detection import box_iou, load_face_detector
+from emoji_privacy.evaluation import synthetic
 from emoji_privacy.pipeline import Anonymizer
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from emoji_privacy import EMOTIONS
-from emoji_privacy.emotion import (
+from emoji_privacy.emotion.classifiers import (
     EMOTION_BACKENDS,
     MiniXception,
     _same_pads,

@@ -1,4 +1,4 @@
-"""Tests of emoji_privacy.evaluate_landmarks: the error measures on hand-computed cases, face matching,
+"""Tests of emoji_privacy.evaluation.landmarks: the error measures on hand-computed cases, face matching,
 and the command on a few real 300-W faces."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO, shared_path
 
-from emoji_privacy.evaluate_landmarks import (
+from emoji_privacy.evaluation.landmarks import (
     annotated_images,
     box_nme,
     ced_auc,
@@ -126,7 +126,7 @@ def test_command_on_real_faces(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_module_and_rosrun_entry_points() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    res = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluate_landmarks", "--help"], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluation.landmarks", "--help"], capture_output=True,
                          text=True, env=env, timeout=120, check=False)
     assert res.returncode == 0 and "--backend" in res.stdout
     if not os.environ.get("ROS_PACKAGE_PATH") or shutil.which("rosrun") is None:

@@ -19,7 +19,7 @@ from emoji_privacy import EMOTIONS
 from emoji_privacy.errors import ConfigError
 from emoji_privacy.federated.partition import label_skew, partition_indices, write_partitions
 from emoji_privacy.federated.task import FedConfig, get_weights, local_train, new_model, round_lr, set_weights
-from emoji_privacy.fer2013 import DataError, load_fer2013, load_labelled_folder
+from emoji_privacy.training.data import DataError, load_fer2013, load_labelled_folder
 
 
 def _labels(n: int = 7000, seed: int = 1) -> np.ndarray:
@@ -212,7 +212,7 @@ def fer():
 @pytest.mark.timeout(900)
 def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
     """flower-superlink + 2 flower-supernode processes over loopback, flwr run, SecAgg+ on, real crops."""
-    from emoji_privacy.emotion import load_emotion_classifier
+    from emoji_privacy.emotion.classifiers import load_emotion_classifier
     from emoji_privacy.federated.deployment import LoopbackFederation
 
     x, y = fer.split("Training")

@@ -1,4 +1,4 @@
-"""Tests of emoji_privacy.landmark_refiner: gradient features, the ridge stage, the model file."""
+"""Tests of emoji_privacy.landmarks.refiner: gradient features, the ridge stage, the model file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from emoji_privacy.errors import ModelFileError
-from emoji_privacy.landmark_refiner import (
+from emoji_privacy.landmarks.align import FACEMESH_REFINER_FILE
+from emoji_privacy.landmarks.refiner import (
     CHANNELS,
     FeatureGeometry,
     LandmarkRefiner,
@@ -21,7 +22,6 @@ from emoji_privacy.landmark_refiner import (
     save_refiner,
     stage_features,
 )
-from emoji_privacy.landmarks import FACEMESH_REFINER_FILE
 
 GEOM = FeatureGeometry(side=64, units=16.0, cell=4, grid=3)
 

@@ -1,4 +1,4 @@
-"""Tests of emoji_privacy.landmarks: backends, geometry helpers, .pts reading and FER alignment."""
+"""Tests of emoji_privacy.landmarks.align: backends, geometry helpers, .pts reading and FER alignment."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emoji_privacy.errors import ConfigError, ModelFileError
-from emoji_privacy.landmarks import (
+from emoji_privacy.landmarks.align import (
     FaceMeshLandmarks,
     align_face,
     covering_circle,
@@ -135,7 +135,7 @@ def test_edge_cases(astronaut: np.ndarray, facemesh: FaceMeshLandmarks) -> None:
 
 
 def test_fallbacks_without_fitted_files(astronaut: np.ndarray, tmp_path: Path) -> None:
-    from emoji_privacy.landmarks import FER_TEMPLATE_FALLBACK, fer_template
+    from emoji_privacy.landmarks.align import FER_TEMPLATE_FALLBACK, fer_template
 
     boxes, kps = _yunet(astronaut)
     table = FaceMeshLandmarks(use_map=False).detect(astronaut, boxes[:1], kps[:1])[0]  # fixed 468->68 table
@@ -218,7 +218,7 @@ def test_fan_with_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     pytest.importorskip("face_alignment")
     from face_alignment.models import FAN
 
-    from emoji_privacy.landmarks import fan_weights_path
+    from emoji_privacy.landmarks.align import fan_weights_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     path, _ = fan_weights_path()

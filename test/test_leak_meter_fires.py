@@ -18,7 +18,14 @@ import pytest
 from conftest import REPO, shared_path, video_frames
 
 from emoji_privacy.emoji import EmojiRenderer
-from emoji_privacy.leaks import HIDDEN_SHARE, PARTIAL_SHARE, FrameLeaks, LeakMeter, independent_backend, visible_share
+from emoji_privacy.evaluation.leaks import (
+    HIDDEN_SHARE,
+    PARTIAL_SHARE,
+    FrameLeaks,
+    LeakMeter,
+    independent_backend,
+    visible_share,
+)
 from emoji_privacy.pipeline import Anonymizer, FaceResult
 
 SHRUNK = 0.3
@@ -123,7 +130,8 @@ def test_a_bag_with_covering_off_leaks_every_face_frame(tmp_path: Path) -> None:
     leaked (the frames go out unchanged, and the probe's lower threshold finds a superset of the
     reference faces); the default pipeline on the same bag reports none."""
     pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
-    from emoji_privacy import evaluate_bag, video_to_bag
+    from emoji_privacy.evaluation import bag as evaluate_bag
+    from emoji_privacy.evaluation import video_to_bag
 
     bag = tmp_path / "fer_test.bag"
     assert video_to_bag.convert(str(shared_path("data", "videos", "fer_test.mp4")), bag, max_frames=30,

@@ -3,7 +3,7 @@
 import numpy as np
 
 from emoji_privacy.emoji import EmojiRenderer
-from emoji_privacy.leaks import FrameLeaks, independent_backend, summarize_leaks, visible_share
+from emoji_privacy.evaluation.leaks import FrameLeaks, independent_backend, summarize_leaks, visible_share
 
 BOX = np.array([[100, 60, 200, 180]], np.float32)
 

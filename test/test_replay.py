@@ -11,7 +11,8 @@ from conftest import shared_path
 
 pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
 
-from emoji_privacy import evaluate_bag, video_to_bag  # noqa: E402
+from emoji_privacy.evaluation import bag as evaluate_bag  # noqa: E402
+from emoji_privacy.evaluation import video_to_bag
 
 LAUNCH_TIMEOUT = 240
 

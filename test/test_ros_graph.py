@@ -16,7 +16,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from emoji_privacy import image_io  # noqa: E402
 from emoji_privacy.detection import box_iou, load_face_detector  # noqa: E402
 from emoji_privacy.emoji import EmojiRenderer  # noqa: E402
-from emoji_privacy.ros_messages import image_to_bgr  # noqa: E402
+from emoji_privacy.ros.messages import image_to_bgr  # noqa: E402
 
 
 class Collector:
@@ -224,7 +224,7 @@ def test_overload_drops_are_counted_in_diagnostics(listener, astronaut) -> None:
     bounded latency, and /diagnostics accounts for every frame it received (published + dropped)."""
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from emoji_privacy.ros_messages import diagnostics_values
+    from emoji_privacy.ros.messages import diagnostics_values
 
     proc, pub, out = listener()
     last: dict[str, str] = {}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from emoji_privacy import synthetic
 from emoji_privacy.emoji import EmojiRenderer
-from emoji_privacy.video_to_bag import PERTURBATIONS, low_light_perturbation
+from emoji_privacy.evaluation import synthetic
+from emoji_privacy.evaluation.video_to_bag import PERTURBATIONS, low_light_perturbation
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ import torch
 from conftest import shared_path
 
 from emoji_privacy import EMOTIONS
-from emoji_privacy.emotion import load_emotion_classifier
-from emoji_privacy.emotion_eval import main as evaluate_main
+from emoji_privacy.emotion.classifiers import load_emotion_classifier
 from emoji_privacy.errors import ModelFileError
-from emoji_privacy.fer2013 import SPLITS, DataError, load_fer2013, load_labelled_folder
-from emoji_privacy.training import TrainConfig, classification_report, cross_validate, evaluate_model, train
-from emoji_privacy.training import main as train_main
+from emoji_privacy.evaluation.emotion import main as evaluate_main
+from emoji_privacy.training.core import TrainConfig, classification_report, cross_validate, evaluate_model, train
+from emoji_privacy.training.core import main as train_main
+from emoji_privacy.training.data import SPLITS, DataError, load_fer2013, load_labelled_folder
 
 LEARN_CLASSES = ("happy", "surprise", "neutral")
 

@@ -23,7 +23,8 @@ import pytest
 from conftest import REPO
 from web_helpers import box_diff, decode_data_url, wait_for_server
 
-from emoji_privacy import EMOTIONS, processes
+from emoji_privacy import EMOTIONS
+from emoji_privacy.ros import processes
 from emoji_privacy.sources import DemoScene
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

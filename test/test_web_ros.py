@@ -16,7 +16,8 @@ from web_helpers import wait_for_server
 pytest.importorskip("rospy")
 pytest.importorskip("fastapi", reason="the web demo's packages are not installed (make setup)")
 
-from emoji_privacy import EMOTIONS, processes  # noqa: E402
+from emoji_privacy import EMOTIONS  # noqa: E402
+from emoji_privacy.ros import processes
 
 
 def read_mjpeg_frames(port: int, n: int, timeout: float = 60.0) -> tuple[str, list[np.ndarray]]:
@@ -51,7 +52,7 @@ def test_faces_from_message_round_trip() -> None:
     from std_msgs.msg import Header
 
     from emoji_privacy.pipeline import FaceResult
-    from emoji_privacy.ros_messages import faces_from_message, faces_to_message
+    from emoji_privacy.ros.messages import faces_from_message, faces_to_message
 
     probs = np.array([0.05, 0.0, 0.05, 0.7, 0.1, 0.05, 0.05], np.float32)
     face = FaceResult(7, np.array([10, 20, 110, 140], np.float32), 0.9, probs, 3, 0.65, -4.5,
@@ -76,7 +77,7 @@ def test_mjpeg_view_of_the_ros_graph(launch, tmp_path) -> None:
     from sensor_msgs.msg import Image
     from test_ros_graph import Collector
 
-    from emoji_privacy.ros_messages import image_to_bgr
+    from emoji_privacy.ros.messages import image_to_bgr
 
     raw, anonymized = Collector("/camera/image_raw", Image), Collector("/anonymized/image", Image)
     try:

@@ -17,8 +17,15 @@ from . import EMOTIONS
 from .config import PipelineConfig
 from .detection import Detections, FaceDetector, detector_from_config
 from .emoji import EmojiRenderer
-from .emotion import EmotionClassifier, load_emotion_classifier
-from .landmarks import LandmarkDetector, align_face, covering_circle, face_region, head_roll, load_landmark_detector
+from .emotion.classifiers import EmotionClassifier, load_emotion_classifier
+from .landmarks.align import (
+    LandmarkDetector,
+    align_face,
+    covering_circle,
+    face_region,
+    head_roll,
+    load_landmark_detector,
+)
 from .tracking import FaceTracker
 
 HOLD_GROWTH = 0.1

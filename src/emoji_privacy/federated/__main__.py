@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..fer2013 import DataError, default_fer2013_path, load_fer2013
+from ..training.data import DataError, default_fer2013_path, load_fer2013
 
 __all__ = ["main"]
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import processes
 from ..model_files import REPO_ROOT
+from ..ros import processes
 
 __all__ = ["LoopbackFederation", "APP_DIR", "toml_run_config"]
 

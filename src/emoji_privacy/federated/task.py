@@ -19,10 +19,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..emotion_nets import EMOTION_NETS, build_emotion_net
+from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
-from ..fer2013 import DataError, load_labelled_folder
-from ..training import TrainConfig, _to_input, augment, predict_probs, probs_cross_entropy, resize_faces, sgd_optimizer
+from ..training.core import (
+    TrainConfig,
+    _to_input,
+    augment,
+    predict_probs,
+    probs_cross_entropy,
+    resize_faces,
+    sgd_optimizer,
+)
+from ..training.data import DataError, load_labelled_folder
 
 __all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
            "local_train", "evaluate_weights", "round_lr"]

@@ -98,7 +98,7 @@ class RosLiveView:
     def jpeg_after(self, seq: int) -> tuple[int, bytes, int, int] | None:
         """(seq, JPEG, width, height) of the newest frame if it is newer than ``seq``, else None."""
         from .. import image_io
-        from ..ros_messages import image_to_bgr
+        from ..ros.messages import image_to_bgr
 
         with self._lock:
             msg, newest, cached = self._image_msg, self._seq, self._jpeg_cache
@@ -113,7 +113,7 @@ class RosLiveView:
 
     def faces(self) -> tuple[float | None, list[FaceResult]]:
         """(header stamp in seconds, faces) of the newest /anonymized/faces message."""
-        from ..ros_messages import faces_from_message
+        from ..ros.messages import faces_from_message
 
         with self._lock:
             msg = self._faces_msg

@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .landmarks import read_pts
+from ..landmarks.align import read_pts
+from ..model_files import shared_dir
 from .leaks import visible_share
-from .model_files import shared_dir
 
 EVAL_SETS = ("helen_test", "afw")
 """300-W sets for measurement (helen_train is for fitting landmark models, never for evaluation)."""

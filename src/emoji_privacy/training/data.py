@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import EMOTIONS
-from .errors import ConfigError
-from .model_files import shared_dir
+from .. import EMOTIONS
+from ..errors import ConfigError
+from ..model_files import shared_dir
 
 __all__ = ["SPLITS", "FerData", "DataError", "load_fer2013", "default_fer2013_path", "load_labelled_folder"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import EMOTIONS
+from .. import EMOTIONS
+from ..pipeline import FaceResult, HeldFace
 from .leaks import FrameLeaks, LeakSummary, summarize_leaks
-from .pipeline import FaceResult, HeldFace
 
 
 @dataclass

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import EMOTIONS
-from .emoji import contact_sheet
-from .evaluation import Evaluation, TrackSummary
+from .. import EMOTIONS
+from ..emoji import contact_sheet
+from .records import Evaluation, TrackSummary
 
 TIMELINE_MIN_FRAMES = 10
 """Tracks detected in fewer frames get no timeline (flickering false detections would swamp the report)."""

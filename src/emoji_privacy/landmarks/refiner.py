@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 N_POINTS = 68
 CHANNELS = 8

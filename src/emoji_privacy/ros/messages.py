@@ -16,10 +16,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from . import EMOTIONS, image_io
-from .errors import ConfigError, ImageFormatError
-from .evaluation import FaceObservation
-from .pipeline import FaceResult
+from .. import EMOTIONS, image_io
+from ..errors import ConfigError, ImageFormatError
+from ..evaluation.records import FaceObservation
+from ..pipeline import FaceResult
 
 COMPRESSED_FORMATS = ("jpeg", "png")
 """Encodings that make a sensor_msgs/CompressedImage instead of an Image."""

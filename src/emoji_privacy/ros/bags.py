@@ -16,7 +16,7 @@ from pathlib import Path
 import genpy
 import rosbag
 
-from .errors import BagError
+from ..errors import BagError
 
 IMAGE_TYPES = ("sensor_msgs/Image", "sensor_msgs/CompressedImage")
 FACES_TYPE = "emoji_privacy/FaceEmotionArray"

@@ -8,7 +8,7 @@ Two modes, chosen from the bag's topics (or --mode):
   recorded by `replay.launch record:=...`). The report covers what the live system did: latency
   from input to output, dropped frames, and (when the input frames were recorded too) leaks.
 
-    python -m emoji_privacy.evaluate_bag clip.bag                 # report in clip_report/
+    python -m emoji_privacy.evaluation.bag clip.bag                 # report in clip_report/
     rosrun emoji_privacy evaluate_bag out.bag --out report --fail-on-leak
 """
 
@@ -25,14 +25,14 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from .config import PipelineConfig
-from .errors import BagError, ConfigError, EmojiPrivacyError, ImageFormatError
-from .evaluation import Evaluation, FaceObservation, FrameRecord, frame_interval
+from ..config import PipelineConfig
+from ..errors import BagError, ConfigError, EmojiPrivacyError, ImageFormatError
 from .leaks import LeakMeter, independent_backend
+from .records import Evaluation, FaceObservation, FrameRecord, frame_interval
 from .report import SheetFrames, VideoOut, write_report
 
 if TYPE_CHECKING:
-    from .pipeline import Anonymizer
+    from ..pipeline import Anonymizer
 
 EXIT_ERROR, EXIT_LEAK = 1, 3
 STAMP_PROBE = 30  # messages read ahead to find the frame rate for the video
@@ -58,7 +58,7 @@ class Evaluator:
     """Streams one bag through the pipeline (or through the listener's recorded output)."""
 
     def __init__(self, path: str | Path, options: Options, out: Path | None) -> None:
-        from . import bag_io  # rosbag imports rospy: loaded by this tool only, never by the library
+        from ..ros import bags as bag_io  # rosbag imports rospy: loaded by this tool only, never by the library
 
         self.bag_io = bag_io
         self.path, self.opt, self.out = Path(path), options, out
@@ -88,7 +88,7 @@ class Evaluator:
     def _check_frames(self) -> list[float]:
         """Decode the first frame (so an unusable topic fails before any model loads); return the
         stamps of the first few frames (for the video's frame rate)."""
-        from .ros_messages import image_to_bgr, stamp_seconds
+        from ..ros.messages import image_to_bgr, stamp_seconds
 
         stamps = []
         for i, (_, msg, _) in enumerate(self.bag_io.read(self.bag, [self.topic])):
@@ -160,8 +160,8 @@ class Evaluator:
         self.bar.update()
 
     def _offline(self, ev: Evaluation, truth_cache: dict[int, np.ndarray] | None) -> None:
-        from .pipeline import Anonymizer
-        from .ros_messages import image_to_bgr, stamp_seconds
+        from ..pipeline import Anonymizer
+        from ..ros.messages import image_to_bgr, stamp_seconds
 
         anonymizer = self.opt.anonymizer or Anonymizer(self.config)
         anonymizer.reset()
@@ -188,7 +188,7 @@ class Evaluator:
                              anonymized)
 
     def _listener(self, ev: Evaluation) -> None:
-        from .ros_messages import diagnostics_values, image_to_bgr, observations_from_message, stamp_seconds
+        from ..ros.messages import diagnostics_values, image_to_bgr, observations_from_message, stamp_seconds
 
         ev.settings = {"listener configuration": "as it ran when recorded (not known to this tool)"}
         diag = [t.name for t in self.infos.values() if t.msg_type == self.bag_io.DIAGNOSTICS_TYPE]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import EMOTIONS
+from .. import EMOTIONS
 
 __all__ = ["EMOTION_NETS", "Paper42", "CompactResNet", "build_emotion_net", "count_parameters"]
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import EMOTIONS
-from .emotion_nets import EMOTION_NETS, build_emotion_net
-from .errors import ConfigError, ImageFormatError, ModelFileError
-from .model_files import ModelFile, candidate_paths, find_model_file
+from .. import EMOTIONS
+from ..errors import ConfigError, ImageFormatError, ModelFileError
+from ..model_files import ModelFile, candidate_paths, find_model_file
+from .nets import EMOTION_NETS, build_emotion_net
 
 __all__ = [
     "EMOTION_BACKENDS",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 PT_FORMAT_VERSION = 1
-DEFAULT_MODEL = "fer_resnet"  # models/fer_resnet.pt, trained by emoji_privacy.training
+DEFAULT_MODEL = "fer_resnet"  # models/fer_resnet.pt, trained by emoji_privacy.training.core
 # x / 255 * 2 - 1, written as (x - mean) / std so other .pt models can declare their own.
 FER_NORMALIZATION = {"mean": 127.5, "std": 127.5}
 
@@ -451,7 +451,7 @@ def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
             if candidate.is_file():
                 return candidate
     raise ModelFileError(f"emotion model {path} does not exist; fix emotion model_path (a .pt file, or the name "
-                         f"of one in models/), or train one with `python -m emoji_privacy.training --export`")
+                         f"of one in models/), or train one with `python -m emoji_privacy.training.core --export`")
 
 
 class TorchEmotionClassifier(_TorchModelClassifier):
@@ -461,7 +461,7 @@ class TorchEmotionClassifier(_TorchModelClassifier):
                  engine: str = "onnxruntime"):
         path = resolve_model_path(model_path)
         self.path = path
-        fix = "retrain it (python -m emoji_privacy.training) or point emotion model_path at another .pt"
+        fix = "retrain it (python -m emoji_privacy.training.core) or point emotion model_path at another .pt"
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # zip/pickle/EOF errors all mean the same thing to the user

@@ -7,7 +7,7 @@ in ``--cv`` mode); ``PrivateTest`` is evaluated once, on the finished model, and
 A run writes a folder (``runs/<name>-<time>/``): ``metrics.json``, ``curves.png``,
 ``confusion.png`` (row-normalized), ``per_class.md``, ``<name>.pt`` (state dict + metadata,
 loadable with ``torch.load(..., weights_only=True)``) and ``<name>.onnx``; ``--export`` also
-copies the ``.pt`` to ``models/``. Run ``python -m emoji_privacy.training --help``.
+copies the ``.pt`` to ``models/``. Run ``python -m emoji_privacy.training.core --help``.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from . import EMOTIONS, __version__  # noqa: E402
-from .emotion import PT_FORMAT_VERSION, save_checkpoint  # noqa: E402
-from .emotion_nets import EMOTION_NETS, build_emotion_net, count_parameters  # noqa: E402
-from .errors import ConfigError  # noqa: E402
-from .fer2013 import FerData, load_fer2013  # noqa: E402
-from .model_files import REPO_ROOT  # noqa: E402
+from .. import EMOTIONS, __version__  # noqa: E402
+from ..emotion.classifiers import PT_FORMAT_VERSION, save_checkpoint  # noqa: E402
+from ..emotion.nets import EMOTION_NETS, build_emotion_net, count_parameters  # noqa: E402
+from ..errors import ConfigError  # noqa: E402
+from ..model_files import REPO_ROOT  # noqa: E402
+from .data import FerData, load_fer2013  # noqa: E402
 
 __all__ = ["TrainConfig", "TrainResult", "train", "sgd_optimizer", "probs_cross_entropy", "evaluate_model",
            "classification_report", "save_checkpoint", "cross_validate", "resize_faces", "main"]

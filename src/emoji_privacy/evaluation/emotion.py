@@ -4,7 +4,7 @@ Every model is loaded the way the listener loads it (:func:`load_emotion_classif
 same faces through ``EmotionClassifier.predict`` (FER frames resized to its input size, which is
 what ``align_face`` gives it), so the comparison is on identical data and code::
 
-    python -m emoji_privacy.emotion_eval mini_xception models/fer_resnet.pt models/paper42.pt --split PrivateTest
+    python -m emoji_privacy.evaluation.emotion mini_xception models/fer_resnet.pt models/paper42.pt --split PrivateTest
 
 A model is a backend name (``mini_xception``) or a path to a project ``.pt``.
 """
@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import EMOTIONS
-from .emotion import EMOTION_BACKENDS, EmotionClassifier, load_emotion_classifier
-from .errors import EmojiPrivacyError
-from .fer2013 import SPLITS, load_fer2013
-from .training import classification_report, resize_faces
+from .. import EMOTIONS
+from ..emotion.classifiers import EMOTION_BACKENDS, EmotionClassifier, load_emotion_classifier
+from ..errors import EmojiPrivacyError
+from ..training.core import classification_report, resize_faces
+from ..training.data import SPLITS, load_fer2013
 
 __all__ = ["load_model_spec", "evaluate_classifier", "time_per_face", "comparison_table", "main"]
 

@@ -5,7 +5,7 @@ Each frame becomes a sensor_msgs/Image in the chosen encoding, or a CompressedIm
 time (default: now); the bag time of each message is its stamp. Optional perturbations make
 harder variants of the same footage for the privacy benchmarks.
 
-    python -m emoji_privacy.video_to_bag clip.mp4 clip.bag
+    python -m emoji_privacy.evaluation.video_to_bag clip.mp4 clip.bag
     rosrun emoji_privacy video_to_bag clip.mp4 clip.bag --encoding jpeg --perturb blur
 """
 
@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .errors import EmojiPrivacyError
-from .image_io import ENCODINGS
-from .sources import DemoSource, open_source
+from ..errors import EmojiPrivacyError
+from ..image_io import ENCODINGS
+from ..sources import DemoSource, open_source
 from .synthetic import light_map, low_light
 
 BLUR_PERIOD = 40  # frames of one motion-blur cycle
@@ -93,8 +93,8 @@ def convert(source: str, out: str | Path, topic: str = "/camera/image_raw", enco
             fps: float = 0.0, width: int = 0, height: int = 0, start: float | None = None, frame_id: str = "camera",
             max_frames: int = 0, perturb: tuple[str, ...] = (), seed: int = 0, progress: bool = True) -> int:
     """Write ``source`` to the bag ``out``; returns the number of frames written."""
-    from . import bag_io  # rosbag imports rospy: only this tool's entry point loads it
-    from .ros_messages import bgr_to_message, make_header
+    from ..ros import bags as bag_io  # rosbag imports rospy: only this tool's entry point loads it
+    from ..ros.messages import bgr_to_message, make_header
 
     if encoding not in ENCODINGS and encoding not in ("jpeg", "png"):
         raise EmojiPrivacyError(f"unknown encoding '{encoding}'; choose one of {', '.join(ENCODINGS)}, jpeg, png")

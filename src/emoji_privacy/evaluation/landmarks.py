@@ -6,7 +6,7 @@ the area under the cumulative error distribution (CED) up to 0.08; the NME norma
 of the ground-truth landmarks' box, separately labelled; ms per face; how many faces the detector
 missed and the box used for them instead. Lower NME is better.
 
-    python -m emoji_privacy.evaluate_landmarks --data ../shared/data/landmarks/helen_test --backend facemesh
+    python -m emoji_privacy.evaluation.landmarks --data ../shared/data/landmarks/helen_test --backend facemesh
     rosrun emoji_privacy evaluate_landmarks --data DIR [DIR ...] --backend NAME [NAME ...] --ced ced.png
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .detection import FaceDetector, box_iou, load_face_detector
-from .errors import EmojiPrivacyError
-from .landmarks import N_POINTS, LandmarkDetector, load_landmark_detector, read_pts
+from ..detection import FaceDetector, box_iou, load_face_detector
+from ..errors import EmojiPrivacyError
+from ..landmarks.align import N_POINTS, LandmarkDetector, load_landmark_detector, read_pts
 
 OUTER_EYE_CORNERS = (36, 45)
 """0-based indices of the outer eye corners (points 37 and 46 in the 1-based iBUG numbering)."""
@@ -274,7 +274,7 @@ def single_thread() -> None:
 def run(folders: list[Path], backends: list[str], detector_name: str = "yunet", ced_path: Path | None = None,
         limit: int = 0, progress: bool = True) -> list[Result]:
     """Evaluate each backend on each folder; backends that cannot be built get a Result with ``error``."""
-    from .config import PipelineConfig
+    from ..config import PipelineConfig
 
     single_thread()
     dc = PipelineConfig().detector
@@ -309,7 +309,7 @@ def report(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .landmarks import LANDMARK_BACKENDS
+    from ..landmarks.align import LANDMARK_BACKENDS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ConfigError, ModelFileError
-from .image_io import as_bgr
-from .landmark_refiner import LandmarkRefiner
-from .model_files import REPO_ROOT, find_model_file
+from ..errors import ConfigError, ModelFileError
+from ..image_io import as_bgr
+from ..model_files import REPO_ROOT, find_model_file
+from .refiner import LandmarkRefiner
 
 N_POINTS = 68
 MESH_POINTS = 468

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .detection import box_iou, load_face_detector
-from .tracking import FaceTracker
+from ..detection import box_iou, load_face_detector
+from ..tracking import FaceTracker
 
 TRUTH_HOLD_FRAMES = 10
 """Frames the reference tracker bridges when the reference detector misses a face."""
