@@ -44,3 +44,23 @@ def test_bad_yaml_file(tmp_path) -> None:
         PipelineConfig.from_yaml(p)
     with pytest.raises(ConfigError, match="cannot read config file"):
         PipelineConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("value", "default", "want"), [
+    ("false", True, False), ("Yes", False, True), ("3", 0, 3), (4.0, 0, 4), ("0.5", 1.0, 0.5), (2, 1.0, 2.0),
+    (0, "", "0"), (None, "", ""), (["a b"], [], ["a b"]),
+])
+def test_one_coercion_path_parses_strings(value, default, want) -> None:
+    from emoji_privacy.config import coerce
+
+    got = coerce(value, default, "x")
+    assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize(("value", "default"), [("flase", True), (1, True), (True, 0), ("2.5", 0), ("x", 1.0),
+                                                (True, 1.0), ({}, ""), ("a", [])])
+def test_one_coercion_path_guesses_nothing(value, default) -> None:
+    from emoji_privacy.config import coerce
+
+    with pytest.raises(ConfigError, match="parameter 'x' must be"):
+        coerce(value, default, "x")

@@ -6,10 +6,12 @@ errors (a typo in a launch file should not silently fall back to a default).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -76,18 +78,9 @@ class PipelineConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, ignore: tuple[str, ...] = ()) -> PipelineConfig:
+    def from_dict(cls, data: Mapping[str, Any] | None, ignore: tuple[str, ...] = ()) -> PipelineConfig:
         """Build from nested dicts; keys in ``ignore`` (e.g. node-only params) are skipped."""
-        cfg = cls()
-        for section, values in (data or {}).items():
-            if section in ignore:
-                continue
-            if not hasattr(cfg, section) or not isinstance(values, dict):
-                known = ", ".join(f.name for f in dataclasses.fields(cls))
-                raise ConfigError(f"unknown config section '{section}' (known: {known})")
-            _update(getattr(cfg, section), values, section)
-        cfg.validate()
-        return cfg
+        return from_mapping(cls, {k: v for k, v in (data or {}).items() if k not in ignore})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
@@ -125,17 +118,110 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _update(obj: Any, values: dict[str, Any], section: str) -> None:
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def coerce(value: Any, default: Any, name: str) -> Any:
+    """``value`` as the type of ``default``, or a ConfigError naming ``name``.
+
+    The one conversion path for YAML files, ROS parameters, Flower run configs and command-line
+    flags: strings are parsed (``"false"`` is False, ``"3"`` is 3), but nothing is guessed (a bool
+    is not an int, ``"flase"`` is an error, 2.5 is not an int).
+    """
+    want = type(default)
+
+    def bad() -> ConfigError:
+        return ConfigError(f"parameter '{name}' must be {want.__name__}, got {value!r}")
+
+    if want is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad()
+    if isinstance(value, bool) and want is not str:
+        raise bad()
+    if want is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(value.strip()) if isinstance(value, str) else _exact(value, int)
+        except (TypeError, ValueError):
+            raise bad() from None
+    if want is float:
+        try:
+            return float(value.strip()) if isinstance(value, str) else float(_exact(value, (int, float)))
+        except (TypeError, ValueError):
+            raise bad() from None
+    if want is str:
+        if value is None:
+            return ""
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)  # rosparam reads `_source:=0` as the int 0
+        raise bad()
+    if want in (list, tuple):
+        if isinstance(value, list | tuple):
+            return want(value)
+        raise bad()
+    if want is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise bad()
+    raise bad()
+
+
+def _exact(value: Any, types: type | tuple[type, ...]) -> Any:
+    if not isinstance(value, types):
+        raise TypeError
+    return value
+
+
+def update_from_mapping(obj: Any, values: Mapping[str, Any], where: str = "") -> None:
+    """Set the fields of dataclass ``obj`` from ``values``; unknown keys and bad values are errors.
+
+    Keys may use ``-`` for ``_`` (Flower run configs, flags); a dataclass-valued field takes a
+    nested mapping (a config section). ``where`` prefixes the names in error messages.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"'{where}' must be a mapping of parameters, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"unknown parameter '{section}.{key}' (known: {', '.join(fields)})")
-        default = getattr(obj, key)
-        want = type(default)
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if value is None and want is str:
-            value = ""
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise ConfigError(f"parameter '{section}.{key}' must be {want.__name__}, got {value!r}")
-        setattr(obj, key, value)
+        name = str(key).replace("-", "_")
+        full = f"{where}.{name}" if where else name
+        if name not in fields:
+            known = ", ".join(fields)
+            sections = not where and any(dataclasses.is_dataclass(getattr(obj, f)) for f in fields)
+            kind = "config section" if sections else "parameter"
+            raise ConfigError(f"unknown {kind} '{full}' (known: {known})")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            update_from_mapping(current, value, full)
+        else:
+            setattr(obj, name, coerce(value, current, full))
+
+
+T = TypeVar("T")
+
+
+def from_mapping(cls: type[T], values: Mapping[str, Any] | None, where: str = "") -> T:
+    """A ``cls()`` updated from ``values`` and validated (its ``validate()`` when it has one)."""
+    obj = cls()
+    update_from_mapping(obj, values or {}, where)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj
+
+
+def argparse_type(default: Any, flag: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` that converts a flag like a config value (same rules, same errors)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return coerce(text, default, flag)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = type(default).__name__
+    return convert
