@@ -11,13 +11,8 @@ import pytest
 import torch
 
 from emoji_privacy import EMOTIONS
-from emoji_privacy.emotion.classifiers import (
-    EMOTION_BACKENDS,
-    MiniXception,
-    _same_pads,
-    export_pt,
-    load_emotion_classifier,
-)
+from emoji_privacy.emotion.classifiers import EMOTION_BACKENDS, export_pt, load_emotion_classifier
+from emoji_privacy.emotion.keras_import import MiniXception, _same_pads
 from emoji_privacy.errors import ConfigError, ImageFormatError, ModelFileError
 from emoji_privacy.model_files import shared_dir
 

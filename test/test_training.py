@@ -126,7 +126,6 @@ def test_learns_real_faces_quickly(fer, arch):
                       rotate_deg=5.0, scale=0.05, shift=0.05, brightness=0.1, contrast=0.1, erase_p=0.0)
     res = train(cfg, tx, ty, progress=False, log=lambda s: None)
     acc = evaluate_model(res.model, vx, vy)["accuracy"]
-    assert res.seconds < 60
     # measured 0.60-0.66 over seeds 1-3 for both architectures; chance is 1/3
     assert acc > 0.5, f"{arch}: {acc:.3f} on held-out {LEARN_CLASSES} (chance 0.333)"
 

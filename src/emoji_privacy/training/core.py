@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from .. import EMOTIONS, __version__  # noqa: E402
-from ..emotion.classifiers import PT_FORMAT_VERSION, save_checkpoint  # noqa: E402
+from ..emotion.checkpoint import PT_FORMAT_VERSION, save_checkpoint  # noqa: E402
 from ..emotion.nets import EMOTION_NETS, build_emotion_net, count_parameters  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from ..model_files import REPO_ROOT  # noqa: E402
