@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from emoji_privacy.markdown import markdown_table
+from emoji_privacy.provenance import git_commit
 
 if TYPE_CHECKING:  # the pipeline pulls in torch and the models: only benchmarks that run it pay for that
     from emoji_privacy.pipeline import Anonymizer
@@ -28,22 +30,9 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def _git(*args: str) -> str | None:
-    try:
-        res = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent, check=False)
-    except OSError:
-        return None
-    return res.stdout.strip() if res.returncode == 0 else None
-
-
 def commit() -> str:
-    """The short commit, with ``+dirty`` when tracked files differ from it: a table measured on
-    uncommitted code must not claim to come from the commit alone."""
-    head = _git("rev-parse", "--short", "HEAD")
-    if not head:
-        return "unknown"
-    changes = _git("status", "--porcelain", "--untracked-files=no")
-    return head + ("+dirty" if changes is None or changes else "")
+    """The short commit, with ``+dirty`` when tracked files differ from it."""
+    return git_commit(RESULTS.parent) or "unknown"
 
 
 def describe_pipeline(anonymizer: Anonymizer) -> str:
@@ -70,10 +59,7 @@ def describe_pipeline(anonymizer: Anonymizer) -> str:
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [[str(c) for c in r] for r in rows]
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in cells]
-    return "\n".join(out)
+    return markdown_table(headers, rows)
 
 
 def save(name: str, title: str, sections: list[str]) -> Path:

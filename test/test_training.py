@@ -16,9 +16,10 @@ from emoji_privacy import EMOTIONS
 from emoji_privacy.emotion.classifiers import load_emotion_classifier
 from emoji_privacy.errors import ModelFileError
 from emoji_privacy.evaluation.emotion import main as evaluate_main
-from emoji_privacy.training.core import TrainConfig, classification_report, cross_validate, evaluate_model, train
-from emoji_privacy.training.core import main as train_main
+from emoji_privacy.training.cli import main as train_main
+from emoji_privacy.training.core import TrainConfig, classification_report, evaluate_model, train
 from emoji_privacy.training.data import SPLITS, DataError, load_fer2013, load_labelled_folder
+from emoji_privacy.training.search import cross_validate
 
 LEARN_CLASSES = ("happy", "surprise", "neutral")
 

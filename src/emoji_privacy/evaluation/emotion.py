@@ -24,6 +24,7 @@ import torch
 from .. import EMOTIONS
 from ..emotion.classifiers import EMOTION_BACKENDS, EmotionClassifier, load_emotion_classifier
 from ..errors import EmojiPrivacyError
+from ..markdown import markdown_table
 from ..training.core import classification_report, resize_faces
 from ..training.data import SPLITS, load_fer2013
 
@@ -71,14 +72,14 @@ def time_per_face(clf: EmotionClassifier, face: np.ndarray, repeats: int = 200) 
 def comparison_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one row per model; recall per class, then parameters and speed."""
     head = ["model", "accuracy", "macro-F1"] + [f"{c} recall" for c in EMOTIONS] + ["parameters", "ms/face"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = []
     for r in rows:
         m = r["report"]
         cells = [r["name"], f"{m['accuracy']:.2%}", f"{m['macro_f1']:.3f}"]
         cells += [f"{m['per_class'][c]['recall']:.2f}" for c in EMOTIONS]
         cells += [f"{r['parameters'] / 1e6:.2f} M", f"{r['ms_per_face']:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return markdown_table(head, lines)
 
 
 def compare(specs: list[str], split: str = "PrivateTest", data: str | None = None,

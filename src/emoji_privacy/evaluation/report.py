@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import EMOTIONS
 from ..emoji import contact_sheet
+from ..markdown import markdown_table
 from .records import Evaluation, TrackSummary
 
 TIMELINE_MIN_FRAMES = 10
@@ -66,9 +67,7 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(b, Paragraph):
             out.append(b.text)
         elif isinstance(b, Table):
-            lines = ["| " + " | ".join(b.headers) + " |", "|" + "|".join("---" for _ in b.headers) + "|"]
-            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in b.rows]
-            out.append("\n".join(lines))
+            out.append(markdown_table(b.headers, b.rows))
         else:
             out.append(f"![{b.caption}]({b.file})")
     return "\n\n".join(out) + "\n"

@@ -32,8 +32,9 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import ServerApp
 
 from ..model_files import REPO_ROOT
-from ..training.core import TrainResult, evaluate_model, resize_faces, write_run
+from ..training.core import TrainResult, evaluate_model, resize_faces
 from ..training.data import FerData, load_fer2013
+from ..training.outputs import write_run
 from .task import FedConfig, evaluate_weights, get_weights, new_model, round_lr, set_weights
 
 __all__ = ["FederatedRun", "dp_epsilon", "make_server_app", "app"]

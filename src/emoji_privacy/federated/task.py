@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import from_mapping
 from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
 from ..training.core import (
@@ -84,26 +85,8 @@ class FedConfig:
 
     @classmethod
     def from_run_config(cls, run_config: dict[str, Any]) -> FedConfig:
-        """Defaults overridden by a Flower run config (keys with ``-`` or ``_``)."""
-        known = {f.name: f for f in fields(cls)}
-        kw: dict[str, Any] = {}
-        for key, value in run_config.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ConfigError(f"unknown federated run-config key {key!r}; known: "
-                                  f"{', '.join(k.replace('_', '-') for k in known)}")
-            default = known[name].default
-            try:
-                if isinstance(default, bool):
-                    value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-                else:
-                    value = type(default)(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"run-config {key}={value!r}: want a {type(default).__name__}") from None
-            kw[name] = value
-        cfg = cls(**kw)
-        cfg.validate()
-        return cfg
+        """Defaults overridden by a Flower run config (keys with ``-`` or ``_``), validated."""
+        return from_mapping(cls, run_config)
 
     def to_run_config(self) -> dict[str, Any]:
         return {k.replace("_", "-"): v for k, v in asdict(self).items()}

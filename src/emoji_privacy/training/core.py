@@ -1,28 +1,21 @@
-"""Train the emotion CNN on FER2013: one run, or k-fold cross-validated hyper-parameter search.
+"""The emotion trainer: its config, augmentation, metrics and the training loop.
 
 Split discipline: weights are fitted on ``Training`` only; the epoch kept and every
 hyper-parameter choice are decided on ``PublicTest`` (or on held-out folds of ``Training``
 in ``--cv`` mode); ``PrivateTest`` is evaluated once, on the finished model, and only reported.
 
-A run writes a folder (``runs/<name>-<time>/``): ``metrics.json``, ``curves.png``,
-``confusion.png`` (row-normalized), ``per_class.md``, ``<name>.pt`` (state dict + metadata,
-loadable with ``torch.load(..., weights_only=True)``) and ``<name>.onnx``; ``--export`` also
-copies the ``.pt`` to ``models/``. Run ``python -m emoji_privacy.training.core --help``.
+Run folders are written by :mod:`.outputs`, the k-fold search lives in :mod:`.search`, and the
+command line (``python -m emoji_privacy.training --help``) in :mod:`.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import math
 import os
-import shlex
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 # Busy-wait OpenMP workers: when other processes share the cores, torch's default passive
@@ -36,15 +29,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from .. import EMOTIONS, __version__  # noqa: E402
-from ..emotion.checkpoint import PT_FORMAT_VERSION, save_checkpoint  # noqa: E402
-from ..emotion.nets import EMOTION_NETS, build_emotion_net, count_parameters  # noqa: E402
+from .. import EMOTIONS  # noqa: E402
+from ..emotion.nets import EMOTION_NETS, build_emotion_net  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
-from ..model_files import REPO_ROOT  # noqa: E402
-from .data import FerData, load_fer2013  # noqa: E402
 
 __all__ = ["TrainConfig", "TrainResult", "train", "sgd_optimizer", "probs_cross_entropy", "evaluate_model",
-           "classification_report", "save_checkpoint", "cross_validate", "resize_faces", "main"]
+           "classification_report", "resize_faces", "predict_probs"]
 
 NORMALIZATION = {"mean": 127.5, "std": 127.5}
 DEFAULT_SIZES = {"paper42": 42}
@@ -297,328 +287,3 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
         best_epoch = best[1]
     final.eval()
     return TrainResult(final, cfg, history, best_epoch, {}, time.perf_counter() - t0)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def code_version() -> str:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        out = ""
-    return f"{__version__}+{out}" if out else __version__
-
-
-def export_onnx(model: nn.Module, path: Path) -> Path | None:
-    """ONNX twin of the .pt (dynamic batch); None with a warning when this torch cannot export."""
-    s = int(model.input_size)
-    try:
-        m = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
-        torch.onnx.export(m, (torch.zeros(1, 1, s, s),), str(path), input_names=["faces"], output_names=["probs"],
-                          dynamic_axes={"faces": {0: "n"}, "probs": {0: "n"}}, dynamo=False, opset_version=17)
-        return path
-    except Exception as e:  # export is a convenience; the .pt is the model of record
-        print(f"warning: ONNX export skipped ({type(e).__name__}: {str(e)[:150]})", file=sys.stderr)
-        return None
-
-
-def model_metadata(result: TrainResult, data: FerData, command: str,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    cfg = result.config
-    return {**(extra or {}),
-        "format_version": PT_FORMAT_VERSION,
-        "architecture": cfg.architecture,
-        "config": dict(getattr(result.model, "config", cfg.net)),  # every option, so default changes are safe
-        "input_size": int(result.model.input_size),
-        "classes": list(EMOTIONS),
-        "normalization": dict(NORMALIZATION),
-        "dataset": {"name": "FER2013", "source": data.source, "train_split": "Training",
-                    "selection_split": "PublicTest", "counts": data.counts()},
-        "metrics": {s: {k: v for k, v in m.items() if k != "confusion"} for s, m in result.metrics.items()},
-        "training": {"command": command, "hyperparameters": asdict(cfg), "best_epoch": result.best_epoch,
-                     "seconds": round(result.seconds, 1)},
-        "parameters": count_parameters(result.model),
-        "code_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def _plot_curves(history: list[dict[str, float]], best_epoch: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(ep, [h["train_loss"] for h in history], label="train (augmented, smoothed labels)")
-    if "val_loss" in history[0]:
-        a1.plot(ep, [h["val_loss"] for h in history], label="PublicTest")
-    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend()
-    a2.plot(ep, [h["train_acc"] for h in history], label="train (augmented)")
-    if "val_acc" in history[0]:
-        a2.plot(ep, [h["val_acc"] for h in history], label="PublicTest")
-    a2.axvline(best_epoch, color="gray", ls="--", label=f"kept: epoch {best_epoch}")
-    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_confusion(report: dict[str, Any], title: str, path: Path) -> None:
-    """Row-normalized confusion matrix: each row shows where one true class went."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(report["confusion"], float)
-    cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6, 5.2))
-    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
-    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
-    for i in range(len(EMOTIONS)):
-        for j in range(len(EMOTIONS)):
-            ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if cm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted"), ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def per_class_markdown(metrics: dict[str, dict[str, Any]]) -> str:
-    lines = []
-    for split, m in metrics.items():
-        lines += [f"## {split}: accuracy {m['accuracy']:.2%}, macro-F1 {m['macro_f1']:.3f} (n={m['n']})", "",
-                  "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-                  for c, v in m["per_class"].items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, command: str,
-              export_to: Path | None = None, extra_metadata: dict[str, Any] | None = None) -> Path:
-    """The run folder: metrics, plots, per-class table, checkpoint (+ONNX); optionally copy to models/.
-
-    ``extra_metadata`` adds keys to the checkpoint's metadata (e.g. how a federated run trained it).
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = model_metadata(result, data, command, extra_metadata)
-    pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)
-    onnx = export_onnx(result.model, out_dir / f"{name}.onnx")
-    (out_dir / "metrics.json").write_text(json.dumps(
-        {"name": name, "metadata": meta, "history": result.history,
-         "confusion": {s: m["confusion"] for s, m in result.metrics.items()}}, indent=1))
-    (out_dir / "per_class.md").write_text(per_class_markdown(result.metrics))
-    _plot_curves(result.history, result.best_epoch, out_dir / "curves.png")
-    final_split = "PrivateTest" if "PrivateTest" in result.metrics else next(iter(result.metrics), None)
-    if final_split:
-        m = result.metrics[final_split]
-        plot_confusion(m, f"{name} on FER2013 {final_split}: acc {m['accuracy']:.1%}, macro-F1 {m['macro_f1']:.3f}",
-                       out_dir / "confusion.png")
-    if export_to is not None:
-        export_to.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(result.model, export_to / f"{name}.pt", meta)
-        if onnx is not None:
-            (export_to / f"{name}.onnx").write_bytes(onnx.read_bytes())
-    return pt
-
-
-# --------------------------------------------------------------------------- cross-validation search
-
-SEARCH_SPACE: dict[str, list[Any]] = {
-    "lr": [0.02, 0.05, 0.1, 0.2],
-    "weight_decay": [1e-4, 5e-4, 1e-3],
-    "label_smoothing": [0.0, 0.1, 0.2],
-    "rotate_deg": [0.0, 10.0, 20.0],
-    "erase_p": [0.0, 0.5],
-}
-"""Hyper-parameters the --search modes vary (the FL paper's random and grid search)."""
-
-
-def _stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold index per sample with every class spread evenly over the folds."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(labels), np.int64)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
-        fold[idx] = np.arange(len(idx)) % k
-    return fold
-
-
-def search_trials(base: TrainConfig, mode: str, trials: int, seed: int) -> list[TrainConfig]:
-    keys = list(SEARCH_SPACE)
-    if mode == "grid":
-        import itertools
-
-        combos = list(itertools.product(*(SEARCH_SPACE[k] for k in keys)))
-        rng = np.random.default_rng(seed)
-        if trials and trials < len(combos):  # a random subset of the grid, in grid order
-            combos = [combos[i] for i in sorted(rng.choice(len(combos), trials, replace=False))]
-        return [replace(base, **dict(zip(keys, c, strict=True))) for c in combos]
-    if mode == "random":
-        rng = np.random.default_rng(seed)
-        return [replace(base, **{k: SEARCH_SPACE[k][rng.integers(len(SEARCH_SPACE[k]))] for k in keys})
-                for _ in range(trials)]
-    if mode == "none":
-        return [base]
-    raise ConfigError(f"--search must be none, random or grid, not {mode!r}")
-
-
-def cross_validate(configs: list[TrainConfig], x: np.ndarray, y: np.ndarray, k: int, seed: int = 0,
-                   progress: bool = True) -> list[dict[str, Any]]:
-    """Mean and spread of held-out-fold accuracy and macro-F1 for each config (Training only)."""
-    from tqdm import tqdm
-
-    if k < 2:
-        raise ConfigError("--cv needs at least 2 folds")
-    folds = _stratified_folds(y, k, seed)
-    rows = []
-    bar = tqdm(total=len(configs) * k, desc="cross-validation", unit="fit", disable=not progress)
-    for i, cfg in enumerate(configs):
-        accs, f1s = [], []
-        for f in range(k):
-            tr, va = folds != f, folds == f
-            res = train(cfg, x[tr], y[tr], None, None, progress=False, log=lambda s: None)
-            rep = evaluate_model(res.model, x[va], y[va])
-            accs.append(rep["accuracy"])
-            f1s.append(rep["macro_f1"])
-            bar.update()
-        rows.append({"trial": i, "config": {k2: getattr(cfg, k2) for k2 in SEARCH_SPACE},
-                     "acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)),
-                     "f1_mean": float(np.mean(f1s)), "f1_std": float(np.std(f1s, ddof=1)), "fold_acc": accs})
-    bar.close()
-    return rows
-
-
-def cv_markdown(rows: list[dict[str, Any]], k: int) -> str:
-    keys = list(SEARCH_SPACE)
-    lines = [f"{k}-fold cross-validation on FER2013 Training (mean ± sd over folds; higher is better)", "",
-             "| trial | " + " | ".join(keys) + " | accuracy | macro-F1 |", "|" + "---|" * (len(keys) + 3)]
-    for r in sorted(rows, key=lambda r: -r["acc_mean"]):
-        lines.append(f"| {r['trial']} | " + " | ".join(str(r["config"][k2]) for k2 in keys)
-                     + f" | {r['acc_mean']:.3f} ± {r['acc_std']:.3f} | {r['f1_mean']:.3f} ± {r['f1_std']:.3f} |")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _parse_net(items: list[str]) -> dict[str, Any]:
-    net: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--net takes key=value (e.g. widths=[32,64,128,256]), not {item!r}")
-        try:
-            net[key] = json.loads(value)
-        except json.JSONDecodeError:
-            net[key] = value
-    return net
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="train_emotion", description="Train an emotion CNN on FER2013 (Training fits, PublicTest selects, "
-        "PrivateTest is reported once).")
-    ap.add_argument("--data", help="FER2013 image folder, its .tar.gz, or Kaggle fer2013.csv "
-                    "(default: $EMOJI_PRIVACY_DATA/fer2013 or ../shared/data/fer2013)")
-    ap.add_argument("--arch", default="compact_resnet", choices=sorted(EMOTION_NETS), help="architecture")
-    ap.add_argument("--net", nargs="*", default=[], metavar="KEY=VALUE", help="architecture options (JSON values)")
-    ap.add_argument("--name", help="model name (default: the architecture)")
-    ap.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of the run folder")
-    ap.add_argument("--export", action="store_true", help="also copy <name>.pt (and .onnx) into models/")
-    ap.add_argument("--limit", type=int, default=0, help="use at most this many Training images (quick runs)")
-    ap.add_argument("--cv", type=int, default=0, metavar="K", help="k-fold cross-validation on Training instead "
-                    "of one run; reports mean and spread per configuration")
-    ap.add_argument("--search", default="none", choices=["none", "random", "grid"], help="with --cv: vary "
-                    "hyper-parameters (see SEARCH_SPACE)")
-    ap.add_argument("--trials", type=int, default=8, help="configurations to try (random; a subset for grid)")
-    ap.add_argument("--final", action="store_true", help="with --cv: then train the best configuration on all "
-                    "of Training, select the epoch on PublicTest and report PrivateTest")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    for f in fields(TrainConfig):
-        if f.name in ("architecture", "net"):
-            continue
-        default = f.default
-        if isinstance(default, bool):
-            ap.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
-                            default=default, metavar="BOOL", help=f"(default {default})")
-        else:
-            ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(default), default=default,
-                            help=f"(default {default})")
-    return ap
-
-
-def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("architecture", "net")}
-    cfg = TrainConfig(architecture=args.arch, net=_parse_net(args.net), **kw)
-    cfg.validate()
-    return cfg
-
-
-def _subset(x: np.ndarray, y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if not limit or limit >= len(x):
-        return x, y
-    keep = np.sort(np.random.default_rng(seed).choice(len(x), limit, replace=False))
-    return x[keep], y[keep]
-
-
-def run_training(cfg: TrainConfig, data: FerData, name: str, out: Path, export: bool, limit: int,
-                 progress: bool, command: str) -> tuple[TrainResult, Path]:
-    tx, ty = _subset(*data.split("Training"), limit, cfg.seed)
-    vx, vy = data.split("PublicTest")
-    res = train(cfg, tx, ty, vx, vy, progress=progress)
-    for split in ("PublicTest", "PrivateTest"):  # PrivateTest: once, on the finished model, reported only
-        x, y = data.split(split)
-        res.metrics[split] = evaluate_model(res.model, x, y)
-        res.metrics[f"{split}+flip"] = evaluate_model(res.model, x, y, tta=True)
-    run_dir = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    write_run(res, data, run_dir, name, command, REPO_ROOT / "models" if export else None)
-    return res, run_dir
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command = "train_emotion " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    try:
-        cfg = _config_from_args(args)
-        data = load_fer2013(args.data, progress=not args.quiet)
-        name = args.name or cfg.architecture
-        if args.cv:
-            x, y = _subset(*data.split("Training"), args.limit, cfg.seed)
-            configs = search_trials(cfg, args.search, args.trials, cfg.seed)
-            rows = cross_validate(configs, x, y, args.cv, cfg.seed, progress=not args.quiet)
-            out_dir = args.out / f"{name}-cv{args.cv}-{time.strftime('%Y%m%d-%H%M%S')}"
-            out_dir.mkdir(parents=True, exist_ok=True)
-            text = cv_markdown(rows, args.cv)
-            (out_dir / "cv.md").write_text(f"Command: `{command}`\n\n{text}")
-            (out_dir / "cv.json").write_text(json.dumps(rows, indent=1))
-            print(text)
-            print(f"saved {out_dir}")
-            if args.final:
-                best = configs[max(rows, key=lambda r: r["acc_mean"])["trial"]]
-                res, run_dir = run_training(best, data, name, args.out, args.export, args.limit,
-                                            not args.quiet, command)
-                print(per_class_markdown(res.metrics))
-                print(f"saved {run_dir}")
-            return 0
-        res, run_dir = run_training(cfg, data, name, args.out, args.export, args.limit, not args.quiet, command)
-        print(per_class_markdown(res.metrics))
-        print(f"saved {run_dir}")
-        return 0
-    except ConfigError as e:  # DataError is a ConfigError
-        print(f"train_emotion: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Command line: ``python -m emoji_privacy.federated {partition,simulate,centralized} --help``.
+
+- ``partition``: FER2013 ``Training`` -> ``client_<i>/<class>/`` folders (IID or Dirichlet alpha);
+- ``simulate``: a whole federation on this machine with Flower's simulation engine (Ray);
+- ``centralized``: the baseline with the same model and local recipe on the pooled client folders;
+- ``deploy-local``: a real deployment on this machine (a SuperLink and one SuperNode per client
+  folder as processes, ``flwr run config/flower``); a fleet runs the same programs (README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..training.data import DataError, default_fer2013_path, load_fer2013
+
+__all__ = ["main"]
+
+
+def _run_config(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--run-config takes key=value (e.g. num-rounds=20), not {item!r}")
+        out[key.strip()] = value.strip().strip("'\"")
+    return out
+
+
+def _client_folders(partitions: Path) -> list[Path]:
+    folders = sorted((p for p in partitions.glob("client_*") if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
+    if not folders:
+        raise DataError(f"{partitions} holds no client_<i>/ folders; make them with "
+                        f"`python -m emoji_privacy.federated partition --out {partitions}`")
+    return folders
+
+
+def cmd_partition(args: argparse.Namespace) -> int:
+    from .partition import partition_indices, write_partitions
+
+    data = load_fer2013(args.data, progress=not args.quiet)
+    x, y = data.split("Training")
+    parts = partition_indices(y, args.clients, args.alpha, args.total, args.seed)
+    info = {"source": data.source, "split": "Training", "clients_requested": args.clients, "alpha": args.alpha,
+            "total": args.total or int(len(y)), "seed": args.seed}
+    summary = write_partitions(x, y, parts, args.out, info)
+    sizes = [c["faces"] for c in summary["clients"]]
+    print(f"wrote {len(parts)} clients to {args.out}: {sum(sizes)} faces, {min(sizes)}-{max(sizes)} per client, "
+          f"label skew (mean TV distance to the pooled mix) {summary['label_skew_tv']:.3f}")
+    return 0
+
+
+def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """``base``, then ``--run-config`` pairs, then the ``--secagg`` and ``--dp`` switches."""
+    rc = {**base, **_run_config(args.run_config)}
+    if args.secagg:
+        rc["secagg"] = True
+    if args.dp:
+        rc["dp"] = True
+    return rc
+
+
+def _config(args: argparse.Namespace, clients: int) -> Any:
+    from .task import FedConfig
+
+    cfg = FedConfig.from_run_config(_overrides(args, {"min-clients": clients, "name": args.name, "out": str(args.out),
+                                                      "partitions": str(args.partitions.resolve())}))
+    if not cfg.data:
+        found = default_fer2013_path()
+        if found is None:
+            raise DataError("FER2013 not found for the server's evaluation: pass --run-config data=PATH or set "
+                            "EMOJI_PRIVACY_DATA to a folder holding fer2013/")
+        cfg.data = str(found)
+    return cfg
+
+
+def cmd_simulate(args: argparse.Namespace, command: str) -> int:
+    # Ray rewrites this process's environment (PYTHONPATH with the source tree first, so a ROS node
+    # started later would miss the generated emoji_privacy.msg): put it back when the run ends.
+    env, path = dict(os.environ), list(sys.path)
+    try:
+        return _simulate(args, command)
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        sys.path[:] = path
+
+
+def _simulate(args: argparse.Namespace, command: str) -> int:
+    from flwr.simulation import run_simulation
+
+    from .client_app import make_client_app
+    from .server_app import make_server_app
+
+    folders = _client_folders(args.partitions)
+    cfg = _config(args, len(folders))
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    cfg.traffic_log = str(Path(cfg.out).resolve() / f".traffic-{cfg.name}-{os.getpid()}-{int(time.time())}.jsonl")
+    data = load_fer2013(cfg.data, progress=False)
+    done: list[Path] = []
+    server = make_server_app(cfg, data, on_done=done.append, command=command)
+    cpus = args.cpus or os.cpu_count() or 1
+    run_simulation(server_app=server, client_app=make_client_app(cfg), num_supernodes=len(folders),
+                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                   "init_args": {"num_cpus": cpus, "include_dashboard": False,
+                                                 "log_to_driver": False}})
+    if not done:
+        print("federated: error: the simulation ended without a model; see the Flower log above", file=sys.stderr)
+        return 1
+    print(f"saved {done[0]}")
+    return 0
+
+
+def cmd_centralized(args: argparse.Namespace, command: str) -> int:
+    import numpy as np
+
+    from .server_app import FederatedRun
+    from .task import get_weights, load_client_data, local_train, round_lr
+
+    folders = _client_folders(args.partitions)
+    cfg = _config(args, 1)
+    data = load_fer2013(cfg.data, progress=False)
+    run = FederatedRun(cfg, data)
+    size = int(run.model.input_size)
+    pooled = [load_client_data(f, size) for f in folders]
+    x = np.concatenate([p[0] for p in pooled])
+    y = np.concatenate([p[1] for p in pooled])
+    run.evaluate(0, get_weights(run.model), {})
+    for epoch in range(1, cfg.num_rounds + 1):  # one "round" = local_epochs passes over the pooled faces
+        run.fit_config(epoch)
+        m = local_train(run.model, x, y, cfg, lr=round_lr(cfg, epoch), seed=cfg.seed * 100_003 + epoch * 1009)
+        run.fit_log.append(m)
+        run.evaluate(epoch, get_weights(run.model), {})
+    out = run.finish(command)
+    print(f"saved {out}")
+    return 0
+
+
+def cmd_deploy_local(args: argparse.Namespace) -> int:
+    from .deployment import LoopbackFederation
+
+    folders = _client_folders(args.partitions)
+    rc = _overrides(args, {"out": str(args.out.resolve()), "name": args.name})
+    work = args.out.resolve() / f".deploy-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    work.mkdir(parents=True, exist_ok=True)
+    with LoopbackFederation(folders, work) as fed:
+        print(f"SuperLink on 127.0.0.1:{fed.port}, {len(folders)} SuperNodes; logs in {work}", file=sys.stderr)
+        out = fed.run(rc)
+    print(f"saved {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m emoji_privacy.federated",
+                                 description="Federated training of the emotion CNN with Flower.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("partition", help="split FER2013 Training into client folders")
+    p.add_argument("--out", type=Path, required=True, help="folder for client_<i>/<class>/ folders")
+    p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--alpha", type=float, default=None, help="Dirichlet concentration (label skew); omit for IID")
+    p.add_argument("--total", type=int, default=0, help="use this many Training faces (class-stratified); 0 = all")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="FER2013 folder, .tar.gz or fer2013.csv (default: ../shared/data/fer2013)")
+    p.add_argument("--quiet", action="store_true")
+    for name, text in (("simulate", "run a federation on this machine (Flower simulation engine)"),
+                       ("centralized", "baseline: the same model and recipe on the pooled client folders"),
+                       ("deploy-local", "a SuperLink and one SuperNode per client folder as processes, then flwr run")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("--partitions", type=Path, required=True, help="folder of client_<i>/ folders")
+        s.add_argument("--name", default="centralized" if name == "centralized" else "federated")
+        s.add_argument("--out", type=Path, default=Path("runs"), help="parent of the run folder")
+        s.add_argument("--run-config", "-c", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="Flower run-config overrides, e.g. num-rounds=20 strategy=fedprox (see config/flower)")
+        s.add_argument("--secagg", action="store_true", help="SecAgg+ secure aggregation")
+        s.add_argument("--dp", action="store_true", help="client-side clipping + server noise (dp-noise, dp-clip)")
+        s.add_argument("--cpus", type=int, default=0, help="cores for the simulation (default: all)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "python -m emoji_privacy.federated " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    try:
+        if args.command == "partition":
+            return cmd_partition(args)
+        if args.command == "simulate":
+            return cmd_simulate(args, command)
+        if args.command == "deploy-local":
+            return cmd_deploy_local(args)
+        return cmd_centralized(args, command)
+    except ConfigError as e:  # DataError is a ConfigError
+        print(f"federated: error: {e}", file=sys.stderr)
+        return 2
+

@@ -1,0 +1,131 @@
+"""`python -m emoji_privacy.training` / `rosrun emoji_privacy train_emotion`: one run, or a cross-validated search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import argparse_type
+from ..emotion.nets import EMOTION_NETS
+from ..errors import ConfigError
+from ..model_files import REPO_ROOT
+from .core import TrainConfig, TrainResult, evaluate_model, train
+from .data import FerData, load_fer2013
+from .outputs import per_class_markdown, write_run
+from .search import cross_validate, cv_markdown, search_trials
+
+
+def _parse_net(items: list[str]) -> dict[str, Any]:
+    net: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--net takes key=value (e.g. widths=[32,64,128,256]), not {item!r}")
+        try:
+            net[key] = json.loads(value)
+        except json.JSONDecodeError:
+            net[key] = value
+    return net
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="train_emotion", description="Train an emotion CNN on FER2013 (Training fits, PublicTest selects, "
+        "PrivateTest is reported once).")
+    ap.add_argument("--data", help="FER2013 image folder, its .tar.gz, or Kaggle fer2013.csv "
+                    "(default: $EMOJI_PRIVACY_DATA/fer2013 or ../shared/data/fer2013)")
+    ap.add_argument("--arch", default="compact_resnet", choices=sorted(EMOTION_NETS), help="architecture")
+    ap.add_argument("--net", nargs="*", default=[], metavar="KEY=VALUE", help="architecture options (JSON values)")
+    ap.add_argument("--name", help="model name (default: the architecture)")
+    ap.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of the run folder")
+    ap.add_argument("--export", action="store_true", help="also copy <name>.pt (and .onnx) into models/")
+    ap.add_argument("--limit", type=int, default=0, help="use at most this many Training images (quick runs)")
+    ap.add_argument("--cv", type=int, default=0, metavar="K", help="k-fold cross-validation on Training instead "
+                    "of one run; reports mean and spread per configuration")
+    ap.add_argument("--search", default="none", choices=["none", "random", "grid"], help="with --cv: vary "
+                    "hyper-parameters (see SEARCH_SPACE)")
+    ap.add_argument("--trials", type=int, default=8, help="configurations to try (random; a subset for grid)")
+    ap.add_argument("--final", action="store_true", help="with --cv: then train the best configuration on all "
+                    "of Training, select the epoch on PublicTest and report PrivateTest")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    for f in fields(TrainConfig):
+        if f.name in ("architecture", "net"):
+            continue
+        flag = f"--{f.name.replace('_', '-')}"
+        ap.add_argument(flag, type=argparse_type(f.default, flag), default=f.default,
+                        metavar=type(f.default).__name__.upper(), help=f"(default {f.default})")
+    return ap
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("architecture", "net")}
+    cfg = TrainConfig(architecture=args.arch, net=_parse_net(args.net), **kw)
+    cfg.validate()
+    return cfg
+
+
+def _subset(x: np.ndarray, y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not limit or limit >= len(x):
+        return x, y
+    keep = np.sort(np.random.default_rng(seed).choice(len(x), limit, replace=False))
+    return x[keep], y[keep]
+
+
+def run_training(cfg: TrainConfig, data: FerData, name: str, out: Path, export: bool, limit: int,
+                 progress: bool, command: str) -> tuple[TrainResult, Path]:
+    tx, ty = _subset(*data.split("Training"), limit, cfg.seed)
+    vx, vy = data.split("PublicTest")
+    res = train(cfg, tx, ty, vx, vy, progress=progress)
+    for split in ("PublicTest", "PrivateTest"):  # PrivateTest: once, on the finished model, reported only
+        x, y = data.split(split)
+        res.metrics[split] = evaluate_model(res.model, x, y)
+        res.metrics[f"{split}+flip"] = evaluate_model(res.model, x, y, tta=True)
+    run_dir = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    write_run(res, data, run_dir, name, command, REPO_ROOT / "models" if export else None)
+    return res, run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "train_emotion " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = _config_from_args(args)
+        data = load_fer2013(args.data, progress=not args.quiet)
+        name = args.name or cfg.architecture
+        if args.cv:
+            x, y = _subset(*data.split("Training"), args.limit, cfg.seed)
+            configs = search_trials(cfg, args.search, args.trials, cfg.seed)
+            rows = cross_validate(configs, x, y, args.cv, cfg.seed, progress=not args.quiet)
+            out_dir = args.out / f"{name}-cv{args.cv}-{time.strftime('%Y%m%d-%H%M%S')}"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            text = cv_markdown(rows, args.cv)
+            (out_dir / "cv.md").write_text(f"Command: `{command}`\n\n{text}")
+            (out_dir / "cv.json").write_text(json.dumps(rows, indent=1))
+            print(text)
+            print(f"saved {out_dir}")
+            if args.final:
+                best = configs[max(rows, key=lambda r: r["acc_mean"])["trial"]]
+                res, run_dir = run_training(best, data, name, args.out, args.export, args.limit,
+                                            not args.quiet, command)
+                print(per_class_markdown(res.metrics))
+                print(f"saved {run_dir}")
+            return 0
+        res, run_dir = run_training(cfg, data, name, args.out, args.export, args.limit, not args.quiet, command)
+        print(per_class_markdown(res.metrics))
+        print(f"saved {run_dir}")
+        return 0
+    except ConfigError as e:  # DataError is a ConfigError
+        print(f"train_emotion: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

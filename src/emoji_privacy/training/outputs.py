@@ -1,0 +1,142 @@
+"""A training run's folder: checkpoint (+ONNX), metadata, metrics, curves, confusion matrix, per-class table."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import EMOTIONS
+from ..emotion.checkpoint import PT_FORMAT_VERSION, save_checkpoint
+from ..emotion.nets import count_parameters
+from ..markdown import markdown_table
+from ..provenance import code_version
+from .core import NORMALIZATION, TrainResult
+from .data import FerData
+
+
+def export_onnx(model: nn.Module, path: Path) -> Path | None:
+    """ONNX twin of the .pt (dynamic batch); None with a warning when this torch cannot export."""
+    s = int(model.input_size)
+    try:
+        m = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
+        torch.onnx.export(m, (torch.zeros(1, 1, s, s),), str(path), input_names=["faces"], output_names=["probs"],
+                          dynamic_axes={"faces": {0: "n"}, "probs": {0: "n"}}, dynamo=False, opset_version=17)
+        return path
+    except Exception as e:  # export is a convenience; the .pt is the model of record
+        print(f"warning: ONNX export skipped ({type(e).__name__}: {str(e)[:150]})", file=sys.stderr)
+        return None
+
+
+def model_metadata(result: TrainResult, data: FerData, command: str,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    cfg = result.config
+    return {**(extra or {}),
+        "format_version": PT_FORMAT_VERSION,
+        "architecture": cfg.architecture,
+        "config": dict(getattr(result.model, "config", cfg.net)),  # every option, so default changes are safe
+        "input_size": int(result.model.input_size),
+        "classes": list(EMOTIONS),
+        "normalization": dict(NORMALIZATION),
+        "dataset": {"name": "FER2013", "source": data.source, "train_split": "Training",
+                    "selection_split": "PublicTest", "counts": data.counts()},
+        "metrics": {s: {k: v for k, v in m.items() if k != "confusion"} for s, m in result.metrics.items()},
+        "training": {"command": command, "hyperparameters": asdict(cfg), "best_epoch": result.best_epoch,
+                     "seconds": round(result.seconds, 1)},
+        "parameters": count_parameters(result.model),
+        "code_version": code_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _plot_curves(history: list[dict[str, float]], best_epoch: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [h["train_loss"] for h in history], label="train (augmented, smoothed labels)")
+    if "val_loss" in history[0]:
+        a1.plot(ep, [h["val_loss"] for h in history], label="PublicTest")
+    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend()
+    a2.plot(ep, [h["train_acc"] for h in history], label="train (augmented)")
+    if "val_acc" in history[0]:
+        a2.plot(ep, [h["val_acc"] for h in history], label="PublicTest")
+    a2.axvline(best_epoch, color="gray", ls="--", label=f"kept: epoch {best_epoch}")
+    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(report: dict[str, Any], title: str, path: Path) -> None:
+    """Row-normalized confusion matrix: each row shows where one true class went."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(report["confusion"], float)
+    cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    for i in range(len(EMOTIONS)):
+        for j in range(len(EMOTIONS)):
+            ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def per_class_markdown(metrics: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for split, m in metrics.items():
+        lines += [f"## {split}: accuracy {m['accuracy']:.2%}, macro-F1 {m['macro_f1']:.3f} (n={m['n']})", "",
+                  markdown_table(["class", "precision", "recall", "F1", "support"],
+                                 [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["support"]]
+                                  for c, v in m["per_class"].items()]), ""]
+    return "\n".join(lines)
+
+
+def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, command: str,
+              export_to: Path | None = None, extra_metadata: dict[str, Any] | None = None) -> Path:
+    """The run folder: metrics, plots, per-class table, checkpoint (+ONNX); optionally copy to models/.
+
+    ``extra_metadata`` adds keys to the checkpoint's metadata (e.g. how a federated run trained it).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = model_metadata(result, data, command, extra_metadata)
+    pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)
+    onnx = export_onnx(result.model, out_dir / f"{name}.onnx")
+    (out_dir / "metrics.json").write_text(json.dumps(
+        {"name": name, "metadata": meta, "history": result.history,
+         "confusion": {s: m["confusion"] for s, m in result.metrics.items()}}, indent=1))
+    (out_dir / "per_class.md").write_text(per_class_markdown(result.metrics))
+    _plot_curves(result.history, result.best_epoch, out_dir / "curves.png")
+    final_split = "PrivateTest" if "PrivateTest" in result.metrics else next(iter(result.metrics), None)
+    if final_split:
+        m = result.metrics[final_split]
+        plot_confusion(m, f"{name} on FER2013 {final_split}: acc {m['accuracy']:.1%}, macro-F1 {m['macro_f1']:.3f}",
+                       out_dir / "confusion.png")
+    if export_to is not None:
+        export_to.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(result.model, export_to / f"{name}.pt", meta)
+        if onnx is not None:
+            (export_to / f"{name}.onnx").write_bytes(onnx.read_bytes())
+    return pt
