@@ -1,0 +1,77 @@
+"""What the website's API answers: the response models, shared OpenAPI fragments, and FaceResult -> FaceOut."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import Query
+from pydantic import BaseModel, Field
+
+from .. import EMOTIONS
+from ..pipeline import FaceResult
+
+
+class FaceOut(BaseModel):
+    """One face of the returned image (coordinates in the returned image's pixels)."""
+
+    track_id: int
+    box: list[float] = Field(description="x0, y0, x1, y1 of the detected face")
+    score: float = Field(description="detection confidence")
+    emotion: str = Field(description=f"one of {', '.join(EMOTIONS)}")
+    confidence: float = Field(description="probability of the shown emotion")
+    probabilities: dict[str, float]
+    roll_deg: float = Field(description="head roll, counter-clockwise on screen")
+
+
+class AnonymizeResult(BaseModel):
+    source: str
+    width: int = Field(description="of the returned image: the anonymized image scaled down to max_side")
+    height: int
+    faces: list[FaceOut]
+    processing_ms: float
+    image_data_url: str = Field(description="the anonymized image as a data: URL (JPEG)")
+
+
+class DemoInfo(BaseModel):
+    name: str
+    title: str
+    credit: str
+
+
+class UrlRequest(BaseModel):
+    url: str = Field(description="http(s) address of a JPEG, PNG or WebP image", examples=["https://example.org/a.jpg"])
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class RosStatus(BaseModel):
+    enabled: bool
+    streaming: bool = False
+    subscribed: bool = False
+    master_uri: str = ""
+    image_topic: str = ""
+    faces_topic: str = ""
+    frames: int = 0
+    last_frame_age_s: float | None = None
+    message: str
+
+
+class RosFaces(BaseModel):
+    stamp: float | None
+    faces: list[FaceOut]
+
+
+ERRORS = {s: {"model": ErrorOut} for s in (400, 403, 408, 413, 415, 422, 500, 502, 503, 504)}
+IMAGE_BODY = {"requestBody": {"required": True, "description": "the image file itself (not a form)", "content": {
+    t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/jpeg", "image/png", "image/webp")}}}
+ResultFormat = Literal["json", "jpeg", "png"]
+FORMAT_QUERY = Query("json", description="json: faces and the image as a data URL; jpeg/png: the image alone")
+
+
+def face_out(f: FaceResult) -> FaceOut:
+    return FaceOut(track_id=f.track_id, box=[round(float(v), 1) for v in f.box], score=round(f.score, 4),
+                   emotion=f.emotion, confidence=round(f.confidence, 4),
+                   probabilities={e: round(float(p), 4) for e, p in zip(EMOTIONS, f.probabilities, strict=False)},
+                   roll_deg=round(f.roll_deg, 1))
