@@ -2,10 +2,44 @@
 
 A plain Python library (no rospy): detection, landmarks and alignment, emotion, emoji
 rendering, tracking, and the `Anonymizer` pipeline that composes them. ROS nodes in
-`nodes/` convert messages and call into it.
+`nodes/` convert messages and call into it::
+
+    from emoji_privacy import Anonymizer
+    result = Anonymizer().process(frame)   # BGR uint8 in, faces covered out
+
+The names below load lazily (PEP 562), so ``import emoji_privacy.msg`` or the configs do not
+pull in torch and onnxruntime; the heavy modules load on first use of ``Anonymizer``.
 """
+
+from importlib import import_module as _import_module
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """FER2013 class order; every probability vector in the project uses it."""
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Anonymizer": "pipeline",
+    "FaceResult": "pipeline",
+    "PipelinedAnonymizer": "streaming",
+    "PipelineConfig": "config",
+    "ConfigError": "errors",
+    "EmojiPrivacyError": "errors",
+    "ImageFormatError": "errors",
+    "ModelFileError": "errors",
+    "find_model_file": "model_files",
+}
+
+__all__ = ["EMOTIONS", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(_import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

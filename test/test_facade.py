@@ -1,0 +1,42 @@
+"""The package facade: `from emoji_privacy import Anonymizer` works, and stays lazy."""
+
+import subprocess
+import sys
+
+import pytest
+
+import emoji_privacy
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_facade_names_resolve_to_the_real_classes() -> None:
+    from emoji_privacy.config import PipelineConfig
+    from emoji_privacy.errors import ModelFileError
+    from emoji_privacy.pipeline import Anonymizer, FaceResult
+
+    assert emoji_privacy.Anonymizer is Anonymizer and emoji_privacy.FaceResult is FaceResult
+    assert emoji_privacy.PipelineConfig is PipelineConfig and emoji_privacy.ModelFileError is ModelFileError
+    assert set(emoji_privacy.__all__) <= set(dir(emoji_privacy))
+    with pytest.raises(AttributeError, match="no attribute 'Anonymiser'"):
+        emoji_privacy.Anonymiser  # noqa: B018
+
+
+def test_importing_the_package_and_configs_loads_no_model_runtime() -> None:
+    """Nodes that only need messages or configs must not pay for torch (seconds, hundreds of MB)."""
+    res = _run("import sys, emoji_privacy, emoji_privacy.config, emoji_privacy.errors\n"
+               "heavy = sorted(m for m in ('torch', 'onnxruntime', 'cv2.dnn') if m in sys.modules)\n"
+               "assert not heavy, heavy\n"
+               "from emoji_privacy import Anonymizer\n"
+               "assert 'torch' in sys.modules or 'onnxruntime' in sys.modules\n")
+    assert res.returncode == 0, res.stderr
+
+
+def test_the_laziness_check_can_fail() -> None:
+    """The same check fires when the package imports torch eagerly."""
+    res = _run("import sys, torch, emoji_privacy\n"
+               "heavy = sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules)\n"
+               "assert not heavy, heavy\n")
+    assert res.returncode != 0 and "torch" in res.stderr
