@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
 from emoji_privacy.detection import DETECTOR_BACKENDS, box_iou, load_face_detector  # noqa: E402
-from emoji_privacy.landmarks.align import read_pts  # noqa: E402
+from emoji_privacy.landmarks.geometry import read_pts  # noqa: E402
 from emoji_privacy.model_files import shared_dir  # noqa: E402
 
 

@@ -15,10 +15,9 @@ from common import save, table  # noqa: E402
 from emoji_privacy import EMOTIONS  # noqa: E402
 from emoji_privacy.errors import EmojiPrivacyError  # noqa: E402
 from emoji_privacy.evaluation.emotion import compare, comparison_table  # noqa: E402
-from emoji_privacy.model_files import REPO_ROOT  # noqa: E402
 
 PAPER42_PUBLISHED = 0.678  # the emoji-replacement paper's accuracy for its 42x42 CNN
-MODELS = ["mini_xception", "models/paper42.pt", "models/fer_resnet.pt"]
+MODELS = ["mini_xception", "paper42.pt", "fer_resnet.pt"]  # bare names: found by the model-file resolver
 
 
 def main() -> int:
@@ -26,7 +25,7 @@ def main() -> int:
     ap.add_argument("models", nargs="*", default=MODELS, help="backend names or .pt files")
     ap.add_argument("--data", help="FER2013 (default: the shared copy)")
     args = ap.parse_args()
-    specs = [str(REPO_ROOT / m) if m.endswith(".pt") and not Path(m).exists() else m for m in args.models]
+    specs = list(args.models)
     try:
         private = compare(specs, "PrivateTest", args.data)
         public = compare(specs, "PublicTest", args.data)

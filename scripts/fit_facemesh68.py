@@ -39,16 +39,8 @@ from emoji_privacy.evaluation.landmarks import (
     match_detection,
     single_thread,
 )
-from emoji_privacy.landmarks.align import (
-    FACEMESH_MAP_FILE,
-    FACEMESH_REFINER_FILE,
-    MESH_POINTS,
-    N_POINTS,
-    FaceMeshLandmarks,
-    map_468_to_68,
-    mesh_features,
-    read_pts,
-)
+from emoji_privacy.landmarks.facemesh import MESH_POINTS, FaceMeshLandmarks, map_468_to_68, mesh_features
+from emoji_privacy.landmarks.geometry import N_POINTS, read_pts
 from emoji_privacy.landmarks.refiner import (
     FeatureGeometry,
     apply_stage,
@@ -58,7 +50,7 @@ from emoji_privacy.landmarks.refiner import (
     save_refiner,
     stage_features,
 )
-from emoji_privacy.model_files import shared_dir
+from emoji_privacy.model_files import REPO_ROOT, shared_dir
 
 # iBUG-68 index of each point's mirror image (jaw, brows, nose, eyes, mouth reversed left <-> right)
 MIRROR = np.array([*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
@@ -226,8 +218,8 @@ def fit_refiner(faces: Faces, train: np.ndarray, init: np.ndarray, neighbours: n
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--map-out", type=Path, default=FACEMESH_MAP_FILE)
-    ap.add_argument("--refiner-out", type=Path, default=FACEMESH_REFINER_FILE)
+    ap.add_argument("--map-out", type=Path, default=REPO_ROOT / "models" / "facemesh68_map.npz")
+    ap.add_argument("--refiner-out", type=Path, default=REPO_ROOT / "models" / "facemesh68_refiner.npz")
     ap.add_argument("--variants", type=int, default=12, help="faces per helen_train image (1 = no augmentation)")
     ap.add_argument("--stages", type=int, default=2, help="refiner stages")
     ap.add_argument("--side", type=int, default=GEOMETRY.side,

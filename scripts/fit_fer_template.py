@@ -19,8 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emoji_privacy.landmarks.align import FER_TEMPLATE_FILE, FaceMeshLandmarks, template_points
-from emoji_privacy.model_files import shared_dir
+from emoji_privacy.landmarks.facemesh import FaceMeshLandmarks
+from emoji_privacy.landmarks.geometry import template_points
+from emoji_privacy.model_files import REPO_ROOT, shared_dir
 
 UPSCALE = 192
 
@@ -28,7 +29,7 @@ UPSCALE = 192
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=3000, help="number of Training images to use")
-    ap.add_argument("--out", type=Path, default=FER_TEMPLATE_FILE)
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "fer_template.npz")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     sd = shared_dir()

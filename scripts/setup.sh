@@ -44,8 +44,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # --- model files --------------------------------------------------------------------------
+# Every model ships in models/ (YuNet included) or in the pip packages above: nothing is downloaded,
+# this only checks that each file is there and intact (and names every one that is not).
 PYTHONPATH="$repo/src" "$venv/bin/python3" -m emoji_privacy.model_files --ensure 2>&1 | sed 's/^/[setup] /' \
-  || { echo "[setup] error: model files missing (see above)" >&2; exit 1; }
+  || { echo "[setup] error: model files missing or corrupt (see above)" >&2; exit 1; }
 
 # --- catkin workspace --------------------------------------------------------------------------
 mkdir -p "$ws/src"

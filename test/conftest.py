@@ -10,16 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from emoji_privacy.model_files import shared_dir
 from emoji_privacy.ros import processes
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_path(*parts: str) -> Path:
-    """A file under ../shared, or skip the test saying which file is missing."""
-    base = shared_dir()
-    if base is None:
+    """A file under ../shared beside this checkout (or $EMOJI_PRIVACY_SHARED), or skip saying which is missing."""
+    env = os.environ.get("EMOJI_PRIVACY_SHARED")
+    base = Path(env) if env else REPO.parent / "shared"
+    if not base.is_dir():
         pytest.skip("shared data folder (../shared or $EMOJI_PRIVACY_SHARED) is absent")
     p = base.joinpath(*parts)
     if not p.exists():

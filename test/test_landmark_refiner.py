@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from emoji_privacy.errors import ModelFileError
-from emoji_privacy.landmarks.align import FACEMESH_REFINER_FILE
 from emoji_privacy.landmarks.refiner import (
     CHANNELS,
     FeatureGeometry,
@@ -22,6 +21,7 @@ from emoji_privacy.landmarks.refiner import (
     save_refiner,
     stage_features,
 )
+from emoji_privacy.model_files import find_model_file
 
 GEOM = FeatureGeometry(side=64, units=16.0, cell=4, grid=3)
 
@@ -112,6 +112,6 @@ def test_model_file_round_trip_and_errors(tmp_path: Path) -> None:
 
 
 def test_shipped_refiner_loads() -> None:
-    ref = LandmarkRefiner(FACEMESH_REFINER_FILE)
+    ref = LandmarkRefiner(find_model_file("facemesh68_refiner"))
     assert len(ref.weights) >= 1 and ref.neighbours.shape[0] == 68
     assert np.all(np.isfinite(ref.weights))

@@ -1,4 +1,4 @@
-"""Tests of emoji_privacy.landmarks.align: backends, geometry helpers, .pts reading and FER alignment."""
+"""Tests of emoji_privacy.landmarks: backends, geometry helpers, .pts reading and FER alignment."""
 
 from __future__ import annotations
 
@@ -9,17 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from model_helpers import hide_models
 
 from emoji_privacy.errors import ConfigError, ModelFileError
-from emoji_privacy.landmarks.align import (
-    FaceMeshLandmarks,
-    align_face,
-    covering_circle,
-    face_region,
-    head_roll,
-    load_landmark_detector,
-    read_pts,
-)
+from emoji_privacy.landmarks import align
+from emoji_privacy.landmarks.align import align_face, fer_template, load_landmark_detector
+from emoji_privacy.landmarks.facemesh import FaceMeshLandmarks
+from emoji_privacy.landmarks.geometry import covering_circle, face_region, head_roll, read_pts
 from emoji_privacy.model_files import find_model_file, shared_dir
 
 # face-alignment decodes heatmaps with numba functions that compile on first call (~10 s); the fan tests
@@ -134,17 +130,39 @@ def test_edge_cases(astronaut: np.ndarray, facemesh: FaceMeshLandmarks) -> None:
     assert facemesh.detect(gray, boxes[:1]).shape == (1, 68, 2)
 
 
-def test_fallbacks_without_fitted_files(astronaut: np.ndarray, tmp_path: Path) -> None:
-    from emoji_privacy.landmarks.align import FER_TEMPLATE_FALLBACK, fer_template
-
+def test_fitted_files_are_required(astronaut: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 2: without its fitted files the facemesh backend fails naming the file; no silent fallback."""
     boxes, kps = _yunet(astronaut)
-    table = FaceMeshLandmarks(use_map=False).detect(astronaut, boxes[:1], kps[:1])[0]  # fixed 468->68 table
+    table = FaceMeshLandmarks(use_map=False).detect(astronaut, boxes[:1], kps[:1])[0]  # explicit baseline
     mapped = FaceMeshLandmarks().detect(astronaut, boxes[:1], kps[:1])[0]
     assert np.linalg.norm(table - mapped, axis=1).mean() < 0.1 * np.linalg.norm(mapped[36] - mapped[45])
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError, match="missing.npz does not exist"):
         FaceMeshLandmarks(map_path=tmp_path / "missing.npz")
-    np.testing.assert_array_equal(fer_template(tmp_path / "missing.npz"), FER_TEMPLATE_FALLBACK)
-    assert np.abs(fer_template() - FER_TEMPLATE_FALLBACK).max() < 0.01  # the fallback is the fit, rounded
+    with pytest.raises(ModelFileError, match="missing.npz does not exist"):
+        FaceMeshLandmarks(refiner_path=tmp_path / "missing.npz")
+    with pytest.raises(ModelFileError, match="missing.npz does not exist"):
+        fer_template(tmp_path / "missing.npz")
+    real_map = find_model_file("facemesh68_map")
+
+    hide_models(monkeypatch, tmp_path, pip_packages=True)  # the resolver finds no project file
+    monkeypatch.setattr(align, "_template_cache", {})
+    for build, missing in ((lambda: load_landmark_detector("facemesh"), "fer_template.npz"),
+                           (lambda: FaceMeshLandmarks(), "facemesh68_map.npz"),
+                           (lambda: FaceMeshLandmarks(map_path=real_map), "facemesh68_refiner.npz"),
+                           (lambda: align_face(astronaut, mapped, 48), "fer_template.npz")):
+        with pytest.raises(ModelFileError, match=f"{missing} not found") as e:
+            build()
+        assert "\n" not in str(e.value)
+    # the baseline asks for no fitted file
+    assert FaceMeshLandmarks(use_map=False).detect(astronaut, boxes[:1], kps[:1]).shape == (1, 68, 2)
+
+
+def test_fer_template_is_the_fitted_one() -> None:
+    t = fer_template()
+    assert t.shape == (6, 2) and t.dtype == np.float32
+    with np.load(find_model_file("fer_template")) as z:
+        np.testing.assert_array_equal(t, z["points"].astype(np.float32).reshape(6, 2))
+    assert 0.25 < t[0, 0] < 0.4 and 0.6 < t[1, 0] < 0.75  # eye on the image left, then the other
 
 
 def test_unknown_backend() -> None:
@@ -218,7 +236,7 @@ def test_fan_with_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     pytest.importorskip("face_alignment")
     from face_alignment.models import FAN
 
-    from emoji_privacy.landmarks.align import fan_weights_path
+    from emoji_privacy.landmarks.fan import fan_weights_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     path, _ = fan_weights_path()

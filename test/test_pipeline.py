@@ -5,7 +5,7 @@ import pytest
 from conftest import video_frames
 
 from emoji_privacy import EMOTIONS
-from emoji_privacy.landmarks.align import face_region
+from emoji_privacy.landmarks.geometry import face_region
 
 
 def _inside_circle(shape, center, radius) -> np.ndarray:

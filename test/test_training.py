@@ -14,7 +14,7 @@ from conftest import shared_path
 
 from emoji_privacy import EMOTIONS
 from emoji_privacy.emotion.classifiers import load_emotion_classifier
-from emoji_privacy.errors import ModelFileError
+from emoji_privacy.errors import ConfigError, ModelFileError
 from emoji_privacy.evaluation.emotion import main as evaluate_main
 from emoji_privacy.training.cli import main as train_main
 from emoji_privacy.training.core import TrainConfig, classification_report, evaluate_model, train
@@ -195,3 +195,88 @@ def test_evaluate_emotion_table(small_folder, capsys):
     out = capsys.readouterr().out
     assert "| mini_xception |" in out and "| fer_resnet |" in out and "disgust recall" in out
     assert evaluate_main(["nothing.pt", "--data", str(small_folder), "--quiet"]) == 2
+
+
+class _Killed(Exception):
+    """Stands for the session's end killing a training run."""
+
+
+def _kill_after(epoch: int):
+    def log(message: str) -> None:
+        if message.startswith(f"epoch={epoch} "):
+            raise _Killed
+    return log
+
+
+def test_a_killed_run_resumes_exactly(fer, tmp_path):
+    """Weights, optimizer, EMA, schedule, random state and best epoch all continue: the resumed
+    result equals the uninterrupted one bit for bit."""
+    tx, ty = _pick(fer, "Training", dict.fromkeys(LEARN_CLASSES, 40))
+    vx, vy = _pick(fer, "PublicTest", dict.fromkeys(LEARN_CLASSES, 10))
+    cfg = TrainConfig(architecture="paper42", net={"hidden": 64}, epochs=3, batch_size=16, lr=0.02, seed=3, threads=1)
+    whole = train(cfg, tx, ty, vx, vy, progress=False, log=lambda s: None)
+    state = tmp_path / "training_state.pt"
+    with pytest.raises(_Killed):
+        train(cfg, tx, ty, vx, vy, progress=False, log=_kill_after(2), checkpoint=state)
+    partial = torch.load(state, weights_only=True)
+    assert partial["epoch"] == 2
+    resumed = train(cfg, tx, ty, vx, vy, progress=False, log=lambda s: None, checkpoint=state)
+    assert resumed.best_epoch == whole.best_epoch
+    for key in ("train_loss", "train_acc", "val_acc", "val_loss", "lr"):  # every epoch, the last one included
+        assert [h[key] for h in resumed.history] == [h[key] for h in whole.history], key
+    for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    # the comparison can fail: resuming the weights alone (fresh optimizer and random state) ends elsewhere
+    broken = dict(partial, optimizer=partial["optimizer"] | {"state": {}},
+                  generator=torch.Generator().manual_seed(99).get_state())
+    torch.save(broken, tmp_path / "broken.pt")
+    drifted = train(cfg, tx, ty, vx, vy, progress=False, log=lambda s: None, checkpoint=tmp_path / "broken.pt")
+    assert drifted.history[-1]["train_loss"] != whole.history[-1]["train_loss"]
+    # another configuration or other data never continues someone else's checkpoint
+    with pytest.raises(ConfigError, match="another configuration"):
+        train(TrainConfig(**{**cfg.__dict__, "lr": 0.05}), tx, ty, vx, vy, progress=False, checkpoint=state)
+    with pytest.raises(ConfigError, match="other data"):
+        train(cfg, tx[1:], ty[1:], vx, vy, progress=False, checkpoint=state)
+
+
+def test_cli_resume_continues_a_stopped_run_and_search(small_folder, tmp_path, monkeypatch, capsys):
+    from emoji_privacy.training import core
+
+    args = ["--data", str(small_folder), "--arch", "paper42", "--name", "tiny", "--epochs", "2", "--batch-size", "16",
+            "--out", str(tmp_path / "runs"), "--quiet"]
+    real_train = core.train
+
+    def killed_train(*a, **kw):
+        return real_train(*a, **{**kw, "log": _kill_after(1)})
+
+    monkeypatch.setattr("emoji_privacy.training.cli.train", killed_train)
+    with pytest.raises(_Killed):
+        train_main(args)
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "training_state.pt").is_file() and not (run / "tiny.pt").exists()
+    monkeypatch.setattr("emoji_privacy.training.cli.train", real_train)
+    assert train_main(["--resume", str(run), "--epochs", "5"]) == 2
+    assert "drop --epochs 5" in capsys.readouterr().err
+    assert train_main(["--resume", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2] and (run / "tiny.pt").is_file()
+    assert train_main(["--resume", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    # a cross-validation search skips the fits it finished
+    cv = ["--data", str(small_folder), "--arch", "paper42", "--cv", "2", "--epochs", "1", "--batch-size", "16",
+          "--out", str(tmp_path / "cv"), "--quiet"]
+    calls = []
+
+    def second_fit_killed(*a, **kw):
+        calls.append(1)
+        return (real_train if len(calls) == 1 else killed_train)(*a, **kw)
+
+    monkeypatch.setattr("emoji_privacy.training.search.train", second_fit_killed)
+    with pytest.raises(_Killed):
+        train_main(cv)
+    (search,) = (tmp_path / "cv").iterdir()
+    assert len((search / "folds.jsonl").read_text().splitlines()) == 1
+    monkeypatch.setattr("emoji_privacy.training.search.train", real_train)
+    assert train_main(["--resume", str(search)]) == 0
+    rows = json.loads((search / "cv.json").read_text())
+    assert len(rows[0]["fold_acc"]) == 2 and len((search / "folds.jsonl").read_text().splitlines()) == 2

@@ -26,6 +26,9 @@ ENCODINGS: dict[str, tuple[int, np.dtype]] = {
     "16UC1": (1, np.dtype(np.uint16)),
 }
 
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+"""Image files every tool reads (folders, datasets, annotations): what OpenCV decodes, most common first."""
+
 MAX_PIXELS = 8192 * 8192
 """Frames larger than this are refused rather than risking memory exhaustion."""
 

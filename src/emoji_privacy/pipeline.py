@@ -18,14 +18,8 @@ from .config import PipelineConfig
 from .detection import Detections, FaceDetector, detector_from_config
 from .emoji import EmojiRenderer
 from .emotion.classifiers import EmotionClassifier, load_emotion_classifier
-from .landmarks.align import (
-    LandmarkDetector,
-    align_face,
-    covering_circle,
-    face_region,
-    head_roll,
-    load_landmark_detector,
-)
+from .landmarks.align import LandmarkDetector, align_face, load_landmark_detector
+from .landmarks.geometry import covering_circle, face_region, head_roll
 from .tracking import FaceTracker
 
 HOLD_GROWTH = 0.1

@@ -24,13 +24,15 @@ import numpy as np
 
 from ..detection import FaceDetector, box_iou, load_face_detector
 from ..errors import EmojiPrivacyError
-from ..landmarks.align import N_POINTS, LandmarkDetector, load_landmark_detector, read_pts
+from ..image_io import IMAGE_SUFFIXES
+from ..landmarks.align import LandmarkDetector, load_landmark_detector
+from ..landmarks.geometry import N_POINTS, read_pts
+from ..markdown import markdown_table
 
 OUTER_EYE_CORNERS = (36, 45)
 """0-based indices of the outer eye corners (points 37 and 46 in the 1-based iBUG numbering)."""
 FAILURE_THRESHOLD = 0.10
 AUC_LIMIT = 0.08
-IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg")
 
 # The fallback box when the detector misses a face: the ground-truth landmarks' box grown to look like a
 # YuNet box (which reaches up to the hairline). Relative growth of (left, top, right, bottom) by the box's
@@ -303,9 +305,7 @@ def run(folders: list[Path], backends: list[str], detector_name: str = "yunet", 
 def report(results: list[Result]) -> str:
     """Markdown table of ``results`` with the legend that says what each column means."""
     rows = [r.row() for r in results]
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n\n" + LEGEND
+    return markdown_table(HEADERS, rows) + "\n\n" + LEGEND
 
 
 def main(argv: list[str] | None = None) -> int:

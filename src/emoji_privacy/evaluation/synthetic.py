@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..landmarks.align import read_pts
+from ..landmarks.geometry import read_pts
 from ..model_files import shared_dir
 from .leaks import visible_share
 

@@ -31,10 +31,9 @@ from flwr.server.strategy import (
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import ServerApp
 
-from ..model_files import REPO_ROOT
 from ..training.core import TrainResult, evaluate_model, resize_faces
 from ..training.data import FerData, load_fer2013
-from ..training.outputs import write_run
+from ..training.outputs import export_folder, write_run
 from .task import FedConfig, evaluate_weights, get_weights, new_model, round_lr, set_weights
 
 __all__ = ["FederatedRun", "dp_epsilon", "make_server_app", "app"]
@@ -167,7 +166,7 @@ class FederatedRun:
         if traffic:
             fed["traffic"] = traffic
         out_dir = Path(cfg.out) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        write_run(result, self.data, out_dir, cfg.name, command, REPO_ROOT / "models" if cfg.export else None,
+        write_run(result, self.data, out_dir, cfg.name, command, export_folder() if cfg.export else None,
                   extra_metadata={"federated": {k: v for k, v in fed.items() if k not in ("rounds", "fit_metrics")}})
         if traffic:
             (out_dir / "traffic.jsonl").write_bytes(Path(cfg.traffic_log).read_bytes())

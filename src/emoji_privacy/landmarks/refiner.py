@@ -6,7 +6,7 @@ the image (the jaw's visible outline, the brows, the lips), which the mesh follo
 stage looks at the gradients around every point and moves it; it costs well under a millisecond.
 
 Frame: everything happens in the mesh's own normalised frame (origin, eye-line rotation and RMS
-scale of the FaceMesh vertices; see landmarks.mesh_features). The face crop is warped into a
+scale of the FaceMesh vertices; see facemesh.mesh_features). The face crop is warped into a
 ``side`` x ``side`` image where one normalised unit is ``units`` pixels. Features per point: a
 ``grid`` x ``grid`` block of ``cell``-pixel cells around it, each with 8 channels of gradient energy
 (4 directions, each split into its positive and negative half, tuned by cos^2), L2-normalised per

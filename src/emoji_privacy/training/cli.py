@@ -16,10 +16,9 @@ import numpy as np
 from ..config import argparse_type
 from ..emotion.nets import EMOTION_NETS
 from ..errors import ConfigError
-from ..model_files import REPO_ROOT
 from .core import TrainConfig, TrainResult, evaluate_model, train
 from .data import FerData, load_fer2013
-from .outputs import per_class_markdown, write_run
+from .outputs import export_folder, per_class_markdown, write_run
 from .search import cross_validate, cv_markdown, search_trials
 
 
@@ -56,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--final", action="store_true", help="with --cv: then train the best configuration on all "
                     "of Training, select the epoch on PublicTest and report PrivateTest")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run (or --cv search) from "
+                    "its last epoch, with the arguments saved in RUN_DIR/run.json; give no other options")
     for f in fields(TrainConfig):
         if f.name in ("architecture", "net"):
             continue
@@ -79,33 +80,65 @@ def _subset(x: np.ndarray, y: np.ndarray, limit: int, seed: int) -> tuple[np.nda
     return x[keep], y[keep]
 
 
-def run_training(cfg: TrainConfig, data: FerData, name: str, out: Path, export: bool, limit: int,
-                 progress: bool, command: str) -> tuple[TrainResult, Path]:
+def new_run_folder(out: Path, stem: str, argv: list[str]) -> Path:
+    """``out/<stem>-<time>/`` with ``run.json`` (the arguments), so ``--resume`` can continue it."""
+    run_dir = out / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (run_dir / "run.json").write_text(json.dumps({"argv": argv, "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+    print(f"run folder {run_dir} (if stopped, continue with --resume {run_dir})", file=sys.stderr, flush=True)
+    return run_dir
+
+
+def saved_arguments(run_dir: Path) -> list[str]:
+    """The arguments a run folder was started with (its ``run.json``)."""
+    try:
+        argv = json.loads((run_dir / "run.json").read_text())["argv"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"--resume {run_dir}: not a run folder of this trainer (no readable run.json: "
+                          f"{type(e).__name__}); pass the folder the trainer printed at its start") from None
+    if "--resume" in argv:
+        raise ConfigError(f"--resume {run_dir}: its run.json is damaged (it names --resume)")
+    return [str(a) for a in argv]
+
+
+def run_training(cfg: TrainConfig, data: FerData, name: str, run_dir: Path, export: bool, limit: int,
+                 progress: bool, command: str) -> TrainResult:
+    """Train (checkpointing every epoch into ``run_dir``), evaluate, and write the run folder."""
     tx, ty = _subset(*data.split("Training"), limit, cfg.seed)
     vx, vy = data.split("PublicTest")
-    res = train(cfg, tx, ty, vx, vy, progress=progress)
+    res = train(cfg, tx, ty, vx, vy, progress=progress, checkpoint=run_dir / "training_state.pt")
     for split in ("PublicTest", "PrivateTest"):  # PrivateTest: once, on the finished model, reported only
         x, y = data.split(split)
         res.metrics[split] = evaluate_model(res.model, x, y)
         res.metrics[f"{split}+flip"] = evaluate_model(res.model, x, y, tta=True)
-    run_dir = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    write_run(res, data, run_dir, name, command, REPO_ROOT / "models" if export else None)
-    return res, run_dir
+    write_run(res, data, run_dir, name, command, export_folder() if export else None)
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    command = "train_emotion " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
+        resume: Path | None = args.resume
+        if resume is not None:
+            extra = [a for a in argv if a not in ("--resume", str(args.resume), "--quiet")]
+            if extra:
+                raise ConfigError(f"--resume continues a run with its own saved arguments; drop {' '.join(extra)}")
+            quiet = args.quiet
+            argv = saved_arguments(resume)
+            args = build_parser().parse_args(argv)
+            args.quiet = args.quiet or quiet
+        command = "train_emotion " + shlex.join(argv)
         cfg = _config_from_args(args)
+        if args.export:
+            export_folder()  # fail now, not after hours of training
         data = load_fer2013(args.data, progress=not args.quiet)
         name = args.name or cfg.architecture
         if args.cv:
+            out_dir = resume or new_run_folder(args.out, f"{name}-cv{args.cv}", argv)
             x, y = _subset(*data.split("Training"), args.limit, cfg.seed)
             configs = search_trials(cfg, args.search, args.trials, cfg.seed)
-            rows = cross_validate(configs, x, y, args.cv, cfg.seed, progress=not args.quiet)
-            out_dir = args.out / f"{name}-cv{args.cv}-{time.strftime('%Y%m%d-%H%M%S')}"
-            out_dir.mkdir(parents=True, exist_ok=True)
+            rows = cross_validate(configs, x, y, args.cv, cfg.seed, progress=not args.quiet, work_dir=out_dir)
             text = cv_markdown(rows, args.cv)
             (out_dir / "cv.md").write_text(f"Command: `{command}`\n\n{text}")
             (out_dir / "cv.json").write_text(json.dumps(rows, indent=1))
@@ -113,19 +146,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"saved {out_dir}")
             if args.final:
                 best = configs[max(rows, key=lambda r: r["acc_mean"])["trial"]]
-                res, run_dir = run_training(best, data, name, args.out, args.export, args.limit,
-                                            not args.quiet, command)
+                (out_dir / "final").mkdir(exist_ok=True)
+                res = run_training(best, data, name, out_dir / "final", args.export, args.limit, not args.quiet,
+                                   command)
                 print(per_class_markdown(res.metrics))
-                print(f"saved {run_dir}")
+                print(f"saved {out_dir / 'final'}")
             return 0
-        res, run_dir = run_training(cfg, data, name, args.out, args.export, args.limit, not args.quiet, command)
+        run_dir = resume or new_run_folder(args.out, name, argv)
+        res = run_training(cfg, data, name, run_dir, args.export, args.limit, not args.quiet, command)
         print(per_class_markdown(res.metrics))
         print(f"saved {run_dir}")
         return 0
     except ConfigError as e:  # DataError is a ConfigError
         print(f"train_emotion: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

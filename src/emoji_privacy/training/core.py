@@ -11,11 +11,13 @@ command line (``python -m emoji_privacy.training --help``) in :mod:`.cli`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Busy-wait OpenMP workers: when other processes share the cores, torch's default passive
@@ -38,6 +40,8 @@ __all__ = ["TrainConfig", "TrainResult", "train", "sgd_optimizer", "probs_cross_
 
 NORMALIZATION = {"mean": 127.5, "std": 127.5}
 DEFAULT_SIZES = {"paper42": 42}
+TRAINING_STATE_FORMAT = 1
+"""Version of the per-epoch training checkpoint (``train(checkpoint=...)``)."""
 
 
 @dataclass
@@ -211,13 +215,50 @@ def probs_cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
                             torch.from_numpy(np.asarray(labels, np.int64))))
 
 
+def data_fingerprint(*arrays: np.ndarray | None) -> str:
+    """A short hash of the training and validation arrays: a checkpoint resumes only on the same data."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()[:16]
+
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a kill during the write leaves the previous epoch's checkpoint intact
+
+
+def _load_training_state(path: Path, cfg: TrainConfig, fingerprint: str) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # zip/pickle/EOF errors all mean the same thing here
+        raise ConfigError(f"training checkpoint {path} is unreadable ({type(e).__name__}); delete it to start "
+                          "the run over") from e
+    if state.get("format") != TRAINING_STATE_FORMAT or state.get("config") != asdict(cfg):
+        raise ConfigError(f"training checkpoint {path} belongs to another configuration; resume with the run's "
+                          "own arguments (--resume RUN_DIR) or delete it to start over")
+    if state.get("data") != fingerprint:
+        raise ConfigError(f"training checkpoint {path} was trained on other data (fingerprint {state.get('data')}, "
+                          f"now {fingerprint}); use the same --data and --limit, or delete it to start over")
+    return state
+
+
 def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
           val_x: np.ndarray | None = None, val_y: np.ndarray | None = None,
-          progress: bool = True, log: Any = None) -> TrainResult:
+          progress: bool = True, log: Any = None, checkpoint: Path | None = None) -> TrainResult:
     """Fit ``cfg.architecture`` on (train_x, train_y); keep the epoch best on the validation set.
 
     Images are uint8 (N, 48, 48) FER frames (resized here to the net's input). Without a
-    validation set the last epoch is kept.
+    validation set the last epoch is kept. With ``checkpoint``, the whole training state (weights,
+    optimizer, EMA, schedule, random generators, history, best epoch) is written there after every
+    epoch, and a run that finds its own checkpoint continues from it exactly: a session that is
+    killed loses at most one epoch, and the result equals an uninterrupted run's.
     """
     from tqdm import tqdm
 
@@ -238,9 +279,24 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(train_y, cfg.class_weighting),
                                   label_smoothing=cfg.label_smoothing)
     history: list[dict[str, float]] = []
-    best = (-1.0, 0, None)
-    t0 = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)
+    start, spent = 1, 0.0
+    fingerprint = data_fingerprint(train_x, train_y, val_x, val_y) if checkpoint is not None else ""
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = _load_training_state(Path(checkpoint), cfg, fingerprint)
+        model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, spent = list(state["history"]), float(state["seconds"])
+        best = (float(state["best_acc"]), int(state["best_epoch"]), state["best_state"])
+        start = int(state["epoch"]) + 1
+        (log or (lambda s: print(s, file=sys.stderr, flush=True)))(f"resumed from {checkpoint} after epoch {start - 1}")
+    t0 = time.perf_counter() - spent
+    for epoch in range(start, cfg.epochs + 1):
         model.train()
         perm = torch.randperm(len(xs), generator=gen)
         tot_loss = tot_ok = seen = 0.0
@@ -278,6 +334,12 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
             if row["val_acc"] > best[0]:
                 best = (row["val_acc"], epoch, copy.deepcopy(judged.state_dict()))
         history.append(row)
+        if checkpoint is not None:
+            _save_atomic({"format": TRAINING_STATE_FORMAT, "config": asdict(cfg), "data": fingerprint, "epoch": epoch,
+                          "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
+                          "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                          "torch_rng": torch.get_rng_state(), "history": history, "seconds": row["seconds"],
+                          "best_acc": best[0], "best_epoch": best[1], "best_state": best[2]}, Path(checkpoint))
         msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
         (log or (lambda s: print(s, file=sys.stderr, flush=True)))(msg)
     final = ema if ema is not None else model

@@ -26,14 +26,13 @@ import numpy as np
 
 from .. import EMOTIONS
 from ..errors import ConfigError
-from ..model_files import shared_dir
+from ..image_io import IMAGE_SUFFIXES
+from ..model_files import cache_dir, shared_dir
 
 __all__ = ["SPLITS", "FerData", "DataError", "load_fer2013", "default_fer2013_path", "load_labelled_folder"]
 
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
 SIZE = 48
-CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emoji_privacy" / "data"
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class DataError(ConfigError):
@@ -107,7 +106,7 @@ def _tar_entries(path: Path) -> Iterator[tuple[str, bytes]]:
     try:
         with tarfile.open(path, "r:*") as tar:
             for m in tar:
-                if m.isfile() and m.name.lower().endswith(_IMAGE_SUFFIXES):
+                if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES):
                     f = tar.extractfile(m)
                     if f is not None:
                         yield m.name, f.read()
@@ -118,7 +117,7 @@ def _tar_entries(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def _folder_entries(path: Path) -> Iterator[tuple[str, bytes]]:
     for p in sorted(path.rglob("*")):
-        if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES:
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
             yield str(p.relative_to(path)), p.read_bytes()
 
 
@@ -171,7 +170,7 @@ def _read_csv(path: Path, progress: bool) -> tuple[np.ndarray, np.ndarray, np.nd
 def _cache_file(path: Path, default_split: str | None) -> Path:
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{default_split}|v1"
-    return CACHE_DIR / f"fer2013-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    return cache_dir("data") / f"fer2013-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
 def load_fer2013(path: str | os.PathLike | None = None, default_split: str | None = None,

@@ -17,7 +17,9 @@ from torch import nn
 from .. import EMOTIONS
 from ..emotion.checkpoint import PT_FORMAT_VERSION, save_checkpoint
 from ..emotion.nets import count_parameters
+from ..errors import ConfigError
 from ..markdown import markdown_table
+from ..model_files import source_tree
 from ..provenance import code_version
 from .core import NORMALIZATION, TrainResult
 from .data import FerData
@@ -112,6 +114,15 @@ def per_class_markdown(metrics: dict[str, dict[str, Any]]) -> str:
                                  [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["support"]]
                                   for c, v in m["per_class"].items()]), ""]
     return "\n".join(lines)
+
+
+def export_folder() -> Path:
+    """Where ``--export`` copies a model: the source tree's ``models/`` (an install space is read-only)."""
+    root = source_tree()
+    if root is None:
+        raise ConfigError("--export copies the model into the source tree's models/, but this package runs from an "
+                          "install space; copy <run folder>/<name>.pt into your checkout's models/ instead")
+    return root / "models"
 
 
 def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, command: str,

@@ -3,7 +3,9 @@ federated paper."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,24 +55,48 @@ def search_trials(base: TrainConfig, mode: str, trials: int, seed: int) -> list[
 
 
 def cross_validate(configs: list[TrainConfig], x: np.ndarray, y: np.ndarray, k: int, seed: int = 0,
-                   progress: bool = True) -> list[dict[str, Any]]:
-    """Mean and spread of held-out-fold accuracy and macro-F1 for each config (Training only)."""
+                   progress: bool = True, work_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Mean and spread of held-out-fold accuracy and macro-F1 for each config (Training only).
+
+    With ``work_dir`` the search survives being killed: each finished fit is appended to
+    ``folds.jsonl`` there and the fit under way checkpoints every epoch (``fold.pt``), so running
+    it again with the same arguments skips finished fits and resumes the unfinished one.
+    """
     from tqdm import tqdm
 
     if k < 2:
         raise ConfigError("--cv needs at least 2 folds")
     folds = _stratified_folds(y, k, seed)
+    done: dict[tuple[int, int], dict[str, Any]] = {}
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        log_path = work_dir / "folds.jsonl"
+        if log_path.exists():
+            for line in log_path.read_text().splitlines():
+                r = json.loads(line)
+                if r["trial"] >= len(configs) or r.get("config") != asdict(configs[r["trial"]]):
+                    raise ConfigError(f"{log_path} belongs to another search; resume with the same arguments or "
+                                      "use a new --out folder")
+                done[(r["trial"], r["fold"])] = r
     rows = []
-    bar = tqdm(total=len(configs) * k, desc="cross-validation", unit="fit", disable=not progress)
+    bar = tqdm(total=len(configs) * k, initial=len(done), desc="cross-validation", unit="fit", disable=not progress)
     for i, cfg in enumerate(configs):
         accs, f1s = [], []
         for f in range(k):
-            tr, va = folds != f, folds == f
-            res = train(cfg, x[tr], y[tr], None, None, progress=False, log=lambda s: None)
-            rep = evaluate_model(res.model, x[va], y[va])
-            accs.append(rep["accuracy"])
-            f1s.append(rep["macro_f1"])
-            bar.update()
+            if (i, f) not in done:
+                tr, va = folds != f, folds == f
+                ckpt = work_dir / "fold.pt" if work_dir is not None else None
+                res = train(cfg, x[tr], y[tr], None, None, progress=False, log=lambda s: None, checkpoint=ckpt)
+                rep = evaluate_model(res.model, x[va], y[va])
+                done[(i, f)] = {"trial": i, "fold": f, "config": asdict(cfg), "accuracy": rep["accuracy"],
+                                "macro_f1": rep["macro_f1"]}
+                if work_dir is not None:
+                    with open(work_dir / "folds.jsonl", "a") as fh:
+                        fh.write(json.dumps(done[(i, f)]) + "\n")
+                    ckpt.unlink(missing_ok=True)  # the next fit starts fresh
+                bar.update()
+            accs.append(done[(i, f)]["accuracy"])
+            f1s.append(done[(i, f)]["macro_f1"])
         rows.append({"trial": i, "config": {k2: getattr(cfg, k2) for k2 in SEARCH_SPACE},
                      "acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)),
                      "f1_mean": float(np.mean(f1s)), "f1_std": float(np.std(f1s, ddof=1)), "fold_acc": accs})
