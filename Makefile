@@ -1,12 +1,13 @@
 # emoji_privacy: `make demo` runs the anonymizer on the built-in demo scene, `make test` runs
-# the tests. Both run `make setup` first (idempotent: apt, venv, pip, models, catkin build).
+# the tests, `make test-fast` the quick tier (no tests marked ros, browser or slow; < 3 min on 2 cores).
+# All run `make setup` first (idempotent: apt, venv, pip, models, catkin build).
 SHELL := /bin/bash
 REPO := $(abspath .)
 VENV := $(REPO)/.venv
 ROSENV := source $(REPO)/build/setup.bash && export ROS_HOME=$${ROS_HOME:-$(REPO)/build/ros_home} PATH=$(VENV)/bin:$$PATH
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 setup:
 	@bash scripts/setup.sh
 
@@ -15,6 +16,11 @@ demo: setup
 
 test: setup
 	@$(ROSENV) && ruff check src nodes scripts bench test && python3 -m pytest test $(PYTEST_ARGS)
+
+# The markers are registered in pyproject.toml and set in test/conftest.py.
+test-fast: setup
+	@$(ROSENV) && ruff check src nodes scripts bench test && \
+		python3 -m pytest test -m "not ros and not browser and not slow" $(PYTEST_ARGS)
 
 lint: setup
 	@$(ROSENV) && ruff check src nodes scripts bench test
