@@ -137,7 +137,7 @@ def test_run_folder_export_and_listener_load(small_folder, tmp_path):
                      "--batch-size", "16", "--out", str(out), "--quiet"])
     assert rc == 0
     (run,) = out.iterdir()
-    for f in ("metrics.json", "curves.png", "confusion.png", "per_class.md", "tiny.pt", "tiny.onnx"):
+    for f in ("metrics.json", "curves.png", "confusion.png", "per_class.md", "tiny.pt", "tiny.onnx", "reliability.png"):
         assert (run / f).is_file() and (run / f).stat().st_size > 0, f
     metrics = json.loads((run / "metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
@@ -147,6 +147,9 @@ def test_run_folder_export_and_listener_load(small_folder, tmp_path):
     assert meta["config"] == {"input_size": 42, "hidden": 1024, "dropout": 0.4}  # every option, not just the given
     assert set(meta["metrics"]) >= {"PublicTest", "PrivateTest"} and meta["dataset"]["train_split"] == "Training"
     assert "--arch paper42" in meta["training"]["command"] and meta["code_version"]
+    cal = meta["calibration"]  # confidence calibrated on PublicTest, measured on both test splits
+    assert cal["fitted_on"] == "PublicTest" and cal["temperature"] > 0
+    assert set(cal["ece"]) == {"PublicTest", "PrivateTest"}
     clf = load_emotion_classifier("torch", str(run / "tiny.pt"))  # what the listener does
     faces = load_fer2013(small_folder, progress=False).images[:4]
     crops = np.stack([cv2.resize(f, (42, 42), interpolation=cv2.INTER_AREA) for f in faces])

@@ -225,3 +225,14 @@ def argparse_type(default: Any, flag: str) -> Callable[[str], Any]:
 
     convert.__name__ = type(default).__name__
     return convert
+
+
+def key_value_pairs(items: list[str], flag: str, example: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` from a command line as ``{"a": "1", "b": "x"}``; a ConfigError naming ``flag`` otherwise."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} takes key=value (e.g. {example}), not {item!r}")
+        out[key.strip()] = value.strip()
+    return out

@@ -55,9 +55,10 @@ class Checkpoint:
     """A loaded, checked ``.pt``: the network with its weights and what its inputs must look like."""
 
     def __init__(self, path: Path, model: nn.Module, metadata: dict[str, Any], input_size: int, mean: float,
-                 std: float) -> None:
+                 std: float, temperature: float = 1.0) -> None:
         self.path, self.model, self.metadata = path, model, metadata
         self.input_size, self.mean, self.std = input_size, mean, std
+        self.temperature = temperature  # metadata["calibration"]["temperature"]; 1.0 when not calibrated
 
     @property
     def architecture(self) -> str:
@@ -103,7 +104,15 @@ def load_checkpoint(model_path: str | os.PathLike | None) -> Checkpoint:
             raise ValueError("std is 0")
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"emotion model {path}: bad metadata normalization {norm!r} ({e}); {fix}") from e
-    return Checkpoint(path, model, meta, int(size), mean, std)
+    calibration = meta.get("calibration") or {}
+    try:
+        temperature = float(calibration.get("temperature", 1.0))
+        if not 0.01 <= temperature <= 100:
+            raise ValueError("out of [0.01, 100]")
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ModelFileError(f"emotion model {path}: bad calibration temperature in its metadata ({e}); "
+                             "recalibrate it with `python -m emoji_privacy.training.calibrate`") from e
+    return Checkpoint(path, model, meta, int(size), mean, std, temperature)
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:

@@ -19,6 +19,7 @@ from torch import nn
 from .. import EMOTIONS
 from ..errors import ConfigError, ImageFormatError, ModelFileError
 from ..model_files import find_model_file
+from .calibration import apply_temperature
 from .checkpoint import FER_NORMALIZATION, PT_FORMAT_VERSION, load_checkpoint, save_checkpoint
 from .keras_import import MiniXception, mini_xception_from_hdf5
 
@@ -103,6 +104,8 @@ def onnx_session(model: nn.Module, input_size: int, threads: int, name: str) -> 
 class _TorchModelClassifier(EmotionClassifier):
     """Runs a torch module on normalized (N, 1, S, S) crops; shared by both backends."""
 
+    temperature: float = 1.0  # confidence calibration (see calibration.py); the argmax never changes
+
     def __init__(self, model: nn.Module, name: str, input_size: int, mean: float, std: float,
                  architecture: str, threads: int | None = None, engine: str = "onnxruntime"):
         if engine not in EMOTION_ENGINES:
@@ -133,6 +136,8 @@ class _TorchModelClassifier(EmotionClassifier):
                 p = self.model(x).numpy().astype(np.float64)
         p = np.clip(p, 0.0, None)
         p /= p.sum(axis=1, keepdims=True)  # exact row sums despite float32 softmax rounding
+        if self.temperature != 1.0:
+            p = apply_temperature(p, self.temperature)
         return p.astype(np.float32)
 
 
@@ -158,6 +163,7 @@ class TorchEmotionClassifier(_TorchModelClassifier):
         super().__init__(ckpt.model, f"torch:{ckpt.architecture}", ckpt.input_size, ckpt.mean, ckpt.std,
                          ckpt.architecture, threads, engine)
         self.metadata = ckpt.metadata
+        self.temperature = ckpt.temperature
 
 
 def export_pt(classifier: EmotionClassifier, path: str | os.PathLike) -> Path:

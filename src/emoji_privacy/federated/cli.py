@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..config import key_value_pairs
 from ..errors import ConfigError
 from ..training.data import DataError, default_fer2013_path, load_fer2013
 
@@ -24,13 +25,7 @@ __all__ = ["main"]
 
 
 def _run_config(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--run-config takes key=value (e.g. num-rounds=20), not {item!r}")
-        out[key.strip()] = value.strip().strip("'\"")
-    return out
+    return {k: v.strip("'\"") for k, v in key_value_pairs(items, "--run-config", "num-rounds=20").items()}
 
 
 def _client_folders(partitions: Path) -> list[Path]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import argparse_type
+from ..config import argparse_type, key_value_pairs
 from ..emotion.nets import EMOTION_NETS
 from ..errors import ConfigError
 from .core import TrainConfig, TrainResult, evaluate_model, train
@@ -24,10 +24,7 @@ from .search import cross_validate, cv_markdown, search_trials
 
 def _parse_net(items: list[str]) -> dict[str, Any]:
     net: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--net takes key=value (e.g. widths=[32,64,128,256]), not {item!r}")
+    for key, value in key_value_pairs(items, "--net", "widths=[32,64,128,256]").items():
         try:
             net[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -21,15 +21,30 @@ from ..errors import ConfigError
 from ..markdown import markdown_table
 from ..model_files import source_tree
 from ..provenance import code_version
+from .calibrate import calibrate
 from .core import NORMALIZATION, TrainResult
 from .data import FerData
 
 
-def export_onnx(model: nn.Module, path: Path) -> Path | None:
-    """ONNX twin of the .pt (dynamic batch); None with a warning when this torch cannot export."""
+class _Calibrated(nn.Module):
+    """``model``'s probabilities with the calibration temperature applied, for the ONNX twin."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model, self.temperature = model, float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(torch.log(self.model(x).clamp_min(1e-12)) / self.temperature, dim=1)
+
+
+def export_onnx(model: nn.Module, path: Path, temperature: float = 1.0) -> Path | None:
+    """ONNX twin of the .pt (dynamic batch; calibrated probabilities, like the .pt as the listener loads it);
+    None with a warning when this torch cannot export."""
     s = int(model.input_size)
     try:
         m = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
+        if temperature != 1.0:
+            m = _Calibrated(m, temperature).eval()
         torch.onnx.export(m, (torch.zeros(1, 1, s, s),), str(path), input_names=["faces"], output_names=["probs"],
                           dynamic_axes={"faces": {0: "n"}, "probs": {0: "n"}}, dynamo=False, opset_version=17)
         return path
@@ -127,14 +142,16 @@ def export_folder() -> Path:
 
 def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, command: str,
               export_to: Path | None = None, extra_metadata: dict[str, Any] | None = None) -> Path:
-    """The run folder: metrics, plots, per-class table, checkpoint (+ONNX); optionally copy to models/.
+    """The run folder: metrics, plots, per-class table, calibration (reliability.png), checkpoint (+ONNX);
+    optionally copy to models/.
 
     ``extra_metadata`` adds keys to the checkpoint's metadata (e.g. how a federated run trained it).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = model_metadata(result, data, command, extra_metadata)
+    calibration = calibrate(result.model, data, out_dir / "reliability.png", name)
+    meta = model_metadata(result, data, command, {**(extra_metadata or {}), "calibration": calibration})
     pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)
-    onnx = export_onnx(result.model, out_dir / f"{name}.onnx")
+    onnx = export_onnx(result.model, out_dir / f"{name}.onnx", calibration["temperature"])
     (out_dir / "metrics.json").write_text(json.dumps(
         {"name": name, "metadata": meta, "history": result.history,
          "confusion": {s: m["confusion"] for s, m in result.metrics.items()}}, indent=1))
