@@ -240,7 +240,9 @@ def _load_training_state(path: Path, cfg: TrainConfig, fingerprint: str) -> dict
     except Exception as e:  # zip/pickle/EOF errors all mean the same thing here
         raise ConfigError(f"training checkpoint {path} is unreadable ({type(e).__name__}); delete it to start "
                           "the run over") from e
-    if state.get("format") != TRAINING_STATE_FORMAT or state.get("config") != asdict(cfg):
+    # options added to TrainConfig after the checkpoint was written take their defaults
+    saved = {**asdict(TrainConfig()), **(state.get("config") or {})}
+    if state.get("format") != TRAINING_STATE_FORMAT or saved != asdict(cfg):
         raise ConfigError(f"training checkpoint {path} belongs to another configuration; resume with the run's "
                           "own arguments (--resume RUN_DIR) or delete it to start over")
     if state.get("data") != fingerprint:
