@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from image_helpers import png_bomb, png_file
 
 from emoji_privacy import image_io
 from emoji_privacy.errors import ImageFormatError
@@ -50,3 +51,52 @@ def test_compressed(astronaut) -> None:
         image_io.decode_compressed(b"not a jpeg")
     with pytest.raises(ImageFormatError, match="no data"):
         image_io.decode_compressed(b"")
+
+
+# --- sizes from the header alone: decompression bombs are refused before decoding (issue 14) ----------------
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (640, 480), (1001, 17)])
+def test_header_size_agrees_with_pillow(size) -> None:
+    import io
+
+    import cv2
+    from PIL import Image
+
+    w, h = size
+    img = np.random.default_rng(0).integers(0, 255, (h, w, 3), np.uint8)
+    files = [cv2.imencode(ext, img, params)[1].tobytes() for ext, params in [
+        (".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+        (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80]), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])]]  # 101: lossless (VP8L)
+    for fmt, options in [("WEBP", {"lossless": True}), ("JPEG", {"progressive": True}), ("PNG", {})]:
+        out = io.BytesIO()
+        Image.fromarray(img).save(out, fmt, exif=Image.Exif(), **options)
+        files.append(out.getvalue())
+    for data in files:
+        assert image_io.header_size(data) == Image.open(io.BytesIO(data)).size == (w, h), data[:16]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"\xff\xd8\xff\xe0" + bytes(200), "JPEG header is damaged"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(9), "before the image data"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(8), "no IHDR"),
+    (b"GIF89a" + bytes(20), "not a JPEG, PNG or WebP"),
+])
+def test_header_size_refuses_damaged_headers(data, message) -> None:
+    with pytest.raises(ImageFormatError, match=message):
+        image_io.header_size(data)
+
+
+def test_compressed_bomb_is_refused_from_its_header() -> None:
+    import time
+
+    bomb = png_bomb(9000)  # 81 megapixels (243 MB decoded) in a few hundred kB
+    assert len(bomb) < 2 ** 20 and image_io.header_size(bomb) == (9000, 9000)
+    t0 = time.perf_counter()
+    with pytest.raises(image_io.ImageTooLargeError, match="image 9000x9000 exceeds the limit of 1000000 pixels"):
+        image_io.decode_compressed(bomb, max_pixels=10 ** 6)
+    assert time.perf_counter() - t0 < 0.1, "refused without decoding"
+    with pytest.raises(ImageFormatError, match="empty image"):
+        image_io.decode_compressed(png_file(0, 5, b""))
+    small = png_bomb(64)
+    assert image_io.decode_compressed(small).shape == (64, 64, 3)

@@ -248,18 +248,8 @@ def test_overload_drops_are_counted_in_diagnostics(listener, astronaut) -> None:
     assert published == len(out.msgs) and float(last.get("latency_ms_p99", "0")) < 1000.0, last
 
 
-def test_missing_model_masks_every_frame(listener, astronaut) -> None:
-    proc, pub, out = listener("_detector/model_path:=/nonexistent/yunet.onnx")
-    got = _send(pub, out, _image_msg(astronaut, "bgr8", 1))
-    assert got is not None and _is_masked(image_to_bgr(got))
-    log = proc.output()
-    assert "cannot start the pipeline" in log and "/nonexistent/yunet.onnx" in log
-
-
-def test_missing_model_with_drop_publishes_nothing(listener, astronaut) -> None:
-    proc, pub, out = listener("_detector/model_path:=/nonexistent/yunet.onnx", "_output/on_error:=drop")
-    assert _send(pub, out, _image_msg(astronaut, "bgr8", 1), timeout=5) is None
-    assert proc.proc.poll() is None
+# A missing model file (like any bad parameter) now stops the listener at start-up with exit code 2, before it
+# subscribes: test_node_params.test_bad_listener_parameter_exits_2_before_subscribing.
 
 
 def test_bad_parameter_stops_listener_with_message(launch) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import struct
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import shared_path
+from image_helpers import png_bomb, png_file
 from web_helpers import box_diff, box_mask, decode_data_url
 
 pytest.importorskip("fastapi", reason="the web demo's packages are not installed (make setup)")
@@ -242,23 +242,8 @@ def test_truncated_photo_and_form_upload(client: TestClient, astronaut: np.ndarr
     assert r.status_code == 415 and "--data-binary" in r.json()["detail"]
 
 
-def png(width: int, height: int, idat: bytes) -> bytes:
-    """A gray 8-bit PNG file with the given header size and compressed pixel data."""
-    out = b"\x89PNG\r\n\x1a\n"
-    for chunk in (b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0), b"IDAT" + idat, b"IEND"):
-        out += struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    return out
-
-
-def png_bomb(side: int) -> bytes:
-    """A real PNG of side x side zero pixels: a few hundred kB that decode to side**2 bytes."""
-    z = zlib.compressobj(9)
-    row = bytes(side + 1)  # filter byte + pixels
-    return png(side, side, b"".join(z.compress(row) for _ in range(side)) + z.flush())
-
-
 def test_decompression_bombs_are_refused_from_the_header(client: TestClient) -> None:
-    r = client.post("/api/anonymize", content=png(60000, 60000, zlib.compress(bytes(60001))))
+    r = client.post("/api/anonymize", content=png_file(60000, 60000, zlib.compress(bytes(60001))))
     assert r.status_code == 413 and "decompression bomb" in r.json()["detail"]
     bomb = png_bomb(9000)  # 81 megapixels, more than the 40 allowed
     assert len(bomb) < MB

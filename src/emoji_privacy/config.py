@@ -15,7 +15,17 @@ from typing import Any, TypeVar
 
 import yaml
 
+from . import EMOTIONS
 from .errors import ConfigError
+
+# The backend names of the registries (detection.DETECTOR_BACKENDS, landmarks.align.LANDMARK_BACKENDS,
+# emotion.classifiers.EMOTION_BACKENDS), kept here so that validating a config imports neither onnxruntime
+# nor torch; test_config checks that they equal the registries.
+DETECTOR_BACKEND_NAMES: tuple[str, ...] = ("yunet", "centerface")
+LANDMARK_BACKEND_NAMES: tuple[str, ...] = ("facemesh", "fan")
+EMOTION_BACKEND_NAMES: tuple[str, ...] = ("mini_xception", "torch")
+TRANSPORTS: tuple[str, ...] = ("raw", "compressed")
+"""What the listener subscribes: camera/image_raw (sensor_msgs/Image) or camera/image_raw/compressed."""
 
 
 @dataclass
@@ -96,6 +106,11 @@ class PipelineConfig:
         return cls.from_dict(data)
 
     def validate(self) -> None:
+        _check_choice(self.detector.backend, DETECTOR_BACKEND_NAMES, "detector.backend")
+        _check_choice(self.landmarks.backend, LANDMARK_BACKEND_NAMES, "landmarks.backend")
+        _check_choice(self.emotion.backend, EMOTION_BACKEND_NAMES, "emotion.backend")
+        if self.emoji.png_dir:
+            check_png_dir(self.emoji.png_dir)
         _check(0 < self.detector.score_threshold < 1, "detector.score_threshold must be in (0, 1)")
         _check(self.detector.max_side >= 64, "detector.max_side must be >= 64")
         _check(self.detector.min_face >= 0, "detector.min_face must be >= 0 (0: search the max_side level only)")
@@ -116,6 +131,92 @@ class PipelineConfig:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    _check(value in choices, f"parameter '{name}' is {value!r}: set it to one of {', '.join(choices)}")
+
+
+def check_png_dir(png_dir: str | Path) -> Path:
+    """The emoji folder ``png_dir`` (``emoji.png_dir``): it must exist and hold ``<emotion>.png`` for at least
+    one of the 7 emotions (a folder with none of them is a wrong path, not a choice); the renderer draws the
+    emoji of the missing ones and warns (emoji.EmojiRenderer, which also reads and checks the PNGs)."""
+    folder = Path(png_dir).expanduser()
+    names = ", ".join(f"{n}.png" for n in EMOTIONS)
+    if not folder.is_dir():
+        raise ConfigError(f"parameter 'emoji.png_dir': folder {folder} does not exist; create it with {names}, or "
+                          "leave emoji.png_dir empty for the drawn emoji")
+    if not any((folder / f"{n}.png").is_file() for n in EMOTIONS):
+        raise ConfigError(f"parameter 'emoji.png_dir': folder {folder} holds none of {names}; add them (one PNG "
+                          "per emotion, lower case), or leave emoji.png_dir empty for the drawn emoji")
+    return folder
+
+
+@dataclass
+class ListenerConfig(PipelineConfig):
+    """All private parameters of the emoji_anonymizer node: the pipeline's sections plus the node's own."""
+
+    transport: str = "raw"  # raw: camera/image_raw | compressed: camera/image_raw/compressed
+    buff_size: int = 2 ** 26  # rospy receive buffer (bytes): must hold one whole frame
+    diagnostics_period: float = 1.0  # seconds between /diagnostics messages
+    failure_window: float = 10.0  # /diagnostics: WARN (ERROR if nothing was anonymized) while failures are this recent
+    stale_after: float = 5.0  # /diagnostics says STALE when no input frame arrived for this many seconds
+    log_period: float = 5.0  # failed frames are logged at most once per this many seconds (with a count)
+
+    def validate(self) -> None:
+        super().validate()
+        _check_choice(self.transport, TRANSPORTS, "transport")
+        _check(self.buff_size >= 2 ** 16, "parameter 'buff_size' must be >= 65536 (bytes; one frame must fit)")
+        _check(self.diagnostics_period > 0, "parameter 'diagnostics_period' must be > 0 (seconds)")
+        _check(self.failure_window > 0, "parameter 'failure_window' must be > 0 (seconds)")
+        _check(self.stale_after > 0, "parameter 'stale_after' must be > 0 (seconds)")
+        _check(self.log_period >= 0, "parameter 'log_period' must be >= 0 (seconds; 0 logs every failed frame)")
+
+
+@dataclass
+class TalkerConfig:
+    """Private parameters of the camera_talker node."""
+
+    source: str = "0"  # V4L2 index, /dev/videoN, a video file, an image folder, a stream URL, or "demo"
+    rate: float = 0.0  # publish rate in Hz; 0: the source's own frame rate
+    width: int = 0  # resize frames to this size; 0: keep the source's size
+    height: int = 0
+    frame_id: str = "camera"
+    loop: bool = False  # restart a video file or folder at its end
+    camera_info_url: str = ""  # camera_calibration YAML (file:// or a path); empty: uncalibrated CameraInfo
+    retry_s: float = 1.0  # seconds between reconnection attempts of a live source
+    max_frames: int = 0  # stop after this many frames; 0: never
+
+    def validate(self) -> None:
+        for name in ("rate", "width", "height", "max_frames"):
+            _check(getattr(self, name) >= 0, f"parameter '{name}' must be >= 0 (0: see its description)")
+        _check(self.retry_s > 0, "parameter 'retry_s' must be > 0 (seconds)")
+
+
+@dataclass
+class ReplayConfig:
+    """Private parameters of the replay_bag node."""
+
+    bag: str = ""  # the bag to play
+    rate: float = 1.0  # playback speed factor
+    topic: str = ""  # the bag's image topic; empty: its only one
+    transport: str = "raw"  # what the listener subscribes: raw | compressed
+    start: float = 0.0  # seconds into the bag
+    linger: float = 2.0  # seconds to wait after the last frame
+    delay: float = 1.0  # seconds between advertising and the first frame
+    wait_timeout: float = 120.0  # seconds to wait for the wait_for subscriptions
+    wait_for: list = field(default_factory=list)  # "node topic" pairs that must subscribe before playing
+
+    def validate(self) -> None:
+        _check(bool(self.bag), "parameter 'bag' is empty: give the bag to play, e.g. "
+                               "`roslaunch emoji_privacy replay.launch bag:=/path/to/file.bag`")
+        _check(self.rate > 0, "parameter 'rate' must be > 0 (a playback speed factor)")
+        _check(self.wait_timeout > 0, "parameter 'wait_timeout' must be > 0 (seconds)")
+        for name in ("start", "linger", "delay"):
+            _check(getattr(self, name) >= 0, f"parameter '{name}' must be >= 0 (seconds)")
+        _check_choice(self.transport, TRANSPORTS, "transport")
+        _check(all(isinstance(w, str) and len(w.split()) == 2 for w in self.wait_for),
+               f"parameter 'wait_for' must be a list of 'node topic' strings, got {self.wait_for!r}")
 
 
 _TRUE = ("true", "yes", "on", "1")
@@ -188,7 +289,7 @@ def update_from_mapping(obj: Any, values: Mapping[str, Any], where: str = "") ->
     fields = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in values.items():
         name = str(key).replace("-", "_")
-        full = f"{where}.{name}" if where else name
+        full = f"{where}.{key}" if where else str(key)  # as the user wrote it
         if name not in fields:
             known = ", ".join(fields)
             sections = not where and any(dataclasses.is_dataclass(getattr(obj, f)) for f in fields)

@@ -8,8 +8,20 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def tool_args(argv: list[str] | None = None) -> list[str]:
+    """The command-line arguments of a tool started by rosrun or roslaunch, without the ROS ones.
+
+    roslaunch appends ``__name:=...`` and ``__log:=...``, and either may pass remappings ``from:=to``
+    or private parameters ``_name:=value``: every argument holding ``:=`` goes, exactly what
+    ``rospy.myargv()`` does, but without importing rospy (the tools work without ROS, and need not
+    start its machinery to parse their options). ``argv``: default ``sys.argv[1:]``.
+    """
+    return [a for a in (sys.argv[1:] if argv is None else argv) if ":=" not in a]
 
 
 def free_port() -> int:
