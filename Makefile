@@ -1,5 +1,5 @@
 # emoji_privacy: `make demo` runs the anonymizer on the built-in demo scene, `make test` runs
-# the tests, `make test-fast` the quick tier (no tests marked ros, browser or slow; < 3 min on 2 cores).
+# the tests (pytest, then the catkin rostests), `make test-fast` the quick tier (no tests marked ros, browser or slow; < 3 min on 2 cores).
 # All run `make setup` first (idempotent: apt, venv, pip, models, catkin build).
 SHELL := /bin/bash
 REPO := $(abspath .)
@@ -7,7 +7,7 @@ VENV := $(REPO)/.venv
 ROSENV := source $(REPO)/build/setup.bash && export ROS_HOME=$${ROS_HOME:-$(REPO)/build/ros_home} PATH=$(VENV)/bin:$$PATH
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast catkin-test lint bench clean
 setup:
 	@bash scripts/setup.sh
 
@@ -16,6 +16,11 @@ demo: setup
 
 test: setup
 	@$(ROSENV) && ruff check src nodes scripts bench test && python3 -m pytest test $(PYTEST_ARGS)
+	@bash scripts/catkin_tests.sh
+
+# catkin_make run_tests + catkin_test_results: the rostest hztest and the roslaunch checks (CMakeLists.txt).
+catkin-test: setup
+	@bash scripts/catkin_tests.sh
 
 # The markers are registered in pyproject.toml and set in test/conftest.py.
 test-fast: setup

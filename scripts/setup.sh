@@ -52,9 +52,9 @@ PYTHONPATH="$repo/src" "$venv/bin/python3" -m emoji_privacy.model_files --ensure
 # --- catkin workspace --------------------------------------------------------------------------
 mkdir -p "$ws/src"
 [ "$(readlink "$ws/src/emoji_privacy")" = "$repo" ] || ln -sfn "$repo" "$ws/src/emoji_privacy"
-if [ ! -f "$ws/devel/setup.bash" ] || [ -n "$(find msg CMakeLists.txt package.xml setup.py nodes -newer "$ws/.built" 2>/dev/null | head -1)" ]; then
+if [ ! -f "$ws/devel/setup.bash" ] || [ -n "$(find msg CMakeLists.txt package.xml setup.py nodes scripts/setup.sh -newer "$ws/.built" 2>/dev/null | head -1)" ]; then
   log "building catkin workspace $ws"
-  (cd "$ws" && catkin_make -DPYTHON_EXECUTABLE="$venv/bin/python3" -DCATKIN_ENABLE_TESTING=OFF >"$ws/build.log" 2>&1) \
+  (cd "$ws" && catkin_make -DPYTHON_EXECUTABLE="$venv/bin/python3" -DCATKIN_ENABLE_TESTING=ON >"$ws/build.log" 2>&1) \
     || { tail -30 "$ws/build.log" >&2; echo "[setup] error: catkin_make failed, full log in $ws/build.log" >&2; exit 1; }
   touch "$ws/.built"
 fi
