@@ -13,8 +13,9 @@ import pytest
 from skimage import data
 
 from emoji_privacy import EMOTIONS
-from emoji_privacy.emoji import EmojiRenderer, contact_sheet
+from emoji_privacy.emoji import EmojiRenderer
 from emoji_privacy.errors import ConfigError
+from emoji_privacy.evaluation.report import contact_sheet
 
 UNIQUE = np.array([1, 2, 3], np.uint8)  # a color no emoji uses
 

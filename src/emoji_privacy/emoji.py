@@ -23,7 +23,6 @@ import numpy as np
 
 from . import EMOTIONS
 from .errors import ConfigError
-from .image_io import as_bgr
 
 log = logging.getLogger(__name__)
 
@@ -395,40 +394,3 @@ class EmojiRenderer:
             frame[stripes] = 160
         except Exception:  # noqa: BLE001 - pattern is cosmetic; the frame is already overwritten
             log.exception("privacy stripe pattern failed; frame left plain gray")
-
-
-def _label(img: np.ndarray, text: str) -> None:
-    scale = max(0.4, img.shape[1] / 900.0)
-    thick = max(1, round(scale * 1.5))
-    org = (max(4, round(8 * scale)), max(14, round(24 * scale)))
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-
-
-def contact_sheet(pairs: list[tuple[np.ndarray, ...]], width: int = 1280,
-                  labels: list[tuple[str, ...]] | None = None) -> np.ndarray:
-    """Tile rows of BGR images (by default (original, anonymized) pairs), scaled to ``width``;
-    for demos and reports. ``labels``: the text of each cell, row by row."""
-    if not pairs:
-        raise ValueError("contact_sheet needs at least one (original, anonymized) pair")
-    gap = 4
-    rows = []
-    for k, images in enumerate(pairs):
-        texts = labels[k] if labels else ("original", "anonymized")
-        cell_w = (width - gap * (len(images) - 1)) // len(images)
-        cells = []
-        for img, text in zip(images, texts, strict=True):
-            img = as_bgr(np.asarray(img))
-            h, w = img.shape[:2]
-            nh = max(1, round(h * cell_w / w))
-            interp = cv2.INTER_AREA if cell_w < w else cv2.INTER_LINEAR
-            cell = cv2.resize(img, (cell_w, nh), interpolation=interp)
-            _label(cell, text)
-            cells.append(cell)
-        row = np.zeros((max(c.shape[0] for c in cells), width, 3), np.uint8)
-        for i, cell in enumerate(cells):
-            x = i * (cell_w + gap)
-            row[:cell.shape[0], x:x + cell_w] = cell
-        rows.append(row)
-        rows.append(np.zeros((gap, width, 3), np.uint8))
-    return np.vstack(rows[:-1])
