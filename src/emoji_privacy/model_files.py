@@ -149,6 +149,8 @@ MODEL_FILES: dict[str, ModelFile] = {
         ModelFile("facemesh68_refiner", "facemesh68_refiner.npz", "68-landmark image refiner",
                   keys=("format_version", "weights", "biases", "neighbours"),
                   remedy="or refit it with scripts/fit_facemesh68.py"),
+        ModelFile("face3d_68", "face3d_68.npz", "3D mean face of the 68 landmarks (head pose)", keys=("points",),
+                  remedy="or refit it with scripts/fit_face3d.py"),
         ModelFile("fer_template", "fer_template.npz", "FER2013 face-crop template", keys=("points",),
                   remedy="or refit it with scripts/fit_fer_template.py"),
         ModelFile("fer_resnet", "fer_resnet.pt", "the project's FER2013 emotion CNN (default emotion model)",

@@ -20,6 +20,7 @@ from .emoji import EmojiRenderer
 from .emotion.classifiers import EmotionClassifier, load_emotion_classifier
 from .landmarks.align import LandmarkDetector, align_face, load_landmark_detector
 from .landmarks.geometry import covering_circle, face_region, head_roll
+from .landmarks.head_pose import HeadPoseEstimator, camera_matrix_from
 from .tracking import FaceTracker
 
 HOLD_GROWTH = 0.1
@@ -42,10 +43,14 @@ class FaceResult:
     probabilities: np.ndarray  # (7,) this frame's raw probabilities
     emotion_index: int  # shown emotion (smoothed per track)
     confidence: float  # smoothed probability of the shown emotion
-    roll_deg: float
+    roll_deg: float  # eye line's angle on screen, counter-clockwise positive (geometry.head_roll; turns the emoji)
     landmarks: np.ndarray  # (68, 2)
     center: tuple[float, float]
     radius: float
+    # head pose from solvePnP of the landmarks (landmarks/head_pose.py has the convention): yaw > 0 the person
+    # turns to their left (nose to the image right), pitch > 0 looks up; 0, 0 = facing the camera. NaN: unknown
+    yaw_deg: float = float("nan")
+    pitch_deg: float = float("nan")
 
     @property
     def emotion(self) -> str:
@@ -127,6 +132,8 @@ class Anonymizer:
             cfg.emotion.backend, model_path=cfg.emotion.model_path or None, threads=cfg.emotion.threads,
             engine=cfg.emotion.engine)
         self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None)
+        self.head_pose = HeadPoseEstimator()  # the 3D mean face (face3d_68.npz): missing -> ModelFileError now
+        self.camera_matrix: np.ndarray | None = None  # None: the nominal camera (head_pose.nominal_camera_matrix)
         t = cfg.tracking
         # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.
         self.tracker = FaceTracker(t.iou_threshold, t.hold_frames if t.enabled else 0,
@@ -140,6 +147,11 @@ class Anonymizer:
         self._stream_index = 0  # frames detected since the last reset (0: the next one is searched whole)
         self._seeds: list[np.ndarray] = []
         self._seed_lock = threading.Lock()
+
+    def set_camera_matrix(self, k: object | None) -> None:
+        """The camera's intrinsics for the head pose: 3x3 or the 9 values of CameraInfo.K; None (or an all-zero
+        K, an uncalibrated camera) returns to the nominal pinhole camera (focal length = image width)."""
+        self.camera_matrix = camera_matrix_from(k)
 
     def reset(self) -> None:
         """Forget tracks (e.g. when the input stream jumps back in time)."""
@@ -238,12 +250,14 @@ class Anonymizer:
             region = np.concatenate([face_region(lm), ellipse_points(box)], 0)
             (cx, cy), r = covering_circle(region)
             roll = head_roll(lm)
+            pose = self.head_pose.estimate(lm, (frame.shape[1], frame.shape[0]), self.camera_matrix)
             track = tracks[i]
             shown = self.tracker.smooth(track, probs[i]) if track.raw_age == 0 else max(track.shown, 0)
             bx, by = track.center()
             track.cover = (cx - bx, cy - by, r * margin, roll)
             faces.append(FaceResult(track.track_id, box.copy(), float(dets.scores[i]), probs[i].copy(), shown,
-                                    float(track.probs[shown]), roll, lm, (cx, cy), r * margin))
+                                    float(track.probs[shown]), roll, lm, (cx, cy), r * margin,
+                                    pose.yaw_deg, pose.pitch_deg))
         # Held tracks first so that real detections are drawn on top of stale predictions.
         self.held = []
         for track in held:

@@ -82,6 +82,8 @@ def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks
             emotion_index=f.emotion_index,
             confidence=f.confidence,
             probabilities=[float(p) for p in f.probabilities],
+            yaw_deg=f.yaw_deg,
+            pitch_deg=f.pitch_deg,
             roll_deg=f.roll_deg,
             landmarks=[float(v) for v in f.landmarks.reshape(-1)] if with_landmarks else [],
         ))
@@ -105,6 +107,7 @@ def faces_from_message(msg: object) -> list[FaceResult]:
             landmarks=np.asarray(f.landmarks, np.float32).reshape(-1, 2),
             center=(float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2),
             radius=float(np.hypot(r.width, r.height)) / 2,
+            yaw_deg=float(f.yaw_deg), pitch_deg=float(f.pitch_deg),
         ))
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from fastapi import Query
 from pydantic import BaseModel, Field
 
@@ -21,6 +22,9 @@ class FaceOut(BaseModel):
     confidence: float = Field(description="probability of the shown emotion")
     probabilities: dict[str, float]
     roll_deg: float = Field(description="head roll, counter-clockwise on screen")
+    yaw_deg: float | None = Field(None, description="head yaw: > 0 the person turns to their left (nose to the image "
+                                                    "right); 0 = facing the camera; null: unknown")
+    pitch_deg: float | None = Field(None, description="head pitch: > 0 the person looks up; null: unknown")
 
 
 class AnonymizeResult(BaseModel):
@@ -74,4 +78,9 @@ def face_out(f: FaceResult) -> FaceOut:
     return FaceOut(track_id=f.track_id, box=[round(float(v), 1) for v in f.box], score=round(f.score, 4),
                    emotion=f.emotion, confidence=round(f.confidence, 4),
                    probabilities={e: round(float(p), 4) for e, p in zip(EMOTIONS, f.probabilities, strict=False)},
-                   roll_deg=round(f.roll_deg, 1))
+                   roll_deg=round(f.roll_deg, 1), yaw_deg=_deg(f.yaw_deg), pitch_deg=_deg(f.pitch_deg))
+
+
+def _deg(v: float) -> float | None:
+    """An angle for JSON: rounded, None when unknown (NaN is not JSON)."""
+    return round(float(v), 1) if np.isfinite(v) else None
