@@ -15,7 +15,7 @@ log() { printf '[setup] %s\n' "$*"; }
 apt_pkgs=(ros-core-python-dev python3-rostest python3-cv-bridge rosbash python3-venv
           python3-diagnostic-msgs libgl1 libglib2.0-0
           chromium chromium-driver fonts-dejavu-core)  # the last three: the web demo's browser test
-[ "${WITH_RVIZ:-0}" = 1 ] && apt_pkgs+=(rviz xvfb imagemagick xauth)
+[ "${WITH_RVIZ:-0}" = 1 ] && apt_pkgs+=(rviz python3-tf2-msgs xvfb imagemagick xauth)  # tf2_msgs: camera.launch frame_tf
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
