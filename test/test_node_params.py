@@ -50,7 +50,7 @@ def fatal_lines(output: str) -> list[str]:
     ("_landmarks/backend:=foo", "parameter 'landmarks.backend' is 'foo': set it to one of facemesh, fan"),
     ("_emoji/png_dir:=/nonexistent", "parameter 'emoji.png_dir': folder /nonexistent does not exist"),
     ("_detector/model_path:=/nonexistent/yunet.onnx", "/nonexistent/yunet.onnx does not exist"),
-    ("_buf_size:=100", "unknown config section 'buf_size' (known: detector, landmarks"),
+    ("_buf_size:=100", "unknown parameter 'buf_size' (known: detector, landmarks"),
 ])
 def test_bad_listener_parameter_exits_2_before_subscribing(launch, param: str, words: str) -> None:
     name = unique("bad_listener")
@@ -270,3 +270,44 @@ def test_tool_parses_its_own_arguments_only(launch) -> None:
     assert exit_code(proc, 120) != 0
     out = proc.output()
     assert "bag file /nonexistent.bag does not exist" in out and "unrecognized arguments" not in out, out[-2000:]
+
+
+def test_camera_info_intrinsics_reach_the_head_pose(launch, astronaut) -> None:
+    """A calibrated CameraInfo beside the image topic changes the head pose the listener publishes: the
+    same face under another principal point is seen from another angle (an uncalibrated one does not)."""
+    from emoji_privacy.msg import FaceEmotionArray
+    from sensor_msgs.msg import CameraInfo
+
+    from emoji_privacy.ros.messages import bgr_to_image, make_header
+
+    name = unique("pose_listener")
+    proc, pub, outputs, diag, subs = start_listener(launch, name)
+    faces: list = []
+    subs.append(rospy.Subscriber("/anonymized/faces", FaceEmotionArray, faces.append, queue_size=10))
+    info_pub = rospy.Publisher("/camera/camera_info", CameraInfo, queue_size=1, latch=True)
+    h, w = astronaut.shape[:2]
+
+    def yaw_after(seq: int) -> float:
+        msg = bgr_to_image(astronaut, make_header(rospy.Time.now().to_sec(), "camera", seq))
+        pub.publish(msg)
+        deadline = time.time() + 30
+        while not any(f.header.stamp == msg.header.stamp for f in faces) and time.time() < deadline:
+            time.sleep(0.05)
+        got = [f for f in faces if f.header.stamp == msg.header.stamp]
+        assert got and got[0].faces, proc.output()[-3000:]
+        return float(got[0].faces[0].yaw_deg)
+
+    try:
+        nominal = yaw_after(1)
+        info_pub.publish(CameraInfo(width=w, height=h))  # uncalibrated: K all zero, still the nominal camera
+        time.sleep(0.5)
+        assert yaw_after(2) == pytest.approx(nominal, abs=0.5)
+        info_pub.publish(CameraInfo(width=w, height=h, K=[w, 0, w / 2 - 200, 0, w, h / 2, 0, 0, 1]))
+        time.sleep(0.5)
+        shifted = yaw_after(3)
+        assert abs(shifted - nominal) > 5, (nominal, shifted)  # the face is now 200 px right of the axis
+        assert proc.proc.poll() is None
+    finally:
+        info_pub.unregister()
+        for s in subs:
+            s.unregister()

@@ -292,7 +292,7 @@ def update_from_mapping(obj: Any, values: Mapping[str, Any], where: str = "") ->
         full = f"{where}.{key}" if where else str(key)  # as the user wrote it
         if name not in fields:
             known = ", ".join(fields)
-            sections = not where and any(dataclasses.is_dataclass(getattr(obj, f)) for f in fields)
+            sections = not where and all(dataclasses.is_dataclass(getattr(obj, f)) for f in fields)
             kind = "config section" if sections else "parameter"
             raise ConfigError(f"unknown {kind} '{full}' (known: {known})")
         current = getattr(obj, name)

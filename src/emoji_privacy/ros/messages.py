@@ -164,3 +164,10 @@ def default_camera_info(width: int, height: int, frame_id: str) -> CameraInfo:
     info = CameraInfo(width=width, height=height)
     info.header.frame_id = frame_id
     return info
+
+
+def camera_matrix_values(info: object) -> list[float] | None:
+    """The 9 values of a ``sensor_msgs/CameraInfo``'s K (row-major), or None when the camera is
+    uncalibrated (K all zero): the head pose then uses a nominal pinhole camera."""
+    k = [float(v) for v in getattr(info, "K", ())]
+    return k if len(k) == 9 and any(k) else None
