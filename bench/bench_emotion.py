@@ -1,6 +1,6 @@
 """Emotion models side by side on FER2013 PrivateTest (and PublicTest), through the listener's own
-classifier code: accuracy, macro-F1, per-class recall, parameters, ms per face (batch 1, one CPU
-thread), then the issue's targets. PrivateTest is only reported here; nothing is chosen on it."""
+classifier code: accuracy, macro-F1, per-class recall, calibration error (ECE), parameters, ms per face
+(batch 1, one CPU thread), then the issue's targets. PrivateTest is only reported here; nothing is chosen on it."""
 
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def main() -> int:
                   f"({'met' if r['parameters'] <= 2e6 else 'not met'})"],
                  ["ms per face, one core, batch 1", "<= 2 ms", f"{r['ms_per_face']:.2f} ms "
                   f"({'met' if r['ms_per_face'] <= 2 else 'not met'})"],
+                 ["calibration error (ECE, 15 bins)", "<= 3%", f"{m['ece']:.2%} "
+                  f"({'met' if m['ece'] <= 0.03 else 'not met'})"],
                  ["macro-F1", "reported", f"{m['macro_f1']:.3f}"],
                  ["fear / disgust recall", "reported", f"{m['per_class']['fear']['recall']:.2f} / "
                   f"{m['per_class']['disgust']['recall']:.2f}"]]

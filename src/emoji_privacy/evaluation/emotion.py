@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .. import EMOTIONS
+from ..emotion.calibration import expected_calibration_error
 from ..emotion.classifiers import EMOTION_BACKENDS, EmotionClassifier, load_emotion_classifier
 from ..errors import EmojiPrivacyError
 from ..markdown import markdown_table
@@ -48,7 +49,9 @@ def evaluate_classifier(clf: EmotionClassifier, images: np.ndarray, labels: np.n
     """Classification report of ``clf`` on uint8 48x48 FER frames."""
     faces = resize_faces(images, clf.input_size)
     probs = np.concatenate([clf.predict(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
-    return classification_report(labels, probs)
+    report = classification_report(labels, probs)
+    report["ece"] = expected_calibration_error(probs, labels)  # of the probabilities the listener publishes
+    return report
 
 
 def time_per_face(clf: EmotionClassifier, face: np.ndarray, repeats: int = 200) -> float:
@@ -70,13 +73,14 @@ def time_per_face(clf: EmotionClassifier, face: np.ndarray, repeats: int = 200) 
 
 
 def comparison_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: one row per model; recall per class, then parameters and speed."""
-    head = ["model", "accuracy", "macro-F1"] + [f"{c} recall" for c in EMOTIONS] + ["parameters", "ms/face"]
+    """Markdown: one row per model; recall per class, expected calibration error (15 bins), parameters, speed."""
+    head = ["model", "accuracy", "macro-F1"] + [f"{c} recall" for c in EMOTIONS] + ["ECE", "parameters", "ms/face"]
     lines = []
     for r in rows:
         m = r["report"]
         cells = [r["name"], f"{m['accuracy']:.2%}", f"{m['macro_f1']:.3f}"]
         cells += [f"{m['per_class'][c]['recall']:.2f}" for c in EMOTIONS]
+        cells.append(f"{m['ece']:.2%}")
         cells += [f"{r['parameters'] / 1e6:.2f} M", f"{r['ms_per_face']:.2f}"]
         lines.append(cells)
     return markdown_table(head, lines)
@@ -99,8 +103,9 @@ def compare(specs: list[str], split: str = "PrivateTest", data: str | None = Non
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="evaluate_emotion", description="Compare emotion models on one FER2013 "
-                                 "split: accuracy, macro-F1, per-class recall, parameters, ms per face (batch 1, "
-                                 "one CPU thread). Higher accuracy/F1/recall is better; lower ms is better.")
+                                 "split: accuracy, macro-F1, per-class recall, calibration error (ECE), parameters, "
+                                 "ms per face (batch 1, one CPU thread). Higher accuracy/F1/recall is better; lower "
+                                 "ECE and ms are better.")
     ap.add_argument("models", nargs="+", help="backend names (mini_xception) or .pt files")
     ap.add_argument("--split", default="PublicTest", choices=SPLITS,
                     help="PublicTest for choosing; PrivateTest only to report finished models")
