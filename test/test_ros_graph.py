@@ -245,7 +245,12 @@ def test_overload_drops_are_counted_in_diagnostics(listener, astronaut) -> None:
     published, dropped = int(last["frames"]), int(last["dropped"])
     assert int(last["dropped_overload"]) >= 1, last
     assert published + int(last["masked"]) + dropped == sent, f"every frame accounted for: {last}"
-    assert published == len(out.msgs) and float(last.get("latency_ms_p99", "0")) < 1000.0, last
+    assert published == len(out.msgs), last
+    # bounded latency: at most a frame waiting in the one-slot mailbox plus its own processing (two stages),
+    # measured against the listener's own processing time so a busy machine does not fail it; a queue
+    # of 120 frames would grow the latency to seconds beyond that
+    latency, processing = float(last["latency_ms_p99"]), float(last["processing_ms_p99"])
+    assert latency < 3 * processing + 250, last
 
 
 # A missing model file (like any bad parameter) now stops the listener at start-up with exit code 2, before it
