@@ -83,6 +83,15 @@ def test_backend_names_equal_the_registries() -> None:
     assert set(config.DETECTOR_BACKEND_NAMES) == set(DETECTOR_BACKENDS)
     assert set(config.EMOTION_BACKEND_NAMES) == set(EMOTION_BACKENDS)
     assert set(config.LANDMARK_BACKEND_NAMES) == set(align.LANDMARK_BACKENDS)
+    from emoji_privacy.emoji import STYLES
+
+    assert config.EMOJI_STYLES == STYLES
+
+
+def test_unknown_emoji_style_is_named_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match="parameter 'emoji.style' is 'mosaic': set it to one of emoji, blur, "
+                       "pixelate, solid"):
+        PipelineConfig.from_dict({"emoji": {"style": "mosaic"}})
 
 
 @pytest.mark.parametrize(("section", "names"), [("detector", "yunet, centerface"), ("landmarks", "facemesh, fan"),

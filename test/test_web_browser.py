@@ -184,3 +184,43 @@ def test_slow_upload_gets_408_and_server_keeps_serving(server: str, astronaut: n
     assert time.monotonic() - t0 < BODY_TIMEOUT_S + 20
     with urllib.request.urlopen(server + "/api/demo/astronaut", timeout=WAIT_S) as r:
         assert len(r.read()) > 1000, "the server still serves after a slow client"
+
+
+def test_video_clip_in_browser(server: str, browser, astronaut: np.ndarray, tmp_path: Path) -> None:
+    """A clip (H.264 with a tone) uploaded on the page comes back anonymized and plays in the <video> element."""
+    from test_web_video import moving, write_clip
+
+    frames = moving(astronaut, 20, (320, 240))
+    clip = write_clip(tmp_path / "astronaut clip.mp4", frames)
+    browser.get(server + "/")
+    browser.find_element(By.ID, "video-input").send_keys(str(clip))
+    message = browser.find_element(By.ID, "video-message")
+    ready = "return document.getElementById('video-player').readyState"
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script(ready) >= 2 or message.is_displayed())
+    assert not message.is_displayed(), message.text
+    player = browser.execute_script("const v = document.getElementById('video-player'); "
+                                    "return [v.readyState, v.videoWidth, v.videoHeight, v.duration, v.error];")
+    assert player[0] >= 2 and player[1:3] == [320, 240] and abs(player[3] - 2.0) < 0.2 and player[4] is None, player
+    summary = browser.find_element(By.ID, "video-summary").text
+    assert "20 frames, 320x240" in summary and "with sound" in summary, summary
+    tracks = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#video-tracks tbody tr.track-row'))"
+        ".map((r) => Array.from(r.cells).map((c) => c.textContent));")
+    assert tracks and all(t[3] in EMOTIONS for t in tracks), tracks
+    assert browser.find_element(By.ID, "video-download").get_attribute("href").endswith("/video.mp4?download=true")
+    # The frame the player shows: the face of the first frame is covered, the rest as it was.
+    shown = browser.execute_script("""
+        const v = document.getElementById('video-player');
+        const c = document.createElement('canvas');
+        c.width = v.videoWidth; c.height = v.videoHeight;
+        c.getContext('2d').drawImage(v, 0, 0);
+        return c.toDataURL('image/png');""")
+    frame = cv2.imdecode(np.frombuffer(base64.b64decode(shown.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    from emoji_privacy.detection import load_face_detector
+
+    faces = load_face_detector("yunet").detect(frames[0]).boxes
+    assert len(faces) == 1
+    inside, outside = box_diff(frame, frames[0], list(faces[0]))
+    assert inside > 40 and outside < 12, (inside, outside)
+    browser.execute_script("document.getElementById('video-card').scrollIntoView()")
+    screenshot(browser, tmp_path / "web_demo_video.png")

@@ -24,6 +24,8 @@ from .errors import ConfigError
 DETECTOR_BACKEND_NAMES: tuple[str, ...] = ("yunet", "centerface")
 LANDMARK_BACKEND_NAMES: tuple[str, ...] = ("facemesh", "fan")
 EMOTION_BACKEND_NAMES: tuple[str, ...] = ("mini_xception", "torch")
+EMOJI_STYLES: tuple[str, ...] = ("emoji", "blur", "pixelate", "solid")
+"""What covers a face (emoji.STYLES; test_config checks they are equal)."""
 TRANSPORTS: tuple[str, ...] = ("raw", "compressed")
 """What the listener subscribes: camera/image_raw (sensor_msgs/Image) or camera/image_raw/compressed."""
 
@@ -59,6 +61,7 @@ class EmotionConfig:
 class EmojiConfig:
     png_dir: str = ""  # folder of <emotion>.png to use instead of the drawn emoji
     margin: float = 1.05  # emoji radius = margin * radius of the circle enclosing the face region
+    style: str = "emoji"  # emoji | blur | pixelate | solid: a neutral mask over the same disk (EMOJI_STYLES)
 
 
 @dataclass
@@ -109,6 +112,7 @@ class PipelineConfig:
         _check_choice(self.detector.backend, DETECTOR_BACKEND_NAMES, "detector.backend")
         _check_choice(self.landmarks.backend, LANDMARK_BACKEND_NAMES, "landmarks.backend")
         _check_choice(self.emotion.backend, EMOTION_BACKEND_NAMES, "emotion.backend")
+        _check_choice(self.emoji.style, EMOJI_STYLES, "emoji.style")
         if self.emoji.png_dir:
             check_png_dir(self.emoji.png_dir)
         _check(0 < self.detector.score_threshold < 1, "detector.score_threshold must be in (0, 1)")

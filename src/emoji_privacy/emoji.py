@@ -292,14 +292,47 @@ def _user_face(png: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
+STYLES: tuple[str, ...] = ("emoji", "blur", "pixelate", "solid")
+"""What ``EmojiRenderer.cover`` paints over a face (``emoji.style``): the emotion's emoji, or a neutral mask
+of the same disk: a heavy blur, large blocks, or a flat gray."""
+
+SOLID_GRAY: Color = (128, 128, 128)
+BLUR_CELLS = 6.0
+"""blur: the face disk's diameter is shrunk to this many pixels, blurred and enlarged again (a Gaussian of
+about a sixth of the face): skin tone and the head's rough shape stay, eyes, nose and mouth do not."""
+PIXEL_CELLS = 8
+"""pixelate: about this many blocks across the face disk's diameter."""
+
+
+def _neutral(roi: np.ndarray, style: str, radius: float) -> np.ndarray:
+    """The neutral content of ``style`` for the frame region ``roi`` around a face disk of ``radius``."""
+    h, w = roi.shape[:2]
+    if style == "solid":
+        return np.broadcast_to(np.array(SOLID_GRAY, np.uint8), roi.shape).copy()
+    if style == "pixelate":
+        block = max(2.0, 2.0 * radius / PIXEL_CELLS)
+        small = cv2.resize(roi, (max(1, math.ceil(w / block)), max(1, math.ceil(h / block))),
+                           interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+    f = min(1.0, BLUR_CELLS / max(2.0 * radius, 1.0))  # blur
+    small = cv2.resize(roi, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=1.5, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 class EmojiRenderer:
     """Emoji sprites per emotion, and the in-place face cover that uses them."""
 
-    def __init__(self, png_dir: str | None = None, supersample: int = 4) -> None:
-        """Use drawn emoji, or user PNGs named ``<emotion>.png`` from ``png_dir`` where present."""
+    def __init__(self, png_dir: str | None = None, supersample: int = 4, style: str = "emoji") -> None:
+        """Use drawn emoji, or user PNGs named ``<emotion>.png`` from ``png_dir`` where present.
+
+        ``style`` (one of STYLES): ``emoji``, or a neutral mask over exactly the same pixels (see ``cover``)."""
         if supersample < 1:
             raise ConfigError(f"supersample must be >= 1, got {supersample}: use e.g. 4")
+        if style not in STYLES:
+            raise ConfigError(f"emoji style {style!r} is unknown: use one of {', '.join(STYLES)}")
         self.supersample = int(supersample)
+        self.style = style
         self._cache: OrderedDict[tuple[int, int], _Sprite] = OrderedDict()
         self._user: dict[int, np.ndarray] = {}
         if png_dir is not None:
@@ -347,6 +380,8 @@ class EmojiRenderer:
         ``roll_deg`` follows cv2.getRotationMatrix2D (positive = counter-clockwise on screen).
         The sprite is chosen so its opaque disk, after bilinear rotation, still contains the
         face disk (see ``_MARGIN``); faces larger than 512 px are scaled up in the warp.
+        A neutral ``style`` (blur, pixelate, solid) blends its content through the same warped alpha, so it
+        replaces exactly the pixels the emoji would.
         """
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be an (H, W, 3) uint8 BGR image, got {frame.shape} {frame.dtype}")
@@ -379,7 +414,12 @@ class EmojiRenderer:
         inv = cv2.cvtColor(cv2.bitwise_not(warped[:, :, 3]), cv2.COLOR_GRAY2BGR)
         # Premultiplied "over": alpha 255 -> roi * 0 + sprite color, i.e. replaced exactly.
         under = cv2.multiply(roi, inv, scale=1.0 / 255.0)
-        roi[...] = cv2.add(cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR), under)
+        if self.style == "emoji":
+            color = cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR)
+        else:  # the emoji's own (warped) alpha over neutral content: the very same pixels are replaced
+            alpha = cv2.cvtColor(warped[:, :, 3], cv2.COLOR_GRAY2BGR)
+            color = cv2.multiply(_neutral(roi, self.style, radius), alpha, scale=1.0 / 255.0)
+        roi[...] = cv2.add(color, under)
 
     def mask(self, frame: np.ndarray) -> None:
         """Fail-closed: overwrite the whole frame with a gray diagonal stripe pattern in place.

@@ -131,7 +131,7 @@ class Anonymizer:
         self.classifier = classifier or load_emotion_classifier(
             cfg.emotion.backend, model_path=cfg.emotion.model_path or None, threads=cfg.emotion.threads,
             engine=cfg.emotion.engine)
-        self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None)
+        self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None, style=cfg.emoji.style)
         self.head_pose = HeadPoseEstimator()  # the 3D mean face (face3d_68.npz): missing -> ModelFileError now
         self.camera_matrix: np.ndarray | None = None  # None: the nominal camera (head_pose.nominal_camera_matrix)
         t = cfg.tracking

@@ -46,6 +46,9 @@ def open_bag(path: str | Path) -> rosbag.Bag:
                        f"`rosbag reindex {p}` (keeps the original as .orig.bag) and run this again") from e
     except rosbag.ROSBagException as e:
         raise BagError(f"{p} is not a readable ROS 1 bag ({e}); check it with `rosbag info {p}`") from e
+    except UnicodeDecodeError as e:  # rosbag decodes the version line before it can say "not a bag"
+        raise BagError(f"{p} is not a ROS 1 bag (its first line is not a bag header); check it with "
+                       f"`rosbag info {p}`") from e
     except OSError as e:
         raise BagError(f"cannot read bag {p}: {e.strerror}") from e
 
@@ -111,17 +114,52 @@ def read(bag: rosbag.Bag, names: list[str]) -> Iterator[tuple[str, object, float
                        "and `rosbag fix` or `rosbag reindex`") from e
 
 
+def read_raw(bag: rosbag.Bag, names: list[str] | None = None) -> Iterator[tuple[str, tuple, genpy.Time, dict]]:
+    """(topic, raw message, receipt time, connection header) of every message (or of ``names``) in
+    recording order, for copying messages unchanged: the raw message is rosbag's
+    (type, serialized bytes, md5sum, position, message class), the time rosbag's own (nanoseconds kept).
+
+    A chunk that cannot be read raises BagError, as ``read`` does.
+    """
+    try:
+        yield from bag.read_messages(topics=names, raw=True, return_connection_header=True)
+    except (rosbag.ROSBagException, genpy.DeserializationError, OSError) as e:
+        raise BagError(f"bag {bag.filename} is damaged ({e}); try `rosbag check {bag.filename}` "
+                       "and `rosbag fix` or `rosbag reindex`") from e
+
+
+def compression(bag: rosbag.Bag) -> str:
+    """The chunk compression of a bag opened for reading ('none', 'bz2' or 'lz4')."""
+    return bag.get_compression_info().compression or "none"
+
+
 class BagWriter:
     """Writes messages with their receipt time; a context manager that closes (indexes) the bag."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, compression: str = "none") -> None:
         try:
-            self._bag = rosbag.Bag(str(path), "w")
+            self._bag = rosbag.Bag(str(path), "w", compression=compression)
         except (OSError, rosbag.ROSBagException) as e:
             raise BagError(f"cannot write bag {path}: {e}") from e
 
     def write(self, topic: str, msg: object, t: float) -> None:
         self._bag.write(topic, msg, genpy.Time.from_sec(t))
+
+    def write_at(self, topic: str, msg: object, t: genpy.Time) -> None:
+        """Write a message at the exact time ``t`` (nanoseconds kept, unlike ``write``'s float seconds)."""
+        try:
+            self._bag.write(topic, msg, t)
+        except OSError as e:
+            raise BagError(f"cannot write bag {self._bag.filename}: {e.strerror or e}") from e
+
+    def write_raw(self, topic: str, raw: tuple, t: genpy.Time, connection_header: dict | None = None) -> None:
+        """Write serialized bytes as read by ``read_raw`` (raw = (type, bytes, md5sum, position, class)) at the
+        exact time ``t``; ``connection_header``: the topic's header in the new bag (the first one written for a
+        topic is kept, as rosbag keeps one connection per topic)."""
+        try:
+            self._bag.write(topic, raw, t, raw=True, connection_header=connection_header)
+        except OSError as e:
+            raise BagError(f"cannot write bag {self._bag.filename}: {e.strerror or e}") from e
 
     def close(self) -> None:
         self._bag.close()

@@ -17,8 +17,8 @@ DEFAULTS = WebSettings()
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     ap = argparse.ArgumentParser(prog="python -m emoji_privacy.web", description=(
-        "Serve the emoji_privacy demo website: demo images, uploads, image URLs, the browser's webcam and, "
-        "when a ROS master runs, the robot's /anonymized/image. Only anonymized images leave the server."))
+        "Serve the emoji_privacy demo website: demo images, uploads, image URLs, video clips, the browser's webcam "
+        "and, when a ROS master runs, the robot's /anonymized/image. Only anonymized images leave the server."))
     ap.add_argument("--host", default=d.host, help="address to listen on (0.0.0.0: every interface; "
                                                    "the webcam needs localhost or HTTPS in the browser)")
     ap.add_argument("--port", type=int, default=d.port, help="TCP port")
@@ -40,6 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a network exempt from that refusal, e.g. 10.1.0.0/16 (repeatable)")
     ap.add_argument("--max-live-sessions", type=int, default=d.max_live_sessions,
                     help="concurrent webcam connections")
+    ap.add_argument("--max-video-mb", type=float, default=d.max_video_bytes / 2 ** 20,
+                    help="largest video clip upload in MiB")
+    ap.add_argument("--max-video-seconds", type=float, default=d.max_video_seconds,
+                    help="longest video clip (from its container header when the upload arrives; frames are "
+                         "counted while processing too)")
+    ap.add_argument("--max-video-megapixels", type=float, default=d.max_video_pixels / 1e6,
+                    help="largest video frame size (from the container header, before the clip is decoded)")
+    ap.add_argument("--max-video-waiting", type=int, default=d.max_video_waiting,
+                    help="clips waiting behind the one being processed (one at a time) before new ones get 503")
+    ap.add_argument("--video-body-timeout", type=float, default=d.video_body_timeout_s,
+                    help="seconds a clip upload may take to arrive")
+    ap.add_argument("--video-keep-fetched", type=float, default=d.video_fetched_grace_s,
+                    help="seconds an anonymized clip is kept after its MP4 was first sent in full")
+    ap.add_argument("--video-keep", type=float, default=d.video_result_timeout_s,
+                    help="seconds an anonymized clip is kept at most after processing ended")
+    ap.add_argument("--video-tmp-dir", default=d.video_tmp_dir,
+                    help="folder for the private job folders of clips (default: the system's temporary folder)")
     ap.add_argument("--ros", choices=("auto", "off"), default=d.ros,
                     help="auto: show the ROS graph's anonymized image whenever a master runs")
     ap.add_argument("--ros-image-topic", default=d.ros_image_topic, help="sensor_msgs/Image topic to show")
@@ -77,7 +94,11 @@ def main(argv: list[str] | None = None, node_name: str = "emoji_privacy_web") ->
         max_pixels=int(args.max_megapixels * 1e6), max_side=args.max_side, body_timeout_s=args.body_timeout,
         url_timeout_s=args.url_timeout, allow_private_urls=args.allow_private_urls,
         url_allow_networks=tuple(args.url_allow_network), max_live_sessions=args.max_live_sessions, ros=args.ros,
-        ros_image_topic=args.ros_image_topic, ros_faces_topic=args.ros_faces_topic, ros_node_name=node_name)
+        ros_image_topic=args.ros_image_topic, ros_faces_topic=args.ros_faces_topic, ros_node_name=node_name,
+        max_video_bytes=int(args.max_video_mb * 2 ** 20), max_video_seconds=args.max_video_seconds,
+        max_video_pixels=int(args.max_video_megapixels * 1e6), max_video_waiting=args.max_video_waiting,
+        video_body_timeout_s=args.video_body_timeout, video_fetched_grace_s=args.video_keep_fetched,
+        video_result_timeout_s=args.video_keep, video_tmp_dir=args.video_tmp_dir)
     try:
         settings.validate()
         config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()

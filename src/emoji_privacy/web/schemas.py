@@ -67,9 +67,79 @@ class RosFaces(BaseModel):
     faces: list[FaceOut]
 
 
+class VideoClipOut(BaseModel):
+    """What the uploaded clip's container header says."""
+
+    width: int
+    height: int
+    seconds: float | None = Field(description="duration; null: the header does not say")
+    fps: float | None
+    frames: int = Field(description="0: the header does not say")
+    audio: bool
+    video_codec: str
+
+
+class VideoSummaryOut(BaseModel):
+    """The anonymized clip (video.mp4): H.264, the upload's size (odd sides padded to even), frame rate and audio."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    audio: bool = Field(description="the upload's audio track is in the result")
+    processing_s: float
+    failed_frames: int = Field(description="frames the pipeline failed on, masked whole")
+    bytes: int
+
+
+class VideoTrackOut(BaseModel):
+    """One face track over the clip (from faces.jsonl): when it is seen and the emotions shown."""
+
+    track_id: int
+    first_s: float
+    last_s: float
+    frames: int = Field(description="frames the face was detected in")
+    held_frames: int = Field(description="frames it was covered at its predicted place while not detected")
+    emotion: str = Field(description="the emotion shown most often")
+    emotions: dict[str, int] = Field(description="frames per emotion shown")
+    changes: int = Field(description="changes of the shown emotion")
+
+
+class VideoJobOut(BaseModel):
+    id: str = Field(description="the job's id: the only key to its result (keep it private)")
+    state: Literal["uploading", "queued", "processing", "done", "failed", "expired"]
+    position: int | None = Field(None, description="while queued: 1 = the next clip to be processed")
+    processing: int = Field(description="clips being processed now on this server (0 or 1)")
+    waiting: int = Field(description="clips uploading or waiting on this server")
+    frames_done: int = 0
+    frames_total: int = Field(0, description="0: not known yet")
+    clip: VideoClipOut | None = None
+    summary: VideoSummaryOut | None = None
+    tracks: list[VideoTrackOut] = []
+    message: str = Field("", description="why it failed or was deleted")
+    video_url: str | None = Field(None, description="the anonymized MP4 (HTTP Range requests work)")
+    faces_url: str | None = Field(None, description="per-frame faces as JSON lines")
+    expires_in_s: float | None = Field(None, description="seconds until the result is deleted")
+
+
+class VideoInfo(BaseModel):
+    max_video_bytes: int
+    max_video_seconds: float
+    max_video_pixels: int
+    max_video_waiting: int
+    fetched_grace_s: float
+    result_timeout_s: float
+    processing: int
+    waiting: int
+
+
 ERRORS = {s: {"model": ErrorOut} for s in (400, 403, 408, 413, 415, 422, 500, 502, 503, 504)}
+VIDEO_ERRORS = {s: {"model": ErrorOut} for s in (400, 404, 408, 409, 410, 413, 415, 422, 503)}
 IMAGE_BODY = {"requestBody": {"required": True, "description": "the image file itself (not a form)", "content": {
     t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/jpeg", "image/png", "image/webp")}}}
+VIDEO_BODY = {"requestBody": {"required": True, "description": "the video file itself (not a form)", "content": {
+    t: {"schema": {"type": "string", "format": "binary"}} for t in ("video/mp4", "video/quicktime", "video/x-matroska",
+                                                                      "video/webm", "video/x-msvideo")}}}
 ResultFormat = Literal["json", "jpeg", "png"]
 FORMAT_QUERY = Query("json", description="json: faces and the image as a data URL; jpeg/png: the image alone")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
 from ..errors import ConfigError, EmojiPrivacyError
@@ -43,6 +44,15 @@ class WebSettings:
     ros_image_topic: str = "/anonymized/image"
     ros_faces_topic: str = "/anonymized/faces"
     ros_node_name: str = "emoji_privacy_web"
+    # Video clips (routes_video, video_jobs): refused from the body's size and the container header before queuing.
+    max_video_bytes: int = 100 * 1024 * 1024
+    max_video_seconds: float = 60.0
+    max_video_pixels: int = 1920 * 1080  # per frame: 1080p (Full HD)
+    max_video_waiting: int = 3  # clips waiting behind the one being processed before new ones get 503
+    video_body_timeout_s: float = 300.0  # a clip upload must arrive within this time
+    video_fetched_grace_s: float = 120.0  # a result is deleted this long after its MP4 was first sent in full
+    video_result_timeout_s: float = 600.0  # ... and at the latest this long after processing ended
+    video_tmp_dir: str = ""  # where the private job folders go ("": the system's temporary folder)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting that makes no sense."""
@@ -57,6 +67,14 @@ class WebSettings:
             (self.max_pending >= 1 and self.max_live_sessions >= 0, "max_pending must be >= 1, max_live_sessions >= 0"),
             (1 <= self.jpeg_quality <= 100, "jpeg_quality must be in 1..100"),
             (self.ros in ("auto", "off"), "ros must be 'auto' or 'off'"),
+            (self.max_video_bytes >= 1024, "max_video_bytes must be >= 1024"),
+            (self.max_video_seconds > 0, "max_video_seconds must be > 0"),
+            (self.max_video_pixels >= 64 * 64, "max_video_pixels must be >= 4096"),
+            (self.max_video_waiting >= 0, "max_video_waiting must be >= 0"),
+            (self.video_body_timeout_s > 0, "video_body_timeout_s must be > 0"),
+            (0 < self.video_fetched_grace_s <= self.video_result_timeout_s,
+             "video_fetched_grace_s must be > 0 and <= video_result_timeout_s"),
+            (not self.video_tmp_dir or os.path.isdir(self.video_tmp_dir), "video_tmp_dir must be an existing folder"),
         ]
         for ok, message in checks:
             if not ok:

@@ -23,6 +23,17 @@ async function errorText(resp) {
 
 const FACE_COLUMNS = ["track", "emotion", "confidence", "box (x0, y0, x1, y1)", "detection"];
 
+// The one row of a faces or tracks table in which nothing was found.
+function noFaceRow(columns) {
+  const tr = document.createElement("tr");
+  tr.className = "no-face";
+  const td = document.createElement("td");
+  td.colSpan = columns;
+  td.textContent = "no face found";
+  tr.appendChild(td);
+  return tr;
+}
+
 function makeFacesTable(table) {
   const tr = document.createElement("tr");
   FACE_COLUMNS.forEach((name) => {
@@ -54,15 +65,7 @@ function fillFaces(table, faces) {
     });
     return tr;
   });
-  if (!rows.length) {
-    const tr = document.createElement("tr");
-    tr.className = "no-face";
-    const td = document.createElement("td");
-    td.colSpan = FACE_COLUMNS.length;
-    td.textContent = "no face found";
-    tr.appendChild(td);
-    rows.push(tr);
-  }
+  if (!rows.length) rows.push(noFaceRow(FACE_COLUMNS.length));
   table.tBodies[0].replaceChildren(...rows);
 }
 
@@ -142,6 +145,217 @@ $("url-form").addEventListener("submit", (ev) => {
     body: JSON.stringify({ url }),
   }));
 });
+
+// ---- video clips: upload, queue, progress, the anonymized clip ------------------------------
+let videoInfo = { max_video_bytes: 100 * 1024 * 1024 };
+let videoJob = null;  // { id (null while uploading), name, xhr, timer }
+
+function videoMessage(text) {
+  const m = $("video-message");
+  m.textContent = text;
+  m.hidden = !text;
+}
+
+function videoProgress(text, fraction) {
+  $("video-progress-box").hidden = false;
+  $("video-status").textContent = text;
+  const bar = $("video-progress");
+  if (fraction === null) bar.removeAttribute("value");  // indeterminate
+  else bar.value = fraction;
+}
+
+function videoReset() {
+  const player = $("video-player");
+  player.pause();
+  player.removeAttribute("src");
+  player.load();
+  $("video-result").hidden = true;
+  $("video-progress-box").hidden = true;
+  $("video-discard").hidden = true;
+}
+
+function videoDiscard(leaving) {
+  // Stop following the current clip and delete it on the server (queued, processing or finished).
+  const job = videoJob;
+  videoJob = null;
+  if (!job) return;
+  clearTimeout(job.timer);
+  if (job.xhr) job.xhr.abort();
+  if (job.id) fetch(`/api/video/${job.id}`, { method: "DELETE", keepalive: leaving }).catch(() => {});
+}
+
+function videoFailed(text) {
+  videoMessage(text);
+  videoDiscard(false);
+  videoReset();
+}
+
+const TRACK_COLUMNS = ["track", "seen (s)", "frames", "emotion", "emotions shown", "changes"];
+
+function fillTracks(table, tracks) {
+  const head = document.createElement("tr");
+  TRACK_COLUMNS.forEach((name) => {
+    const th = document.createElement("th");
+    th.textContent = name;
+    head.appendChild(th);
+  });
+  const rows = tracks.map((t) => {
+    const tr = document.createElement("tr");
+    tr.className = "track-row";
+    const total = Object.values(t.emotions).reduce((a, b) => a + b, 0) || 1;
+    const shares = Object.entries(t.emotions).sort((a, b) => b[1] - a[1])
+      .map(([e, n]) => `${e} ${(100 * n / total).toFixed(0)} %`).join(", ");
+    [t.track_id, `${t.first_s.toFixed(1)} - ${t.last_s.toFixed(1)}`, t.frames, t.emotion, shares, t.changes]
+      .forEach((value, i) => {
+        const td = document.createElement("td");
+        td.textContent = value;
+        if (i === 3) td.className = "emotion";
+        tr.appendChild(td);
+      });
+    return tr;
+  });
+  if (!rows.length) rows.push(noFaceRow(TRACK_COLUMNS.length));
+  table.replaceChildren();
+  table.createTHead().appendChild(head);
+  table.createTBody().replaceChildren(...rows);
+}
+
+function minutes(s) {
+  return s >= 90 ? `${Math.round(s / 60)} min` : `${Math.round(s)} s`;
+}
+
+function videoShowResult(job) {
+  const s = job.summary;
+  $("video-progress-box").hidden = true;
+  $("video-player").src = job.video_url;
+  $("video-download").href = `${job.video_url}?download=true`;
+  $("video-faces").href = job.faces_url;
+  const tracks = job.tracks.length;
+  $("video-summary").textContent =
+    `${videoJob.name}: ${s.frames} frames, ${s.width}x${s.height}, ${s.fps.toFixed(2)} fps, ` +
+    `${s.audio ? "with" : "without"} sound, ${tracks} face track${tracks === 1 ? "" : "s"}, ` +
+    `anonymized in ${s.processing_s.toFixed(1)} s. It is deleted from the server ` +
+    `${minutes(videoInfo.fetched_grace_s || 120)} after it has been played or downloaded in full, ` +
+    `in ${minutes(job.expires_in_s)} at the latest.`;
+  fillTracks($("video-tracks"), job.tracks);
+  $("video-result").hidden = false;
+}
+
+function videoShowJob(job) {
+  if (!videoJob || videoJob.id !== job.id) return;  // another clip was chosen meanwhile
+  if (job.state === "done") {
+    videoShowResult(job);
+    return;
+  }
+  if (job.state === "failed" || job.state === "expired") {
+    videoFailed(`${videoJob.name}: ${job.state}: ${job.message}`);
+    return;
+  }
+  if (job.state === "queued") {
+    videoProgress(`${videoJob.name}: waiting, position ${job.position} in the queue ` +
+                  `(${job.processing} clip being processed)`, null);
+  } else if (job.state === "processing") {
+    const total = job.frames_total;
+    videoProgress(`${videoJob.name}: anonymizing, frame ${job.frames_done} of ${total || "?"}`,
+                  total ? job.frames_done / total : null);
+  }
+  videoJob.timer = setTimeout(videoPoll, 500);
+}
+
+async function videoPoll() {
+  const job = videoJob;
+  if (!job || !job.id) return;
+  try {
+    const resp = await fetch(`/api/video/${job.id}`);
+    if (videoJob !== job) return;
+    if (!resp.ok) {
+      videoFailed(`${job.name}: ${await errorText(resp)}`);
+      return;
+    }
+    videoShowJob(await resp.json());
+  } catch (e) {
+    if (videoJob === job) job.timer = setTimeout(videoPoll, 2000);  // the server may be restarting
+  }
+}
+
+function uploadVideo(file) {
+  if (!file) return;
+  videoDiscard(false);
+  videoReset();
+  videoMessage("");
+  if (file.size > videoInfo.max_video_bytes) {
+    videoMessage(`${file.name} (${file.size} bytes) is larger than the limit of ${videoInfo.max_video_bytes} bytes ` +
+                 `(${(videoInfo.max_video_bytes / 1024 / 1024).toFixed(0)} MB)`);
+    return;
+  }
+  // XMLHttpRequest rather than fetch(): it reports the upload's progress.
+  const xhr = new XMLHttpRequest();
+  const job = { id: null, name: file.name, xhr, timer: null };
+  videoJob = job;
+  xhr.open("POST", `/api/video?name=${encodeURIComponent(file.name)}`);
+  xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+  xhr.upload.onprogress = (ev) => {
+    if (ev.lengthComputable && videoJob === job) {
+      videoProgress(`${file.name}: uploading, ${(100 * ev.loaded / ev.total).toFixed(0)} %`, ev.loaded / ev.total);
+    }
+  };
+  xhr.onload = () => {
+    if (videoJob !== job) return;
+    job.xhr = null;
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+    if (xhr.status !== 202 || !body) {
+      const detail = body && typeof body.detail === "string" ? body.detail : xhr.statusText;
+      videoFailed(`${file.name}: ${xhr.status}: ${detail}`);
+      return;
+    }
+    job.id = body.id;
+    $("video-discard").hidden = false;
+    videoShowJob(body);
+  };
+  xhr.onerror = () => {
+    if (videoJob === job) videoFailed(`${file.name}: the server could not be reached; is it still running?`);
+  };
+  videoProgress(`${file.name}: uploading`, 0);
+  $("video-discard").hidden = false;
+  xhr.send(file);
+}
+
+$("video-input").addEventListener("change", (ev) => {
+  uploadVideo(ev.target.files[0]);
+  ev.target.value = "";
+});
+const videoDrop = $("video-drop");
+videoDrop.addEventListener("dragover", (ev) => { ev.preventDefault(); videoDrop.classList.add("over"); });
+videoDrop.addEventListener("dragleave", () => videoDrop.classList.remove("over"));
+videoDrop.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  videoDrop.classList.remove("over");
+  uploadVideo(ev.dataTransfer.files[0]);
+});
+$("video-player").addEventListener("error", () => {
+  if (!$("video-result").hidden) videoMessage("The browser cannot play the anonymized clip (download it instead).");
+});
+$("video-discard").addEventListener("click", () => {
+  videoDiscard(false);
+  videoReset();
+  videoMessage("");
+});
+window.addEventListener("pagehide", () => videoDiscard(true));  // the result is this page's: delete it on leaving
+
+async function loadVideoInfo() {
+  try {
+    videoInfo = await (await fetch("/api/video/info")).json();
+    const mp = (videoInfo.max_video_pixels / 1e6).toFixed(1);
+    $("video-limits").textContent =
+      `${(videoInfo.max_video_bytes / 1024 / 1024).toFixed(0)} MB, ${videoInfo.max_video_seconds} s and ${mp} ` +
+      "megapixels per frame";
+    $("video-keep").textContent = `${minutes(videoInfo.fetched_grace_s)} after it has been played or downloaded ` +
+      `in full, or after ${minutes(videoInfo.result_timeout_s)}`;
+  } catch (e) {
+    // the still-image part reports an unreachable server
+  }
+}
 
 // ---- live: the browser's webcam over a WebSocket --------------------------------------
 let live = null;
@@ -262,6 +476,7 @@ async function init() {
     showMessage("The server could not be reached.");
   }
   loadDemos();
+  loadVideoInfo();
   pollRos();
 }
 init();

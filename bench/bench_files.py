@@ -1,0 +1,125 @@
+"""Anonymizing a video file: the `emoji-privacy anonymize` tool against the library pipeline's own
+speed and against `deface` on the same 640x480 clip (1-3 faces), in the same run.
+
+Three numbers per clip, each frames per second of the whole job:
+- library stream: the decoded frames through `PipelinedAnonymizer` (what bench_pipeline measures),
+  no decoding or encoding;
+- the tool: `emoji-privacy anonymize clip.mp4` end to end (decode, anonymize, H.264 encode, audio copy),
+  timed from its own summary (models loaded before the clock starts) and, separately, the whole
+  process including start-up;
+- deface: `deface clip.mp4` end to end (its CLI, its defaults, `--keep-audio`), the whole process.
+Run it on an idle machine: nothing else may share the cores."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pipeline import frames_one_face, frames_three_faces  # noqa: E402
+from common import describe_pipeline, save, table  # noqa: E402
+
+from emoji_privacy.pipeline import Anonymizer  # noqa: E402
+from emoji_privacy.streaming import PipelinedAnonymizer  # noqa: E402
+
+FPS = 30
+
+
+def write_clip(frames: list[np.ndarray], path: Path, tone_hz: float = 440.0) -> Path:
+    """An H.264 MP4 of ``frames`` at 30 fps with a sine tone as its AAC audio track (like a phone clip)."""
+    import av
+
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        for f in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        n = int(len(frames) / FPS * 48000)
+        t = np.arange(n) / 48000
+        samples = (0.2 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)[None]
+        for i in range(0, n, 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[:, i:i + 1024], format="fltp", layout="mono")
+            chunk.sample_rate = 48000
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+    return path
+
+
+def library_stream_fps(frames: list[np.ndarray]) -> float:
+    anonymizer = Anonymizer()
+    for f in frames[:5]:
+        anonymizer.process(f)
+    anonymizer.reset()
+    done = []
+    stream = PipelinedAnonymizer(anonymizer, lambda f: f, lambda item, out, faces: done.append(1),
+                                 lambda item, e: done.append(0))
+    t0 = time.perf_counter()
+    for i, f in enumerate(frames):
+        stream.submit(f, i / FPS, block=True)  # offline: every frame counts, none replaced
+    stream.drain()
+    wall = time.perf_counter() - t0
+    stream.close()
+    return len(frames) / wall
+
+
+def tool_fps(clip: Path, out: Path) -> tuple[float, float]:
+    """(frames/s of the anonymization itself, frames/s of the whole command including start-up)."""
+    from emoji_privacy.files.video import anonymize_video
+
+    anonymizer = Anonymizer()
+    summary = anonymize_video(clip, out, anonymizer)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "emoji_privacy", "anonymize", str(clip), "-o", str(out.with_name("cli.mp4")),
+                    "--quiet"], check=True, capture_output=True)
+    whole = time.perf_counter() - t0
+    return summary.frames / summary.seconds, summary.frames / whole
+
+
+def deface_fps(clip: Path, out: Path, frames: int) -> float:
+    deface = Path(sys.executable).with_name("deface")
+    t0 = time.perf_counter()
+    subprocess.run([str(deface), str(clip), "-o", str(out), "--keep-audio"], check=True, capture_output=True)
+    return frames / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=300, help="frames per clip (at 30 fps)")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, frames in (("640x480, 1 face", frames_one_face(args.frames)),
+                             ("640x480, 3 faces", frames_three_faces(args.frames))):
+            clip = write_clip(frames, Path(tmp) / "clip.mp4")
+            lib = library_stream_fps(frames)
+            tool, tool_whole = tool_fps(clip, Path(tmp) / "tool.mp4")
+            dfs = deface_fps(clip, Path(tmp) / "deface.mp4", len(frames))
+            rows.append([name, len(frames), f"{lib:.1f}", f"{tool:.1f}", f"{tool_whole:.1f}", f"{dfs:.1f}",
+                         f"{tool / lib:.2f}", f"{tool_whole / dfs:.1f}x"])
+            print(" | ".join(map(str, rows[-1])), flush=True)
+    notes = ("Frames per second, higher is better. 'tool' is `anonymize_video` (what `emoji-privacy anonymize` runs) "
+             "timed by its own summary after the models loaded; 'tool, whole command' and 'deface, whole command' "
+             "are the CLIs as a user runs them, start-up included. Targets (issue 17): the tool at least as fast as "
+             "the library stream (ratio >= 1) and at least 3x deface. "
+             f"Pipeline: {describe_pipeline(Anonymizer())}.")
+    save("files", "Anonymizing video files: the tool, the library stream and deface", [
+        table(["clip", "frames", "library stream fps", "tool fps", "tool, whole command fps",
+               "deface, whole command fps", "tool / library", "tool / deface (whole commands)"], rows), notes])
+
+
+if __name__ == "__main__":
+    main()

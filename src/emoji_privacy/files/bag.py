@@ -1,0 +1,461 @@
+"""Recorded ROS 1 bags, sanitized for sharing: every face in every image topic covered.
+
+``anonymize_bag(src, dst, config)`` writes a new bag beside nothing else: every ``sensor_msgs/Image`` and
+``sensor_msgs/CompressedImage`` topic is anonymized in place (same topic, type, header, receipt time,
+encoding or compressed format; one tracker per topic, as the listener keeps one per stream, reset when
+the stamps jump back), every other topic is copied byte for byte (same connection header, same receipt
+time), and beside each image topic ``<image topic>/faces`` (emoji_privacy/FaceEmotionArray, one message
+per frame with the frame's header) says which faces were covered and their emotions.
+
+Fail-closed: a frame that cannot be decoded or anonymized is written fully masked (the striped mask of the
+listener, at the frame's own size when it is known), never copied, and counted. Nothing half-written: the
+bag is written to a hidden file beside ``dst`` and renamed at the end; an error or Ctrl-C removes it.
+
+    rosrun emoji_privacy anonymize_bag in.bag -o out.bag [--config YAML] [--faces-json F] [--quiet]
+    python -m emoji_privacy.files.bag in.bag -o out.bag
+
+See docs/bags.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import image_io
+from ..config import PipelineConfig
+from ..errors import BagError, EmojiPrivacyError
+
+IMAGE_TYPE, COMPRESSED_TYPE = "sensor_msgs/Image", "sensor_msgs/CompressedImage"
+CAMERA_INFO_TYPE = "sensor_msgs/CameraInfo"
+FACES_SUFFIX = "/faces"
+FALLBACK_SIZE = (480, 640)
+"""(height, width) of the mask written for a frame whose size cannot be known (no frame of its topic decodes)."""
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+def faces_topic(image_topic: str) -> str:
+    """The FaceEmotionArray topic written beside ``image_topic``: ``<image topic>/faces``
+    (``/camera/image_raw`` -> ``/camera/image_raw/faces``, ``/cam/image/compressed`` ->
+    ``/cam/image/compressed/faces``): one per image topic, never shared by two of them."""
+    return image_topic.rstrip("/") + FACES_SUFFIX
+
+
+@dataclass
+class BagSummary:
+    """What ``anonymize_bag`` did."""
+
+    src: str
+    dst: str
+    topics: list[str] = field(default_factory=list)  # image topics anonymized
+    frames: dict[str, int] = field(default_factory=dict)  # image topic -> frames written
+    faces: int = 0  # faces found and covered, all frames of all topics
+    failed: int = 0  # frames that could not be decoded or anonymized: written fully masked
+    copied: int = 0  # messages of other topics copied unchanged
+    seconds: float = 0.0  # wall time of the whole run (models loaded, bag read and written)
+    process_seconds: float = 0.0  # of which reading, anonymizing and writing the messages (after the models loaded)
+    faces_topics: dict[str, str] = field(default_factory=dict)  # image topic -> its faces topic
+    first_error: str = ""  # what made the first failed frame fail
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.frames.values())
+
+    @property
+    def fps(self) -> float:
+        """Image frames per second of processing (models already loaded)."""
+        return self.total_frames / self.process_seconds if self.process_seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        topics = ", ".join(f"{t} ({self.frames.get(t, 0)})" for t in self.topics)
+        text = (f"anonymized {self.total_frames} frames on {len(self.topics)} image topic(s) [{topics}], "
+                f"{self.faces} faces covered, {self.copied} other messages copied in {self.seconds:.1f} s "
+                f"({self.fps:.1f} frames/s after loading the models)")
+        if self.failed:
+            text += f"; {self.failed} frame(s) could not be anonymized and were written fully masked " \
+                    f"(first: {self.first_error})"
+        return text
+
+
+def _check_paths(src: Path, dst: Path, faces_json: Path | None) -> None:
+    if src.name.endswith(".active"):
+        raise BagError(f"{src} is a bag still being recorded or whose recording was cut off (rosbag record "
+                       f"renames it to .bag when it ends); if the recording is over, repair it with "
+                       f"`rosbag reindex {src}` and pass the result")
+    if not src.exists():
+        raise BagError(f"bag file {src} does not exist")
+    outputs = [("output bag", dst)] + ([("faces JSON", faces_json)] if faces_json is not None else [])
+    for what, out in outputs:
+        if out.resolve() == src.resolve() or (out.exists() and os.path.samefile(out, src)):
+            raise BagError(f"the {what} {out} is the input bag itself; choose another output file")
+        if out.is_dir():
+            raise BagError(f"the {what} {out} is a folder; give a file name")
+        parent = out.parent
+        if not parent.is_dir():
+            raise BagError(f"cannot write the {what} {out}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise BagError(f"cannot write the {what} {out}: folder {parent} is not writable")
+    if faces_json is not None and faces_json.resolve() == dst.resolve():
+        raise BagError(f"the faces JSON and the output bag are the same file {dst}")
+
+
+def _partial(path: Path) -> Path:
+    """The hidden file beside ``path`` written first and renamed to it at the end."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+class _Stream:
+    """One image topic: its own Anonymizer (tracker, hold, smoothing) and what it wrote."""
+
+    def __init__(self, topic: str, msg_type: str, anonymizer: object) -> None:
+        self.topic, self.msg_type, self.anonymizer = topic, msg_type, anonymizer
+        self.faces_topic = faces_topic(topic)
+        self.last_stamp: float | None = None
+        self.last_size: tuple[int, int] | None = None  # (h, w) of the last decoded frame
+        self.frames = 0
+        self.last_failed = False  # the last frame was masked
+
+
+def _merge(native: np.ndarray, frame: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``native`` (an (H, W[, C]) uint8 or uint16 image, channels in OpenCV order as decoded with
+    IMREAD_UNCHANGED) with the pixels that anonymization changed in ``frame`` -> ``out`` replaced:
+    every other pixel keeps its exact original value (bit depth, alpha)."""
+    changed = (out != frame).any(axis=2)
+    channels = 1 if native.ndim == 2 else native.shape[2]
+    cover = {1: cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), 3: out, 4: cv2.cvtColor(out, cv2.COLOR_BGR2BGRA)}[channels]
+    if native.dtype == np.uint16:
+        cover = cover.astype(np.uint16) * 257
+    cover = cover.reshape(native.shape)
+    merged = native.copy()
+    merged[changed] = cover[changed]
+    return merged
+
+
+def _raw_data(msg: object, frame: np.ndarray, out: np.ndarray) -> bytes:
+    """The sensor_msgs/Image data of ``msg`` with the anonymized pixels written in its own encoding,
+    step and byte order; every other byte (pixels left unchanged, row padding) is the original's."""
+    channels, dtype = image_io.ENCODINGS[msg.encoding]
+    h, w = frame.shape[:2]
+    px = channels * dtype.itemsize
+    encoded, _, _, _ = image_io.encode_raw(out, msg.encoding)  # compact rows, this machine's byte order
+    new = np.frombuffer(encoded, np.uint8).reshape(h, w, px)
+    if dtype.itemsize > 1 and bool(msg.is_bigendian) == np.little_endian:
+        new = new.reshape(h, w, channels, dtype.itemsize)[..., ::-1].reshape(h, w, px)
+    buf = np.frombuffer(bytes(msg.data), np.uint8).copy()
+    pixels = np.lib.stride_tricks.as_strided(buf, shape=(h, w, px), strides=(int(msg.step), px, 1))
+    changed = (out != frame).any(axis=2)
+    pixels[changed] = new[changed]
+    return buf.tobytes()
+
+
+def _compressed_format(msg: object) -> str:
+    """'jpeg', 'png' or 'webp': the compressed image's own format (its bytes, else its format string)."""
+    fmt = image_io.sniff_format(bytes(msg.data[:12]))
+    if fmt:
+        return fmt
+    text = str(msg.format).lower()
+    return "png" if "png" in text else "webp" if "webp" in text else "jpeg"
+
+
+def _is_gray(msg: object) -> bool:
+    """Whether a CompressedImage declares a one-channel image ('mono8; jpeg compressed mono8')."""
+    return str(msg.format).split(";")[0].strip() in ("mono8", "mono16", "8UC1", "16UC1")
+
+
+def _encode(img: np.ndarray, fmt: str, quality: int) -> bytes:
+    if fmt == "png":
+        return image_io.encode_png(img)
+    params = [cv2.IMWRITE_WEBP_QUALITY, quality] if fmt == "webp" else [cv2.IMWRITE_JPEG_QUALITY, quality]
+    ok, buf = cv2.imencode(f".{'webp' if fmt == 'webp' else 'jpg'}", img, params)
+    if not ok:
+        raise image_io.ImageFormatError(f"{fmt.upper()} encoding failed")
+    return buf.tobytes()
+
+
+class _BagAnonymizer:
+    def __init__(self, src: Path, config: PipelineConfig, summary: BagSummary) -> None:
+        from ..ros import bags as bag_io  # rosbag imports rospy: loaded by the tool, never by the library
+
+        self.bag_io, self.src, self.config, self.summary = bag_io, src, config, summary
+        self.bag = bag_io.open_bag(src)
+        self.infos = bag_io.topics(self.bag)
+        images = bag_io.image_topics(self.infos)
+        if not images:
+            self.bag.close()
+            raise BagError(f"bag {src} holds no sensor_msgs/Image or sensor_msgs/CompressedImage messages; "
+                           f"its topics: {bag_io.describe(self.infos)}")
+        for topic in images:
+            if faces_topic(topic) in self.infos:
+                self.bag.close()
+                raise BagError(f"bag {src} already has a topic {faces_topic(topic)} "
+                               f"({self.infos[faces_topic(topic)].msg_type}), where the faces of {topic} would go; "
+                               "is it anonymized already? (filter it out with `rosbag filter` to run again)")
+        self.images = images
+        self.total = sum(self.infos[t].count for t in images)
+        self.streams: dict[str, _Stream] = {}
+        self._lookahead: dict[str, tuple[int, int] | None] = {}
+
+    def load(self) -> None:
+        """One Anonymizer per image topic (the models are loaded once and shared; the tracking is not)."""
+        from ..pipeline import Anonymizer
+
+        first = None
+        for topic in self.images:
+            a = Anonymizer(self.config) if first is None else Anonymizer(
+                self.config, detector=first.detector, landmarker=first.landmarker, classifier=first.classifier,
+                renderer=first.renderer)
+            first = first or a
+            self.streams[topic] = _Stream(topic, self.infos[topic].msg_type, a)
+            self.summary.frames[topic] = 0
+            self.summary.faces_topics[topic] = faces_topic(topic)
+        self.summary.topics = list(self.images)
+        self.mask_renderer = first.renderer
+
+    # --- frames -----------------------------------------------------------------------------------------------
+
+    def anonymize(self, stream: _Stream, msg: object) -> list:
+        """Anonymize ``msg`` in place (its data, and its size fields when masked); the faces found."""
+        from ..ros.messages import image_to_bgr, stamp_seconds
+
+        stamp = stamp_seconds(msg)
+        if stream.last_stamp is not None and stamp < stream.last_stamp:
+            stream.anonymizer.reset()  # the recording jumps back in time: a new stream
+        stream.last_stamp = stamp
+        max_pixels = self.config.output.max_pixels
+        stream.last_failed = False
+        try:
+            frame = image_to_bgr(msg, max_pixels)
+            stream.last_size = frame.shape[:2]
+            out, faces = stream.anonymizer.process(frame, stamp)
+            if stream.msg_type == IMAGE_TYPE:
+                msg.data = _raw_data(msg, frame, out)
+            else:
+                msg.data = self._compressed_data(msg, frame, out)
+            return faces
+        except Exception as e:  # noqa: BLE001 - any failure masks the frame; the raw frame is never written
+            self.summary.failed += 1
+            stream.last_failed = True
+            self.summary.first_error = self.summary.first_error or f"{stream.topic}: {type(e).__name__}: {e}"
+            self._mask(stream, msg)
+            return []
+
+    def _compressed_data(self, msg: object, frame: np.ndarray, out: np.ndarray) -> bytes:
+        fmt = _compressed_format(msg)
+        if fmt == "png":  # lossless: keep every other pixel exactly, with its bit depth and alpha
+            native = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_UNCHANGED)
+            if native is None or native.shape[:2] != frame.shape[:2]:
+                raise image_io.ImageFormatError("PNG decodes differently a second time")
+            return image_io.encode_png(_merge(native, frame, out))
+        img = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) if _is_gray(msg) else out
+        return _encode(img, fmt, self.config.output.jpeg_quality)
+
+    def _size(self, stream: _Stream, msg: object) -> tuple[int, int]:
+        """(h, w) of the mask for a failed frame: its own when known and allowed, else its topic's."""
+        max_pixels = self.config.output.max_pixels
+        size = None
+        if stream.msg_type == IMAGE_TYPE:
+            size = (int(msg.height), int(msg.width))
+        else:
+            try:
+                w, h = image_io.header_size(bytes(msg.data))
+                size = (h, w)
+            except image_io.ImageFormatError:
+                size = None
+        if size is None or size[0] < 1 or size[1] < 1 or size[0] * size[1] > max_pixels:
+            size = stream.last_size or self._first_size(stream.topic) or FALLBACK_SIZE
+        return size
+
+    def _first_size(self, topic: str) -> tuple[int, int] | None:
+        """The size of the first frame of ``topic`` that decodes (read with a second reader), or None."""
+        from ..ros.messages import image_to_bgr
+
+        if topic not in self._lookahead:
+            self._lookahead[topic] = None
+            with self.bag_io.open_bag(self.src) as bag:
+                for _, msg, _ in self.bag_io.read(bag, [topic]):
+                    try:
+                        self._lookahead[topic] = image_to_bgr(msg, self.config.output.max_pixels).shape[:2]
+                        break
+                    except Exception:  # noqa: BLE001, S112 - an undecodable frame: try the next one
+                        continue
+        return self._lookahead[topic]
+
+    def _mask(self, stream: _Stream, msg: object) -> None:
+        """Replace the frame of ``msg`` by the striped mask: same encoding or format, its size when known."""
+        if stream.msg_type == IMAGE_TYPE and msg.encoding not in image_io.ENCODINGS:
+            msg.data = bytes(len(msg.data))  # an encoding this tool cannot draw in: every byte zeroed
+            return
+        h, w = self._size(stream, msg)
+        mask = np.empty((h, w, 3), np.uint8)
+        self.mask_renderer.mask(mask)
+        if stream.msg_type == IMAGE_TYPE:
+            data, h, w, step = image_io.encode_raw(mask, msg.encoding)
+            msg.data, msg.height, msg.width, msg.step = data, h, w, step
+            msg.is_bigendian = 0 if np.little_endian else 1
+        else:
+            img = cv2.cvtColor(mask, cv2.COLOR_BGR2GRAY) if _is_gray(msg) else mask
+            msg.data = _encode(img, _compressed_format(msg), self.config.output.jpeg_quality)
+
+    # --- the bag ----------------------------------------------------------------------------------------------
+
+    def run(self, tmp: Path, faces_out: object | None, progress: Callable[[int, int], None] | None) -> None:
+        from ..ros.messages import camera_matrix_values, faces_to_message
+        from . import json_line
+
+        done = 0
+        if progress is not None:
+            progress(0, self.total)
+        with_landmarks = self.config.output.publish_landmarks
+        info_of = {str(Path(t).parent / "camera_info"): s for t, s in self.streams.items()}
+        with self.bag_io.BagWriter(tmp, self.bag_io.compression(self.bag)) as writer:
+            for topic, raw, t, header in self.bag_io.read_raw(self.bag):
+                stream = self.streams.get(topic)
+                if stream is None:
+                    writer.write_raw(topic, raw, t, header)
+                    self.summary.copied += 1
+                    if raw[0] == CAMERA_INFO_TYPE and topic in info_of:  # intrinsics for the head pose
+                        info = raw[4]()
+                        info.deserialize(raw[1])
+                        info_of[topic].anonymizer.set_camera_matrix(camera_matrix_values(info))
+                    continue
+                msg = raw[4]()
+                try:
+                    msg.deserialize(raw[1])
+                except Exception as e:  # noqa: BLE001 - a damaged record: say so, write nothing
+                    raise BagError(f"message {stream.frames + 1} of {topic} in {self.src} is damaged ({e}); "
+                                   f"check the bag with `rosbag check {self.src}`") from e
+                faces = self.anonymize(stream, msg)
+                buf = BytesIO()
+                msg.serialize(buf)
+                writer.write_raw(topic, (raw[0], buf.getvalue(), raw[2], None, raw[4]), t, header)
+                writer.write_at(stream.faces_topic, faces_to_message(faces, msg.header, with_landmarks), t)
+                stream.frames += 1
+                self.summary.frames[topic] = stream.frames
+                self.summary.faces += len(faces)
+                if faces_out is not None:
+                    held = [] if stream.last_failed else stream.anonymizer.held
+                    faces_out.write(json_line(_faces_record(topic, stream.frames - 1, msg, faces, held)))
+                done += 1
+                if progress is not None:
+                    progress(done, self.total)
+
+
+def _faces_record(topic: str, index: int, msg: object, faces: list, held: list) -> dict:
+    """One JSON line of --faces-json: a frame's faces, in the records of the video tool (docs/files.md)."""
+    from . import face_record, held_record
+
+    stamp = msg.header.stamp
+    return {"topic": topic, "frame": index, "stamp": stamp.secs + stamp.nsecs * 1e-9,
+            "frame_id": msg.header.frame_id, "faces": [face_record(f) for f in faces],
+            "held": [held_record(h) for h in held]}
+
+
+def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: Path | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> BagSummary:
+    """Write ``dst``: the bag ``src`` with every face of every image topic covered (module docstring).
+
+    ``faces_json``: also write one JSON line per frame (topic, frame, stamp, faces). ``progress(done, total)``
+    is called after every image frame. Raises BagError (or another EmojiPrivacyError) with a one-line message;
+    on any error or KeyboardInterrupt no output file is left behind.
+    """
+    t0 = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    faces_json = Path(faces_json) if faces_json is not None else None
+    config.validate()
+    _check_paths(src, dst, faces_json)
+    summary = BagSummary(str(src), str(dst))
+    job = _BagAnonymizer(src, config, summary)
+    tmp, tmp_json = _partial(dst), (_partial(faces_json) if faces_json is not None else None)
+    faces_out = None
+    try:
+        job.load()
+        if tmp_json is not None:
+            try:
+                faces_out = open(tmp_json, "w")  # noqa: SIM115 - closed in finally, renamed at the end
+            except OSError as e:
+                raise BagError(f"cannot write the faces JSON {faces_json}: {e.strerror}") from e
+        t1 = time.perf_counter()
+        job.run(tmp, faces_out, progress)
+        summary.process_seconds = time.perf_counter() - t1
+        if faces_out is not None:
+            faces_out.close()
+            os.replace(tmp_json, faces_json)
+        os.replace(tmp, dst)
+    except OSError as e:
+        raise BagError(f"cannot write {dst}: {e.strerror or e}") from e
+    finally:
+        job.bag.close()
+        if faces_out is not None and not faces_out.closed:
+            faces_out.close()
+        for p in (tmp, tmp_json):
+            if p is not None and p.exists():
+                p.unlink()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def default_output(src: Path) -> Path:
+    """``<name>_anonymized.bag`` beside the input."""
+    return src.with_name(f"{src.stem}_anonymized.bag")
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (rosrun/roslaunch stopping the tool): clean up as for Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="anonymize_bag", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bag", type=Path, help="ROS 1 bag file to anonymize")
+    ap.add_argument("-o", "--output", type=Path,
+                    help="bag to write (default: <name>_anonymized.bag beside the input)")
+    ap.add_argument("--config", type=Path, help="pipeline YAML (default: the built-in defaults = config/default.yaml)")
+    ap.add_argument("--faces-json", type=Path, help="also write the faces of every frame as JSON lines")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    prog = "anonymize_bag"
+    dst = args.output or default_output(args.bag)
+    bar = None
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if args.quiet:
+                return
+            if bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, unit="frame", desc=f"{prog} {args.bag.name}")
+            bar.update(done - bar.n)
+
+        summary = anonymize_bag(args.bag, dst, config, faces_json=args.faces_json, progress=progress)
+    except EmojiPrivacyError as e:
+        if bar is not None:
+            bar.close()
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if bar is not None:
+        bar.close()
+    print(f"{prog}: {summary.describe()}; wrote {dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Anonymize a video file with PyAV (FFmpeg from its wheel; no system ffmpeg).
+
+The video is decoded frame by frame and every frame goes through one Anonymizer in order, exactly as the ROS
+listener's stream does (tracker ids, temporal hold, emotion smoothing; the frame times are the stamps). It is
+encoded H.264 (libx264, yuv420p, the input's size, frame rate and frame times) so browsers and phones play it;
+MP4 and MOV get ``+faststart`` (the index first, so a browser starts playing before the download ends). The
+first audio track is copied when the output container takes its codec (AAC or MP3 into MP4), otherwise
+re-encoded to AAC. A frame the pipeline fails on is masked whole (EmojiRenderer.mask), never copied. A phone
+video's rotation (display matrix) is applied before anonymizing: the output is stored upright.
+
+Nothing half-written: the video (and the faces JSON) are written to temporary files beside the outputs and
+renamed at the end; any exception or Ctrl-C removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import EmojiPrivacyError, SourceError
+from ..image_io import check_size
+from . import OutputError, atomic_output, face_record, held_record, json_line
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".avi", ".webm", ".mov")
+"""Video files the tool reads."""
+
+CONTAINERS: dict[str, str] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+"""Output suffix -> FFmpeg muxer. WebM holds only VP8/VP9/AV1, so a .webm input is written as .mp4."""
+
+COPY_AUDIO: dict[str, frozenset[str] | None] = {
+    "mp4": frozenset({"aac", "mp3", "alac"}),
+    "mov": frozenset({"aac", "mp3", "alac", "pcm_s16le", "pcm_s24le"}),
+    "matroska": None,  # any codec
+    "avi": frozenset({"aac", "mp3", "ac3", "pcm_s16le", "pcm_u8"}),
+}
+"""Audio codecs copied unchanged into each container (None: all); others are re-encoded to AAC."""
+
+VIDEO_CODEC = "libx264"
+X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
+"""Visually lossless enough for anonymized footage, and fast: encoding is a small share of the time per frame."""
+
+
+@dataclass
+class VideoSummary:
+    """What anonymize_video wrote."""
+
+    frames: int
+    fps: float  # the output's average frame rate (its frame times are the input's)
+    width: int
+    height: int
+    audio: bool  # an audio track was written
+    seconds: float  # wall time
+    failed: int = 0  # frames the pipeline failed on, masked whole
+
+
+def output_suffix(src: Path) -> str:
+    """The suffix of the default output for a video input: the input's, except .webm -> .mp4."""
+    suffix = src.suffix.lower()
+    return ".mp4" if suffix == ".webm" else suffix
+
+
+def container_format(dst: Path) -> str:
+    """The FFmpeg muxer for ``dst``, or OutputError for a suffix that cannot hold H.264."""
+    suffix = dst.suffix.lower()
+    if suffix == ".webm":
+        raise OutputError(f"cannot write {dst}: a .webm file cannot hold H.264 video; name it .mp4 or .mkv")
+    if suffix not in CONTAINERS:
+        raise OutputError(f"cannot write {dst}: unsupported video suffix {dst.suffix or '(none)'!r}; use one "
+                          f"of {', '.join(CONTAINERS)}")
+    return CONTAINERS[suffix]
+
+
+def _ffmpeg_message(e: BaseException) -> str:
+    return str(getattr(e, "strerror", None) or e).strip().rstrip(".").splitlines()[0] if str(e) else type(e).__name__
+
+
+def _open_input(src: Path) -> av.container.InputContainer:
+    if not src.is_file():
+        raise SourceError(f"input {src} does not exist" if not src.exists() else f"input {src} is not a file")
+    try:
+        return av.open(str(src), "r")
+    except av.FFmpegError as e:
+        raise SourceError(f"cannot decode {src}: {_ffmpeg_message(e)} (not a video FFmpeg can read)") from e
+    except OSError as e:
+        raise SourceError(f"cannot read {src}: {e.strerror or e}") from e
+
+
+def _total_frames(stream: av.VideoStream, container: av.container.InputContainer, rate: Fraction) -> int:
+    """Frames in the stream as its header says, or estimated from the duration (0: unknown)."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        return max(0, round(float(stream.duration * stream.time_base * rate)))
+    if container.duration:
+        return max(0, round(container.duration / av.time_base * float(rate)))
+    return 0
+
+
+def _even(img: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sides: an odd one is padded by repeating the last row or column (of the anonymized
+    frame, so nothing of the original is added)."""
+    h, w = img.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return img
+    return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def display_turns(src: Path) -> int:
+    """Quarter turns (counter-clockwise, np.rot90's k) that show the stored frames upright: the display matrix
+    of phone videos (0 without one). The faces must be upright for the detector, and the output is stored
+    upright (its size is the displayed one), so that no player has to apply the matrix."""
+    try:
+        with av.open(str(src)) as c:
+            frame = next(c.decode(video=0), None)
+            rotation = (getattr(frame, "rotation", 0) or 0) if frame is not None else 0
+    except (av.FFmpegError, OSError):
+        return 0  # the main pass reports the input's problem
+    return round(rotation / 90) % 4
+
+
+def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> VideoSummary:
+    """Write the anonymized ``src`` to ``dst`` (H.264 in the container of dst's suffix, with src's audio).
+
+    ``anonymizer``: a pipeline.Anonymizer, reset here and then fed every frame in order with its time as the
+    stamp. ``faces_json``: also write one JSON line per frame (docs/files.md). ``progress(done, total)`` is
+    called after every written frame (total 0 when the input does not say). Raises SourceError for a missing
+    or undecodable input, OutputError for an output that cannot be written; no partial file is left.
+    """
+    t_start = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    fmt = container_format(dst)
+    with contextlib.closing(_open_input(src)) as inp:
+        if not inp.streams.video:
+            raise SourceError(f"cannot anonymize {src}: it holds no video stream")
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        rate = vin.average_rate or vin.guessed_rate or Fraction(30)
+        width, height = vin.codec_context.width, vin.codec_context.height
+        turns = display_turns(src)
+        if turns % 2:
+            width, height = height, width
+        try:
+            check_size(height, width, anonymizer.config.output.max_pixels)
+        except EmojiPrivacyError as e:
+            raise SourceError(f"cannot anonymize {src}: {e}") from e
+        if dst.exists() and dst.samefile(src):
+            raise OutputError(f"refusing to write {dst}: it is the input; choose another output")
+        total = _total_frames(vin, inp, rate)
+        anonymizer.reset()
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_output(dst))
+            jf = None
+            if faces_json is not None:
+                jf = stack.enter_context(open(stack.enter_context(atomic_output(Path(faces_json))), "w"))
+            writer = _Writer(tmp, fmt, rate, width, height, vin, ain)
+            stack.callback(writer.close)
+            frames, failed = _run(src, inp, vin, ain, writer, anonymizer, jf, progress, total, turns)
+            writer.finish()
+        return VideoSummary(frames, writer.fps(frames), writer.width, writer.height, writer.aout is not None,
+                            time.perf_counter() - t_start, failed)
+
+
+class _Writer:
+    """The output container: H.264 video, and the audio copied or re-encoded to AAC."""
+
+    def __init__(self, path: Path, fmt: str, rate: Fraction, width: int, height: int, vin: av.VideoStream,
+                 ain: av.AudioStream | None) -> None:
+        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+        try:
+            self.out = av.open(str(path), "w", format=fmt, options=options)
+        except (av.FFmpegError, OSError) as e:
+            raise OutputError(f"cannot write {path}: {_ffmpeg_message(e)}") from e
+        self.closed = False
+        self.width, self.height = width + width % 2, height + height % 2
+        self.vout = self.out.add_stream(VIDEO_CODEC, rate=rate, options=dict(X264_OPTIONS))
+        self.vout.width, self.vout.height, self.vout.pix_fmt = self.width, self.height, "yuv420p"
+        self.in_time_base = vin.time_base
+        if fmt == "avi":  # AVI has a constant frame rate: one tick per frame (frame times rounded to it)
+            self.time_base = 1 / Fraction(vin.guessed_rate or rate).limit_denominator(1001000)
+        else:  # the input's frame times, unchanged
+            self.time_base = vin.time_base
+        self.vout.codec_context.time_base = self.time_base
+        self.step = max(1, round(1 / float(rate * self.time_base)))  # one frame, in time_base units
+        self.first_pts: int | None = None
+        self.last_pts: int | None = None
+        self.aout = None
+        self.copy_audio = False
+        self.resampler = None
+        if ain is not None:
+            allowed = COPY_AUDIO[fmt]
+            self.copy_audio = allowed is None or ain.codec_context.name in allowed
+            if self.copy_audio:
+                self.aout = self.out.add_stream_from_template(ain)
+            else:
+                sample_rate = ain.codec_context.sample_rate or 48000
+                layout = "mono" if ain.codec_context.channels == 1 else "stereo"
+                self.aout = self.out.add_stream("aac", rate=sample_rate, layout=layout)
+                self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
+
+    def video(self, img: np.ndarray, pts: int | None) -> None:
+        if pts is not None and self.time_base != self.in_time_base:
+            pts = round(pts * self.in_time_base / self.time_base)
+        if pts is None or (self.last_pts is not None and pts <= self.last_pts):
+            pts = 0 if self.last_pts is None else self.last_pts + self.step
+        if self.first_pts is None:
+            self.first_pts = pts
+        self.last_pts = pts
+        frame = av.VideoFrame.from_ndarray(_even(img), format="bgr24")
+        frame.pts, frame.time_base = pts, self.time_base
+        self.out.mux(self.vout.encode(frame))
+
+    def fps(self, frames: int) -> float:
+        """The written video's average frame rate: its frames over its span (the last frame lasts one step)."""
+        if not frames or self.first_pts is None or self.last_pts is None:
+            return 0.0
+        return frames / float((self.last_pts - self.first_pts + self.step) * self.time_base)
+
+    def audio(self, packet: av.Packet) -> None:
+        if self.aout is None:
+            return
+        if self.copy_audio:
+            if packet.dts is None:  # the demuxer's flush packet
+                return
+            packet.stream = self.aout
+            self.out.mux(packet)
+            return
+        for frame in packet.decode():
+            self._encode_audio(frame)
+        if packet.dts is None:
+            self._encode_audio(None)
+
+    def _encode_audio(self, frame: av.AudioFrame | None) -> None:
+        for rf in self.resampler.resample(frame):
+            self.out.mux(self.aout.encode(rf))
+
+    def finish(self) -> None:
+        self.out.mux(self.vout.encode(None))
+        if self.aout is not None and not self.copy_audio:
+            self.out.mux(self.aout.encode(None))
+        self.closed = True
+        self.out.close()
+
+    def close(self) -> None:
+        if not self.closed:  # after an error: free the file; what it holds is deleted anyway
+            self.closed = True
+            with contextlib.suppress(Exception):
+                self.out.close()
+
+
+def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, total: int,
+         turns: int) -> tuple[int, int]:
+    frames = failed = 0
+    first: float | None = None
+    streams = [vin] + ([ain] if ain is not None else [])
+    packets = inp.demux(*streams)
+    while True:
+        try:
+            packet = next(packets, None)
+            if packet is None:
+                break
+            if packet.stream.type == "audio":
+                writer.audio(packet)
+                continue
+            decoded = packet.decode()
+        except av.FFmpegError as e:
+            where = f"after frame {frames}" if frames else "before its first frame"
+            raise SourceError(f"cannot decode {src} {where}: {_ffmpeg_message(e)}") from e
+        for frame in decoded:
+            t = frame.time
+            if t is not None and first is None:
+                first = t
+            img = frame.to_ndarray(format="bgr24")
+            if turns:
+                img = np.ascontiguousarray(np.rot90(img, turns))
+            try:
+                out, faces = anonymizer.process(img, t)
+                held = anonymizer.held
+            except Exception:  # noqa: BLE001 - fail closed, as the listener does: the frame is masked whole
+                log.exception("frame %d of %s failed; it is masked whole", frames, src)
+                out, faces, held = img.copy(), [], []
+                anonymizer.renderer.mask(out)
+                failed += 1
+            try:
+                writer.video(out, frame.pts)
+            except av.FFmpegError as e:
+                raise OutputError(f"cannot write {writer.out.name}: {_ffmpeg_message(e)}") from e
+            if jf is not None:
+                since = None if t is None else round(t - (first or 0.0), 4)
+                jf.write(json_line({"file": src.name, "frame": frames, "time": since,
+                                    "faces": [face_record(f) for f in faces],
+                                    "held": [held_record(h) for h in held]}))
+            frames += 1
+            if progress is not None:
+                progress(frames, total)
+    if frames == 0:
+        raise SourceError(f"cannot anonymize {src}: no video frame could be decoded")
+    return frames, failed
