@@ -1,7 +1,6 @@
 """Installs the emoji_privacy library for catkin (catkin_python_setup)."""
-from setuptools import find_packages, setup
-
 from catkin_pkg.python_setup import generate_distutils_setup
+from setuptools import find_packages, setup
 
 # Every package under src/ (the library and its subpackages): a new subpackage cannot be left out of
 # the install space.
