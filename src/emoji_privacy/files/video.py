@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,6 +184,7 @@ class _Writer:
         except (av.FFmpegError, OSError) as e:
             raise OutputError(f"cannot write {path}: {_ffmpeg_message(e)}") from e
         self.closed = False
+        self.lock = threading.Lock()  # video is muxed by the pipeline's finishing thread, audio by the reader
         self.width, self.height = width + width % 2, height + height % 2
         self.vout = self.out.add_stream(VIDEO_CODEC, rate=rate, options=dict(X264_OPTIONS))
         self.vout.width, self.vout.height, self.vout.pix_fmt = self.width, self.height, "yuv420p"
@@ -219,7 +221,9 @@ class _Writer:
         self.last_pts = pts
         frame = av.VideoFrame.from_ndarray(_even(img), format="bgr24")
         frame.pts, frame.time_base = pts, self.time_base
-        self.out.mux(self.vout.encode(frame))
+        packets = self.vout.encode(frame)
+        with self.lock:
+            self.out.mux(packets)
 
     def fps(self, frames: int) -> float:
         """The written video's average frame rate: its frames over its span (the last frame lasts one step)."""
@@ -261,49 +265,87 @@ class _Writer:
 
 def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, total: int,
          turns: int) -> tuple[int, int]:
-    frames = failed = 0
-    first: float | None = None
+    """Decode here, anonymize in the two overlapping stages of a PipelinedAnonymizer (detection of frame t+1
+    while frame t is finished; the same stages as the listener), encode as each frame comes out, in order.
+
+    Every frame is waited for (``block``: none is replaced), and the small-face level is spread over the
+    frames inside the detection stage (no background scanner), so the result does not depend on timing."""
+    from ..streaming import PipelinedAnonymizer
+
+    state = {"frames": 0, "failed": 0, "first": None, "error": None}
+
+    def write(item, out: np.ndarray, faces: list, held: list) -> None:
+        if state["error"] is not None:
+            return  # the output already failed: the run stops at the next frame
+        _img, pts, t = item.payload
+        try:
+            writer.video(out, pts)
+        except av.FFmpegError as e:
+            state["error"] = OutputError(f"cannot write {writer.out.name}: {_ffmpeg_message(e)}")
+            return
+        if jf is not None:
+            since = None if t is None else round(t - (state["first"] or 0.0), 4)
+            jf.write(json_line({"file": src.name, "frame": state["frames"], "time": since,
+                                "faces": [face_record(f) for f in faces],
+                                "held": [held_record(h) for h in held]}))
+        state["frames"] += 1
+
+    def deliver(item, out: np.ndarray, faces: list) -> None:
+        write(item, out, faces, list(anonymizer.held))
+
+    def fail(item, error: Exception) -> None:  # fail closed, as the listener does: the frame is masked whole
+        log.error("frame %d of %s failed (%s: %s); it is masked whole", state["frames"], src,
+                  type(error).__name__, error)
+        out = item.payload[0].copy()
+        anonymizer.renderer.mask(out)
+        state["failed"] += 1
+        write(item, out, [], [])
+
+    stream = PipelinedAnonymizer(anonymizer, lambda payload: payload[0], deliver, fail, scan_small_faces=False)
     streams = [vin] + ([ain] if ain is not None else [])
     packets = inp.demux(*streams)
-    while True:
-        try:
-            packet = next(packets, None)
-            if packet is None:
-                break
-            if packet.stream.type == "audio":
-                writer.audio(packet)
-                continue
-            decoded = packet.decode()
-        except av.FFmpegError as e:
-            where = f"after frame {frames}" if frames else "before its first frame"
-            raise SourceError(f"cannot decode {src} {where}: {_ffmpeg_message(e)}") from e
-        for frame in decoded:
-            t = frame.time
-            if t is not None and first is None:
-                first = t
-            img = frame.to_ndarray(format="bgr24")
-            if turns:
-                img = np.ascontiguousarray(np.rot90(img, turns))
+    decoded_frames = reported = 0
+
+    def report() -> None:  # in this thread, once per written frame, in order (a callback may raise to stop)
+        nonlocal reported
+        while progress is not None and reported < state["frames"]:
+            reported += 1
+            progress(reported, total)
+
+    try:
+        while True:
             try:
-                out, faces = anonymizer.process(img, t)
-                held = anonymizer.held
-            except Exception:  # noqa: BLE001 - fail closed, as the listener does: the frame is masked whole
-                log.exception("frame %d of %s failed; it is masked whole", frames, src)
-                out, faces, held = img.copy(), [], []
-                anonymizer.renderer.mask(out)
-                failed += 1
-            try:
-                writer.video(out, frame.pts)
+                packet = next(packets, None)
+                if packet is None:
+                    break
+                if packet.stream.type == "audio":
+                    with writer.lock:
+                        writer.audio(packet)
+                    continue
+                decoded = packet.decode()
             except av.FFmpegError as e:
-                raise OutputError(f"cannot write {writer.out.name}: {_ffmpeg_message(e)}") from e
-            if jf is not None:
-                since = None if t is None else round(t - (first or 0.0), 4)
-                jf.write(json_line({"file": src.name, "frame": frames, "time": since,
-                                    "faces": [face_record(f) for f in faces],
-                                    "held": [held_record(h) for h in held]}))
-            frames += 1
-            if progress is not None:
-                progress(frames, total)
+                where = f"after frame {decoded_frames}" if decoded_frames else "before its first frame"
+                raise SourceError(f"cannot decode {src} {where}: {_ffmpeg_message(e)}") from e
+            for frame in decoded:
+                t = frame.time
+                if t is not None and state["first"] is None:
+                    state["first"] = t
+                img = frame.to_ndarray(format="bgr24")
+                if turns:
+                    img = np.ascontiguousarray(np.rot90(img, turns))
+                stream.submit((img, frame.pts, t), t, block=True)
+                decoded_frames += 1
+                if state["error"] is not None:
+                    raise state["error"]
+                report()
+        while not stream.drain(0.2):  # the frames still in the stages
+            report()
+        report()
+        if state["error"] is not None:
+            raise state["error"]
+    finally:
+        stream.close()
+    frames, failed = state["frames"], state["failed"]
     if frames == 0:
         raise SourceError(f"cannot anonymize {src}: no video frame could be decoded")
     return frames, failed
