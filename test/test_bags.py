@@ -212,3 +212,13 @@ def test_library_does_not_import_rospy() -> None:
             + "import emoji_privacy.ros.bags\nassert 'rospy' in sys.modules\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert res.returncode == 0, res.stderr
+
+
+def test_rate_does_not_depend_on_the_order_of_the_times() -> None:
+    """Listener mode evaluates an output whose faces message was not recorded after the others, so its
+    receipt time comes last in the list although it is the earliest: the rate is over the span."""
+    from emoji_privacy.evaluation.records import rate
+
+    assert rate([0.0, 0.1, 0.2, 0.3]) == pytest.approx(10.0)
+    assert rate([0.1, 0.2, 0.3, 0.0]) == pytest.approx(10.0)
+    assert rate([0.5]) == 0.0 and rate([0.5, 0.5]) == 0.0

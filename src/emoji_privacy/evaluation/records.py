@@ -120,10 +120,11 @@ def frame_interval(stamps: list[float]) -> float:
 
 
 def rate(times: list[float]) -> float:
-    """Events per second over a list of increasing times (0 when fewer than two)."""
-    if len(times) < 2 or times[-1] <= times[0]:
+    """Events per second over the span of ``times`` (0 when fewer than two). The times need not be in
+    order: an output whose faces message was never recorded is evaluated after the others."""
+    if len(times) < 2 or max(times) <= min(times):
         return 0.0
-    return (len(times) - 1) / (times[-1] - times[0])
+    return (len(times) - 1) / (max(times) - min(times))
 
 
 @dataclass
