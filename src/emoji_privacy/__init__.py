@@ -33,12 +33,21 @@ _LAZY = {
 __all__ = ["EMOTIONS", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        value = getattr(_import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def lazy_attributes(package: str, names: dict[str, str], namespace: dict[str, object]):
+    """A module ``__getattr__`` (PEP 562) that imports ``package.<names[name]>`` on first use of ``name``
+    and keeps the value in ``namespace``, so heavy modules load only when a caller needs them."""
+
+    def __getattr__(name: str) -> object:
+        if name in names:
+            value = getattr(_import_module(f"{package}.{names[name]}"), name)
+            namespace[name] = value
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

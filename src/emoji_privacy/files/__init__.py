@@ -15,10 +15,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+from .. import lazy_attributes
 from ..errors import EmojiPrivacyError
 
 
@@ -30,12 +30,7 @@ _LAZY = {"anonymize_video": "video", "VideoSummary": "video", "VIDEO_SUFFIXES": 
          "anonymize_image": "images", "anonymize_folder": "images", "FolderSummary": "images"}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def _partial_name(dst: Path) -> tuple[str, str]:

@@ -150,10 +150,13 @@ def _check_writable(jobs: list[Job], output: Path | None, faces_json: Path | Non
             raise OutputError(f"cannot write into {folder}: permission denied")
 
 
-def _progress_bar(desc: str, unit: str, quiet: bool) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A tqdm bar driven by progress(done, total) calls: frames (or images) per second and the time left."""
+@contextlib.contextmanager
+def _progress_bar(desc: str, unit: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar driven by progress(done, total) calls: frames (or images) per second and the time left;
+    closed on leaving, whatever happened."""
     if quiet:
-        return (lambda done, total: None), (lambda: None)
+        yield lambda done, total: None
+        return
     from tqdm import tqdm
 
     bars: list[tqdm] = []  # made at the first progress: an input refused before its first frame shows no bar
@@ -166,11 +169,11 @@ def _progress_bar(desc: str, unit: str, quiet: bool) -> tuple[Callable[[int, int
             bar.total = max(total, done)
         bar.update(done - bar.n)
 
-    def close() -> None:
+    try:
+        yield update
+    finally:
         for bar in bars:
             bar.close()
-
-    return update, close
 
 
 @contextlib.contextmanager
@@ -196,11 +199,8 @@ def _run_job(job: Job, anonymizer, config, faces: Path | None, quiet: bool) -> s
     if job.kind == "video":
         from .video import anonymize_video
 
-        update, close = _progress_bar(name, "frame", quiet)
-        try:
+        with _progress_bar(name, "frame", quiet) as update:
             s = anonymize_video(job.src, job.dst, anonymizer, faces_json=faces, progress=update)
-        finally:
-            close()
         failed = f", {s.failed} failed frames masked whole" if s.failed else ""
         return (f"wrote {job.dst}: {s.frames} frames {s.width}x{s.height} at {s.fps:.2f} fps, "
                 f"{'with' if s.audio else 'no'} audio, {s.seconds:.1f} s ({s.frames / max(s.seconds, 1e-9):.1f} "
@@ -208,11 +208,8 @@ def _run_job(job: Job, anonymizer, config, faces: Path | None, quiet: bool) -> s
     if job.kind == "folder":
         from .images import anonymize_folder
 
-        update, close = _progress_bar(name, "image", quiet)
-        try:
+        with _progress_bar(name, "image", quiet) as update:
             s = anonymize_folder(job.src, job.dst, anonymizer, faces_json=faces, progress=update)
-        finally:
-            close()
         return f"wrote {job.dst}: {s.images} images, {s.faces} faces, {s.seconds:.1f} s"
     if job.kind == "image":
         from .images import anonymize_image
@@ -224,11 +221,8 @@ def _run_job(job: Job, anonymizer, config, faces: Path | None, quiet: bool) -> s
     except ModuleNotFoundError as e:
         raise EmojiPrivacyError(f"cannot anonymize {job.src}: bag support needs the module {e.name}, which is "
                                 "not installed here (source the catkin workspace's setup.bash)") from e
-    update, close = _progress_bar(name, "frame", quiet)
-    try:
+    with _progress_bar(name, "frame", quiet) as update:
         s = anonymize_bag(job.src, job.dst, config, faces_json=faces, progress=update)
-    finally:
-        close()
     return f"wrote {job.dst}: {s.describe() if hasattr(s, 'describe') else s}"
 
 
