@@ -228,7 +228,13 @@ def test_diagnostics_window_stale_and_truthful_log(launch, astronaut) -> None:
         empty = raw_msg(small, next(seq))
         empty.height = empty.width = empty.step = 0
         empty.data = b""
-        pub.publish(empty)  # a zero-size frame: nothing can be published for it, and the log must say so
+        # a zero-size frame: nothing can be published for it, and the log must say so. Good frames follow only
+        # once the listener has logged it: it keeps only the newest frame, so a good frame right behind it could
+        # replace it before the worker takes it (seen on a loaded CI machine: no failure, no WARN)
+        pub.publish(empty)
+        deadline = time.time() + 10
+        while "empty image (0x0)" not in proc.output() and time.time() < deadline:
+            time.sleep(0.1)
         stream(1.0)
         try:
             warn = diag.wait_for(1, 10)
