@@ -14,7 +14,7 @@ from emoji_privacy.errors import ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("face_detection_yunet_2023mar.onnx", "facemesh68_map.npz", "facemesh68_refiner.npz",
-                 "fer_template.npz", "face3d_68.npz", "fer_resnet.pt", "fer_resnet.onnx", "paper42.pt", "paper42.onnx")
+                 "fer_template.npz", "face3d_68.npz", "fer_resnet.pt", "paper42.pt")
 
 
 def test_all_models_found() -> None:
@@ -128,9 +128,9 @@ def test_missing_and_corrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     shutil.copy(REPO / "models" / "fer_template.npz", cache / "facemesh68_map.npz")
     with pytest.raises(ModelFileError, match="corrupt \\(lacks idx, W\\)"):
         model_files.find_model_file("facemesh68_map")
-    (cache / "fer_resnet.onnx").write_bytes(b"<html>not found</html>")
-    with pytest.raises(ModelFileError, match="fer_resnet.onnx is corrupt"):
-        model_files.find_model_file("fer_resnet_onnx")
+    (cache / "centerface.onnx").write_bytes(b"<html>not found</html>")
+    with pytest.raises(ModelFileError, match="centerface.onnx is corrupt"):
+        model_files.find_model_file("centerface")
     (cache / "fer_resnet.pt").write_bytes(b"")
     with pytest.raises(ModelFileError, match="fer_resnet.pt is corrupt"):
         model_files.find_model_file("fer_resnet")

@@ -154,13 +154,9 @@ MODEL_FILES: dict[str, ModelFile] = {
         ModelFile("fer_template", "fer_template.npz", "FER2013 face-crop template", keys=("points",),
                   remedy="or refit it with scripts/fit_fer_template.py"),
         ModelFile("fer_resnet", "fer_resnet.pt", "the project's FER2013 emotion CNN (default emotion model)",
-                  remedy="or retrain it with `python -m emoji_privacy.training.core --export`"),
-        ModelFile("fer_resnet_onnx", "fer_resnet.onnx", "ONNX export of fer_resnet",
-                  remedy="or re-export it with `python -m emoji_privacy.training.core --export`"),
+                  remedy="or retrain it with `python -m emoji_privacy.training --export`"),
         ModelFile("paper42", "paper42.pt", "the emoji paper's emotion CNN (paper42)",
-                  remedy="or retrain it with `python -m emoji_privacy.training.core --arch paper42 --export`"),
-        ModelFile("paper42_onnx", "paper42.onnx", "ONNX export of paper42",
-                  remedy="or re-export it with `python -m emoji_privacy.training.core --arch paper42 --export`"),
+                  remedy="or retrain it with `python -m emoji_privacy.training --arch paper42 --export`"),
     )
 }
 

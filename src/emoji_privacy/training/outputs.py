@@ -143,7 +143,7 @@ def export_folder() -> Path:
 def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, command: str,
               export_to: Path | None = None, extra_metadata: dict[str, Any] | None = None) -> Path:
     """The run folder: metrics, plots, per-class table, calibration (reliability.png), checkpoint (+ONNX);
-    optionally copy to models/.
+    optionally copy the checkpoint to models/ (the package loads the ``.pt``; the ``.onnx`` is for other runtimes).
 
     ``extra_metadata`` adds keys to the checkpoint's metadata (e.g. how a federated run trained it).
     """
@@ -151,7 +151,7 @@ def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, comm
     calibration = calibrate(result.model, data, out_dir / "reliability.png", name)
     meta = model_metadata(result, data, command, {**(extra_metadata or {}), "calibration": calibration})
     pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)
-    onnx = export_onnx(result.model, out_dir / f"{name}.onnx", calibration["temperature"])
+    export_onnx(result.model, out_dir / f"{name}.onnx", calibration["temperature"])  # for other runtimes
     (out_dir / "metrics.json").write_text(json.dumps(
         {"name": name, "metadata": meta, "history": result.history,
          "confusion": {s: m["confusion"] for s, m in result.metrics.items()}}, indent=1))
@@ -164,7 +164,5 @@ def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, comm
                        out_dir / "confusion.png")
     if export_to is not None:
         export_to.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(result.model, export_to / f"{name}.pt", meta)
-        if onnx is not None:
-            (export_to / f"{name}.onnx").write_bytes(onnx.read_bytes())
+        save_checkpoint(result.model, export_to / f"{name}.pt", meta)  # the .onnx stays in the run folder
     return pt
