@@ -65,8 +65,15 @@ class TrainConfig:
     contrast: float = 0.25
     erase_p: float = 0.5
     ema_decay: float = 0.999  # exponential moving average of weights; 0 disables
+    mixup: float = 0.0  # Beta(a, a) mixing of image pairs (targets mixed alike); 0 disables
+    # knowledge distillation: comma-separated teacher checkpoints (.pt, or a run's training_state.pt) whose
+    # mean softened probabilities on the same augmented batch are a second target
+    distill_from: str = ""
+    distill_weight: float = 0.7  # share of the loss that matches the teachers (the rest: the labels)
+    distill_temperature: float = 4.0
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    device: str = "cpu"  # cpu | cuda | auto (cuda when one is visible); cuda trains in bfloat16 autocast
 
     @property
     def input_size(self) -> int:
@@ -81,6 +88,21 @@ class TrainConfig:
             raise ConfigError("label_smoothing and ema_decay must be in [0, 1), erase_p in [0, 1]")
         if self.class_weighting not in ("none", "sqrt"):
             raise ConfigError(f"class_weighting must be none or sqrt, not {self.class_weighting!r}")
+        if self.mixup < 0 or not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
+            raise ConfigError("mixup >= 0, distill_weight in [0, 1] and distill_temperature > 0 are required")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ConfigError(f"device must be cpu, cuda or auto, not {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device cuda: torch sees no CUDA device here; train with --device cpu")
+
+    @property
+    def teacher_paths(self) -> list[Path]:
+        return [Path(p.strip()) for p in self.distill_from.split(",") if p.strip()]
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
 
 @dataclass
@@ -112,32 +134,52 @@ def _to_input(batch_u8: torch.Tensor) -> torch.Tensor:
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     """Random similarity warp, horizontal flip, brightness/contrast and erasing on a normalized batch."""
-    b = x.shape[0]
+    b, dev, s = x.shape[0], x.device, x.shape[-1]
 
     def uniform(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=gen) * 2 - 1
 
+    # every random number is drawn on the CPU from ``gen`` (the same stream on any device, so a run resumes
+    # exactly), then sent to the device in one copy: one small copy per batch instead of one per draw
     angle = uniform(b) * math.radians(cfg.rotate_deg)
     scale = 1 + uniform(b) * cfg.scale
     flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, uniform(b) * cfg.shift * 2], 1),
                          torch.stack([sin * flip, cos, uniform(b) * cfg.shift * 2], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x.contiguous(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    c = 1 + uniform(b, 1, 1, 1) * cfg.contrast
-    x = x * c + uniform(b, 1, 1, 1) * cfg.brightness
-    if cfg.erase_p > 0:  # one random rectangle per image set to mid-gray (0 after normalization)
-        s = x.shape[-1]
+    contrast = 1 + uniform(b) * cfg.contrast
+    brightness = uniform(b) * cfg.brightness
+    erase = torch.zeros(b, 5)  # one random rectangle per image set to mid-gray (0 after normalization)
+    if cfg.erase_p > 0:
         hw = (torch.rand(b, 2, generator=gen) * 0.3 + 0.1) * s
         xy = torch.rand(b, 2, generator=gen) * (s - hw)
-        ar = torch.arange(s, dtype=torch.float32)
+        erase = torch.cat([hw, xy, (torch.rand(b, generator=gen) < cfg.erase_p).float()[:, None]], 1)
+    params = torch.cat([theta.reshape(b, 6), contrast[:, None], brightness[:, None], erase], 1)
+    if dev.type != "cpu":
+        params = params.pin_memory().to(dev, non_blocking=True)
+    theta, contrast, brightness = params[:, :6].reshape(b, 2, 3), params[:, 6], params[:, 7]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x.contiguous(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    x = x * contrast[:, None, None, None] + brightness[:, None, None, None]
+    if cfg.erase_p > 0:
+        hw, xy, on = params[:, 8:10], params[:, 10:12], params[:, 12] > 0.5
+        ar = torch.arange(s, dtype=torch.float32, device=dev)
         inside_y = (ar[None] >= xy[:, 1:2]) & (ar[None] < xy[:, 1:2] + hw[:, 1:2])
         inside_x = (ar[None] >= xy[:, 0:1]) & (ar[None] < xy[:, 0:1] + hw[:, 0:1])
-        box = inside_y[:, :, None] & inside_x[:, None, :]
-        box &= (torch.rand(b, generator=gen) < cfg.erase_p)[:, None, None]
+        box = inside_y[:, :, None] & inside_x[:, None, :] & on[:, None, None]
         x = x.masked_fill(box[:, None], 0.0)
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def mix_pairs(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup: each image blended with a shuffled partner, one Beta(alpha, alpha) weight per batch.
+
+    Returns (mixed batch, partner order, weight of the original); targets are mixed with the same weight.
+    """
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    # Beta sampling draws from torch's global generator; the partner order comes from ``gen``
+    order = torch.randperm(x.shape[0], generator=gen).to(x.device, non_blocking=True)
+    return x * lam + x[order] * (1 - lam), order, lam
 
 
 # --------------------------------------------------------------------------- metrics
@@ -146,14 +188,15 @@ def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Te
 def predict_probs(model: nn.Module, images: np.ndarray, batch_size: int = 512, tta: bool = False) -> np.ndarray:
     """(N, 7) probabilities for uint8 faces already at the model's input size; ``tta`` adds the mirror."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
-            x = _to_input(torch.from_numpy(images[i:i + batch_size]))
+            x = _to_input(torch.from_numpy(images[i:i + batch_size]).to(device))
             p = model(x)
             if tta:
                 p = (p + model(torch.flip(x, dims=[3]))) / 2
-            out.append(p.float().numpy())
+            out.append(p.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
 
 
@@ -185,6 +228,46 @@ def evaluate_model(model: nn.Module, images: np.ndarray, labels: np.ndarray, tta
 
 
 # --------------------------------------------------------------------------- training
+
+
+def load_teachers(paths: list[Path], device: torch.device) -> list[nn.Module]:
+    """Teacher nets for distillation: project ``.pt`` files, or a run's ``training_state.pt`` (its best
+    epoch so far, so a student can learn from a teacher whose run is still going or was stopped)."""
+    from ..emotion.checkpoint import load_checkpoint
+    from ..errors import ModelFileError
+
+    teachers = []
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"distill_from: {path} does not exist; pass trained .pt files or training_state.pt")
+        if path.name == "training_state.pt":
+            state = _read_state(path)
+            cfg = state.get("config") or {}
+            weights = state.get("best_state") or state.get("ema") or state.get("model")
+            try:
+                net = build_emotion_net(cfg["architecture"], **cfg.get("net", {}))
+                net.load_state_dict(weights)
+            except Exception as e:
+                raise ConfigError(f"distill_from: {path} holds no usable weights ({type(e).__name__}: "
+                                  f"{str(e)[:150]})") from e
+        else:
+            try:
+                net = load_checkpoint(path).model
+            except ModelFileError as e:
+                raise ConfigError(f"distill_from: {e}") from e
+        teachers.append(net.to(device).eval())
+    return teachers
+
+
+def _teacher_logits(teachers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Mean of the teachers' logits on the student's (augmented) batch, resized to each teacher's input."""
+    out = []
+    with torch.no_grad():
+        for t in teachers:
+            s = int(getattr(t, "input_size", x.shape[-1]))
+            xt = x if x.shape[-1] == s else F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+            out.append(t.logits(xt).float())
+    return torch.stack(out).mean(0)
 
 
 def _set_threads(n: int) -> None:
@@ -234,12 +317,16 @@ def _save_atomic(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)  # a kill during the write leaves the previous epoch's checkpoint intact
 
 
-def _load_training_state(path: Path, cfg: TrainConfig, fingerprint: str) -> dict[str, Any]:
+def _read_state(path: Path) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # zip/pickle/EOF errors all mean the same thing here
         raise ConfigError(f"training checkpoint {path} is unreadable ({type(e).__name__}); delete it to start "
                           "the run over") from e
+
+
+def _load_training_state(path: Path, cfg: TrainConfig, fingerprint: str) -> dict[str, Any]:
+    state = _read_state(path)
     # options added to TrainConfig after the checkpoint was written take their defaults
     saved = {**asdict(TrainConfig()), **(state.get("config") or {})}
     if state.get("format") != TRAINING_STATE_FORMAT or saved != asdict(cfg):
@@ -266,20 +353,25 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
 
     cfg.validate()
     _set_threads(cfg.threads)
+    device = cfg.torch_device()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_emotion_net(cfg.architecture, **cfg.net).to(memory_format=torch.channels_last)
+    model = build_emotion_net(cfg.architecture, **cfg.net).to(device, memory_format=torch.channels_last)
     size = model.input_size
-    xs = torch.from_numpy(resize_faces(train_x, size))
-    ys = torch.from_numpy(np.asarray(train_y, np.int64))
+    xs = torch.from_numpy(resize_faces(train_x, size)).to(device)
+    ys = torch.from_numpy(np.asarray(train_y, np.int64)).to(device)
     vx = resize_faces(val_x, size) if val_x is not None and len(val_x) else None
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
+    teachers = load_teachers(cfg.teacher_paths, device)
     opt = sgd_optimizer(model, cfg.lr, cfg.weight_decay)
     steps_per_epoch = max(len(xs) // cfg.batch_size, 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                 pct_start=0.15, div_factor=20, final_div_factor=200)
-    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(train_y, cfg.class_weighting),
+    weights = _class_weights(train_y, cfg.class_weighting)
+    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
                                   label_smoothing=cfg.label_smoothing)
+    # bfloat16 on a GPU: the nets are small, so the step is launch-bound and the loss stays float32
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)
     start, spent = 1, 0.0
@@ -293,23 +385,44 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         history, spent = list(state["history"]), float(state["seconds"])
         best = (float(state["best_acc"]), int(state["best_epoch"]), state["best_state"])
         start = int(state["epoch"]) + 1
         (log or (lambda s: print(s, file=sys.stderr, flush=True)))(f"resumed from {checkpoint} after epoch {start - 1}")
+    if ema is not None:  # the EMA runs over every float tensor of the state (weights and BN statistics)
+        pairs = list(zip(ema.state_dict().values(), model.state_dict().values(), strict=True))
+        ema_f = [e for e, m in pairs if e.dtype.is_floating_point]
+        model_f = [m for e, m in pairs if e.dtype.is_floating_point]
+        ints = [(e, m) for e, m in pairs if not e.dtype.is_floating_point]
     t0 = time.perf_counter() - spent
     for epoch in range(start, cfg.epochs + 1):
         model.train()
-        perm = torch.randperm(len(xs), generator=gen)
-        tot_loss = tot_ok = seen = 0.0
+        perm = torch.randperm(len(xs), generator=gen).to(device)
+        tot_loss = torch.zeros((), device=device)
+        tot_ok = torch.zeros((), device=device)
+        seen = 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
                    disable=not progress, mininterval=1.0)
         for step in bar:
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = augment(_to_input(xs[idx]), cfg, gen)
             y = ys[idx]
-            logits = model.logits(x)
-            loss = loss_fn(logits, y)
+            order, lam = None, 1.0
+            if cfg.mixup > 0:
+                x, order, lam = mix_pairs(x, cfg.mixup, gen)
+            with autocast:
+                logits = model.logits(x).float()
+            loss = loss_fn(logits, y) if order is None else \
+                lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[order])
+            if teachers:
+                with autocast:
+                    soft = _teacher_logits(teachers, x)
+                t = cfg.distill_temperature
+                kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft / t, 1), log_target=True,
+                              reduction="batchmean") * t * t
+                loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -317,16 +430,16 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
             if ema is not None:
                 with torch.no_grad():
                     d = min(cfg.ema_decay, (1 + step + epoch * steps_per_epoch) / (10 + step + epoch * steps_per_epoch))
-                    for pe, pm in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
-                        if pe.dtype.is_floating_point:
-                            pe.mul_(d).add_(pm.detach(), alpha=1 - d)
-                        else:
-                            pe.copy_(pm)
-            tot_loss += loss.item() * len(y)
-            tot_ok += float((logits.argmax(1) == y).sum())
+                    torch._foreach_mul_(ema_f, d)
+                    torch._foreach_add_(ema_f, model_f, alpha=1 - d)
+                    for e, m in ints:
+                        e.copy_(m)
+            tot_loss += loss.detach() * len(y)
+            tot_ok += (logits.argmax(1) == y).sum()
             seen += len(y)
-            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
-        row = {"epoch": epoch, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
+            if progress and step % 50 == 0:  # reading the GPU's numbers waits for it: not every step
+                bar.set_postfix(loss=f"{float(tot_loss) / seen:.3f}", acc=f"{float(tot_ok) / seen:.3f}")
+        row = {"epoch": epoch, "train_loss": float(tot_loss) / seen, "train_acc": float(tot_ok) / seen,
                "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0}
         judged = ema if ema is not None else model
         if vx is not None:
@@ -334,17 +447,19 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
             row["val_acc"] = float((probs.argmax(1) == val_y).mean())
             row["val_loss"] = probs_cross_entropy(probs, val_y)
             if row["val_acc"] > best[0]:
-                best = (row["val_acc"], epoch, copy.deepcopy(judged.state_dict()))
+                best = (row["val_acc"], epoch, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()})
         history.append(row)
         if checkpoint is not None:
             _save_atomic({"format": TRAINING_STATE_FORMAT, "config": asdict(cfg), "data": fingerprint, "epoch": epoch,
                           "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
                           "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                          "torch_rng": torch.get_rng_state(), "history": history, "seconds": row["seconds"],
+                          "torch_rng": torch.get_rng_state(),
+                          "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                          "history": history, "seconds": row["seconds"],
                           "best_acc": best[0], "best_epoch": best[1], "best_state": best[2]}, Path(checkpoint))
         msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
         (log or (lambda s: print(s, file=sys.stderr, flush=True)))(msg)
-    final = ema if ema is not None else model
+    final = ema if ema is not None else model  # still on the training device: evaluating it there is fast
     best_epoch = cfg.epochs
     if best[2] is not None:
         final.load_state_dict(best[2])

@@ -149,6 +149,7 @@ def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, comm
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = calibrate(result.model, data, out_dir / "reliability.png", name)
+    result.model = result.model.cpu()  # saved and exported as it is deployed
     meta = model_metadata(result, data, command, {**(extra_metadata or {}), "calibration": calibration})
     pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)
     export_onnx(result.model, out_dir / f"{name}.onnx", calibration["temperature"])  # for other runtimes
