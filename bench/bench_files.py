@@ -1,9 +1,10 @@
 """Anonymizing a video file: the `emoji-privacy anonymize` tool against the library pipeline's own
 speed and against `deface` on the same 640x480 clip (1-3 faces), in the same run.
 
-Three numbers per clip, each frames per second of the whole job:
+Four numbers per clip, each frames per second of the whole job:
 - library stream: the decoded frames through `PipelinedAnonymizer` (what bench_pipeline measures),
-  no decoding or encoding;
+  no decoding or encoding; once as the listener runs it (small-face level in the background) and once
+  doing the tool's work (a share of the small-face level in every frame);
 - the tool: `emoji-privacy anonymize clip.mp4` end to end (decode, anonymize, H.264 encode, audio copy),
   timed from its own summary (models loaded before the clock starts) and, separately, the whole
   process including start-up;
@@ -59,14 +60,16 @@ def write_clip(frames: list[np.ndarray], path: Path, tone_hz: float = 440.0) -> 
     return path
 
 
-def library_stream_fps(frames: list[np.ndarray]) -> float:
+def library_stream_fps(frames: list[np.ndarray], scan_small_faces: bool = True) -> float:
+    """``scan_small_faces``: the small-face level in a background thread at the lowest priority, as the listener
+    runs it (under full load it gets little CPU); False: a share of it in every frame's detection, as the tool."""
     anonymizer = Anonymizer()
     for f in frames[:5]:
         anonymizer.process(f)
     anonymizer.reset()
     done = []
     stream = PipelinedAnonymizer(anonymizer, lambda f: f, lambda item, out, faces: done.append(1),
-                                 lambda item, e: done.append(0))
+                                 lambda item, e: done.append(0), scan_small_faces=scan_small_faces)
     t0 = time.perf_counter()
     for i, f in enumerate(frames):
         stream.submit(f, i / FPS, block=True)  # offline: every frame counts, none replaced
@@ -106,19 +109,26 @@ def main() -> None:
                              ("640x480, 3 faces", frames_three_faces(args.frames))):
             clip = write_clip(frames, Path(tmp) / "clip.mp4")
             lib = library_stream_fps(frames)
+            lib_inline = library_stream_fps(frames, scan_small_faces=False)
             tool, tool_whole = tool_fps(clip, Path(tmp) / "tool.mp4")
             dfs = deface_fps(clip, Path(tmp) / "deface.mp4", len(frames))
-            rows.append([name, len(frames), f"{lib:.1f}", f"{tool:.1f}", f"{tool_whole:.1f}", f"{dfs:.1f}",
-                         f"{tool / lib:.2f}", f"{tool_whole / dfs:.1f}x"])
+            rows.append([name, len(frames), f"{lib:.1f}", f"{lib_inline:.1f}", f"{tool:.1f}", f"{tool_whole:.1f}",
+                         f"{dfs:.1f}", f"{tool / lib:.2f}", f"{tool / lib_inline:.2f}", f"{tool_whole / dfs:.1f}x"])
             print(" | ".join(map(str, rows[-1])), flush=True)
-    notes = ("Frames per second, higher is better. 'tool' is `anonymize_video` (what `emoji-privacy anonymize` runs) "
+    notes = ("Frames per second, higher is better. 'library stream' is the decoded frames through PipelinedAnonymizer "
+             "as the listener runs it: the small-face level (a 2x enlarged frame) in a background thread at the lowest "
+             "priority, which gets little CPU while both stages are busy; 'same work' searches a share of that level "
+             "in every frame's detection stage, as the tool does so that no small face depends on timing. "
+             "'tool' is `anonymize_video` (what `emoji-privacy anonymize` runs) "
              "timed by its own summary after the models loaded; 'tool, whole command' and 'deface, whole command' "
              "are the CLIs as a user runs them, start-up included. Targets (issue 17): the tool at least as fast as "
              "the library stream (ratio >= 1) and at least 3x deface. "
              f"Pipeline: {describe_pipeline(Anonymizer())}.")
     save("files", "Anonymizing video files: the tool, the library stream and deface", [
-        table(["clip", "frames", "library stream fps", "tool fps", "tool, whole command fps",
-               "deface, whole command fps", "tool / library", "tool / deface (whole commands)"], rows), notes])
+        table(["clip", "frames", "library stream fps", "library stream, same work as the tool fps", "tool fps",
+               "tool, whole command fps", "deface, whole command fps", "tool / library", "tool / library (same work)",
+               "tool / deface (whole commands)"],
+              rows), notes])
 
 
 if __name__ == "__main__":

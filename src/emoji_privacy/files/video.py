@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from ..errors import EmojiPrivacyError, SourceError
@@ -219,7 +221,10 @@ class _Writer:
         if self.first_pts is None:
             self.first_pts = pts
         self.last_pts = pts
-        frame = av.VideoFrame.from_ndarray(_even(img), format="bgr24")
+        # OpenCV's BT.601 limited-range conversion (what swscale would do inside encode, within one level)
+        # runs without the GIL, so the pipeline's threads keep going while this one converts
+        yuv = cv2.cvtColor(_even(img), cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = pts, self.time_base
         packets = self.vout.encode(frame)
         with self.lock:
@@ -290,8 +295,25 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
                                 "held": [held_record(h) for h in held]}))
         state["frames"] += 1
 
+    # H.264 encoding gets a thread of its own: in the pipeline's finishing stage it made that stage the
+    # slowest one (the encoder releases the GIL, so the stages keep running beside it)
+    encode_queue: queue.Queue = queue.Queue(maxsize=8)
+
+    def encoder() -> None:
+        while True:
+            job = encode_queue.get()
+            if job is None:
+                return
+            try:
+                write(*job)
+            except BaseException as e:  # noqa: BLE001 - reported in the decoding thread
+                state["error"] = e
+
+    encode_thread = threading.Thread(target=encoder, name="encode", daemon=True)
+    encode_thread.start()
+
     def deliver(item, out: np.ndarray, faces: list) -> None:
-        write(item, out, faces, list(anonymizer.held))
+        encode_queue.put((item, out, faces, list(anonymizer.held)))
 
     def fail(item, error: Exception) -> None:  # fail closed, as the listener does: the frame is masked whole
         log.error("frame %d of %s failed (%s: %s); it is masked whole", state["frames"], src,
@@ -299,7 +321,7 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
         out = item.payload[0].copy()
         anonymizer.renderer.mask(out)
         state["failed"] += 1
-        write(item, out, [], [])
+        encode_queue.put((item, out, [], []))
 
     stream = PipelinedAnonymizer(anonymizer, lambda payload: payload[0], deliver, fail, scan_small_faces=False)
     streams = [vin] + ([ain] if ain is not None else [])
@@ -340,11 +362,20 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
                 report()
         while not stream.drain(0.2):  # the frames still in the stages
             report()
+        encode_queue.put(None)
+        while encode_thread.is_alive():  # the frames still being encoded
+            encode_thread.join(0.2)
+            report()
         report()
         if state["error"] is not None:
             raise state["error"]
     finally:
         stream.close()
+        if encode_thread.is_alive():  # stopped early: the encoder drops what is queued and ends
+            state["error"] = state["error"] or OutputError("stopped")
+            with contextlib.suppress(queue.Full):
+                encode_queue.put(None, timeout=5)
+            encode_thread.join(5)
     frames, failed = state["frames"], state["failed"]
     if frames == 0:
         raise SourceError(f"cannot anonymize {src}: no video frame could be decoded")
