@@ -118,6 +118,8 @@ def test_run_config_errors_are_clear():
     assert FedConfig.from_run_config({"secagg": "true", "num_rounds": "3"}).secagg is True
     with pytest.raises(ConfigError, match="overflows SecAgg"):
         FedConfig.from_run_config({"secagg": True, "min-clients": 100})  # 100 x 2^26 >= 2^32
+    with pytest.raises(ConfigError, match="dp with strategy fedavgm"):
+        FedConfig.from_run_config({"dp": True, "strategy": "fedavgm"})
 
 
 def test_round_lr_is_a_cosine_from_lr_to_lr_final():
@@ -137,6 +139,62 @@ def test_weights_round_trip_and_mismatch():
     assert "num_batches_tracked" not in " ".join(k for k, v in a.state_dict().items() if v.dtype.is_floating_point)
     with pytest.raises(ConfigError, match="different architectures"):
         set_weights(new_model(FedConfig(net='{"hidden": 32}')), w)
+
+
+def _fit_res(weights: list[np.ndarray], n: int):
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+
+    return None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(weights), n, {})
+
+
+def test_server_momentum_moves_trained_weights_and_averages_batchnorm_statistics():
+    """FedAvgM's momentum acts on the trained weights; a running variance is the robots' plain average
+    (Flower's FedAvgM pushed it past the average too, and the global model diverged)."""
+    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+
+    from emoji_privacy.federated.server_app import ServerMomentum
+    from emoji_privacy.federated.task import trainable_mask
+
+    model = new_model(FedConfig(net='{"hidden": 16}'))
+    mask = trainable_mask(model)
+    names = [k for k, v in model.state_dict().items() if v.dtype.is_floating_point]
+    assert [n for n, t in zip(names, mask, strict=True) if not t] == \
+        [n for n in names if n.endswith(("running_mean", "running_var"))]
+    start = get_weights(model)
+    strategy = ServerMomentum(server_learning_rate=1.0, server_momentum=0.9, trainable=mask,
+                              initial_parameters=ndarrays_to_parameters(start))
+    new = start
+    for r in (1, 2):
+        strategy.broadcast = new  # what configure_fit records: the weights the robots received
+        a, b = [w + 1.0 for w in new], [w + 3.0 for w in new]  # robots moved by +1 and +3: mean +2
+        agg, _ = strategy.aggregate_fit(r, [_fit_res(a, 10), _fit_res(b, 10)], [])
+        old, new = new, parameters_to_ndarrays(agg)
+        moved = 2.0 if r == 1 else 2.0 + 0.9 * 2.0  # momentum: 2, then 0.9 * 2 + 2
+        for w0, w1, t in zip(old, new, mask, strict=True):
+            np.testing.assert_allclose(w1 - w0, moved if t else 2.0, rtol=1e-5)
+
+
+def test_fedbn_robot_keeps_its_own_batchnorm(fer, tmp_path):
+    from flwr.app import RecordDict
+
+    from emoji_privacy.federated.client_app import EmotionClient
+    from emoji_privacy.federated.task import batchnorm_mask
+
+    x, y = fer.split("Training")
+    write_partitions(x, y, partition_indices(y, 2, None, total=100, seed=0), tmp_path / "clients")
+    cfg = FedConfig(net='{"hidden": 16}', strategy="fedbn", augment=False)
+    state = RecordDict()
+    robot = EmotionClient(cfg, tmp_path / "clients" / "client_0", 0, state)
+    bn = batchnorm_mask(robot.model)
+    assert any(bn) and not all(bn)
+    global_w = get_weights(new_model(cfg))
+    after1, _, _ = robot.fit(global_w, {"server_round": 1, "lr": 0.05})
+    robot2 = EmotionClient(cfg, tmp_path / "clients" / "client_0", 0, state)  # Flower makes a new client per round
+    started = robot2._with_local_batchnorm(global_w)
+    for g, a, st, is_bn in zip(global_w, after1, started, bn, strict=True):
+        np.testing.assert_array_equal(st, a if is_bn else g)
+    plain = EmotionClient(FedConfig(net='{"hidden": 16}', augment=False), tmp_path / "clients" / "client_0", 0, state)
+    assert all(np.array_equal(a, b) for a, b in zip(plain._with_local_batchnorm(global_w), global_w, strict=True))
 
 
 def test_local_training_learns_and_fedprox_pulls_toward_the_global_model():
@@ -253,8 +311,8 @@ def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_simulation_fedavgm_with_dp_reports_epsilon(fer, tmp_path):
-    """The simulate command (Flower's simulation engine): FedAvgM + client clipping + server noise."""
+def test_simulation_fedbn_with_dp_reports_epsilon(fer, tmp_path):
+    """The simulate command (Flower's simulation engine): FedBN + client clipping + server noise."""
     import os
 
     from emoji_privacy.federated.cli import main as fed_main
@@ -264,16 +322,56 @@ def test_simulation_fedavgm_with_dp_reports_epsilon(fer, tmp_path):
     write_partitions(x, y, partition_indices(y, 3, 0.5, total=300, seed=0), tmp_path / "clients")
     env = dict(os.environ)
     rc = fed_main(["simulate", "--partitions", str(tmp_path / "clients"), "--out", str(tmp_path / "runs"),
-                   "--name", "sim", "--dp", "--cpus", "2", "--run-config", "num-rounds=2", "strategy=fedavgm",
+                   "--name", "sim", "--dp", "--cpus", "2", "--run-config", "num-rounds=2", "strategy=fedbn",
                    "dp-noise=0.5", "dp-clip=2.0", "eval-limit=200", "augment=false"])
     assert rc == 0
     assert dict(os.environ) == env  # Ray's PYTHONPATH edits would break ROS nodes started later
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and p.name.startswith("sim-")]
     rounds = json.loads((run_dir / "rounds.json").read_text())
-    assert rounds["run_config"]["strategy"] == "fedavgm" and rounds["run_config"]["min-clients"] == 3
+    assert rounds["run_config"]["strategy"] == "fedbn" and rounds["run_config"]["min-clients"] == 3
     assert rounds["dp"]["epsilon"] == pytest.approx(dp_epsilon(0.5, 2, 1e-3))
     assert rounds["traffic"]["clients"] == 3 and rounds["traffic"]["messages_per_client_per_round"] == 1
     assert len(rounds["fit_metrics"]) == 2 and (run_dir / "sim.pt").is_file()
+
+
+@pytest.mark.timeout(900)
+def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
+    """A server run stopped after round 1 continues with --resume from its checkpoint (global weights,
+    FedAvgM's momentum, log) and ends where an uninterrupted run ends."""
+    from emoji_privacy.federated import server_app
+    from emoji_privacy.federated.cli import main as fed_main
+
+    x, y = fer.split("Training")
+    write_partitions(x, y, partition_indices(y, 2, 0.5, total=200, seed=0), tmp_path / "clients")
+    args = ["simulate", "--partitions", str(tmp_path / "clients"), "--cpus", "2", "--run-config", "num-rounds=2",
+            "strategy=fedavgm", "eval-limit=300", "augment=false", "lr=0.02"]
+    assert fed_main(args + ["--out", str(tmp_path / "whole"), "--name", "run"]) == 0
+    (whole,) = (tmp_path / "whole").glob("run-*")
+
+    evaluate = server_app.FederatedRun.evaluate
+
+    def stop_after_round_1(self, server_round, weights, config):
+        result = evaluate(self, server_round, weights, config)
+        if self.done_rounds + server_round == 1:
+            raise RuntimeError("the session ended")
+        return result
+
+    monkeypatch.setattr(server_app.FederatedRun, "evaluate", stop_after_round_1)
+    assert fed_main(args + ["--out", str(tmp_path / "parts"), "--name", "run"]) == 1  # stopped: no model
+    (parts,) = (tmp_path / "parts").glob("run-*")
+    state = torch.load(parts / "server_state.pt", weights_only=True)
+    assert state["round"] == 1 and state["momentum"] is not None and not (parts / "run.pt").exists()
+    monkeypatch.setattr(server_app.FederatedRun, "evaluate", evaluate)
+    assert fed_main(["simulate", "--resume", str(parts), "--cpus", "2"]) == 2  # only the saved arguments
+    assert fed_main(["simulate", "--resume", str(parts)]) == 0
+    a = json.loads((whole / "rounds.json").read_text())
+    b = json.loads((parts / "rounds.json").read_text())
+    assert [r["round"] for r in b["rounds"]] == [0, 1, 2]
+    for ra, rb in zip(a["rounds"], b["rounds"], strict=True):
+        assert rb["val_acc"] == pytest.approx(ra["val_acc"], abs=0.004), (a["rounds"], b["rounds"])
+    wa = torch.load(whole / "run.pt", weights_only=True)["state_dict"]
+    wb = torch.load(parts / "run.pt", weights_only=True)["state_dict"]
+    assert max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa) < 1e-3
 
 
 def test_dependencies_stay_ros_compatible():

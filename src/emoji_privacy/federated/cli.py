@@ -28,7 +28,9 @@ def _run_config(items: list[str]) -> dict[str, Any]:
     return {k: v.strip("'\"") for k, v in key_value_pairs(items, "--run-config", "num-rounds=20").items()}
 
 
-def _client_folders(partitions: Path) -> list[Path]:
+def _client_folders(partitions: Path | None) -> list[Path]:
+    if partitions is None:
+        raise ConfigError("--partitions is required: a folder of client_<i>/ folders (see the partition command)")
     folders = sorted((p for p in partitions.glob("client_*") if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
     if not folders:
         raise DataError(f"{partitions} holds no client_<i>/ folders; make them with "
@@ -64,6 +66,8 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
 def _config(args: argparse.Namespace, clients: int) -> Any:
     from .task import FedConfig
 
+    if args.partitions is None:
+        raise ConfigError(f"{args.command} needs --partitions (a folder of client_<i>/ folders)")
     cfg = FedConfig.from_run_config(_overrides(args, {"min-clients": clients, "name": args.name, "out": str(args.out),
                                                       "partitions": str(args.partitions.resolve())}))
     if not cfg.data:
@@ -75,19 +79,19 @@ def _config(args: argparse.Namespace, clients: int) -> Any:
     return cfg
 
 
-def cmd_simulate(args: argparse.Namespace, command: str) -> int:
+def cmd_simulate(args: argparse.Namespace, command: str, run_dir: Path) -> int:
     # Ray rewrites this process's environment (PYTHONPATH with the source tree first, so a ROS node
     # started later would miss the generated emoji_privacy.msg): put it back when the run ends.
     env, path = dict(os.environ), list(sys.path)
     try:
-        return _simulate(args, command)
+        return _simulate(args, command, run_dir)
     finally:
         os.environ.clear()
         os.environ.update(env)
         sys.path[:] = path
 
 
-def _simulate(args: argparse.Namespace, command: str) -> int:
+def _simulate(args: argparse.Namespace, command: str, run_dir: Path) -> int:
     from flwr.simulation import run_simulation
 
     from .client_app import make_client_app
@@ -95,8 +99,9 @@ def _simulate(args: argparse.Namespace, command: str) -> int:
 
     folders = _client_folders(args.partitions)
     cfg = _config(args, len(folders))
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    cfg.traffic_log = str(Path(cfg.out).resolve() / f".traffic-{cfg.name}-{os.getpid()}-{int(time.time())}.jsonl")
+    # the run folder holds the server's per-round checkpoint and the traffic log of every part of the run
+    cfg.checkpoint = str(run_dir.resolve() / "server_state.pt")
+    cfg.traffic_log = str(run_dir.resolve() / "traffic.jsonl")
     data = load_fer2013(cfg.data, progress=False)
     done: list[Path] = []
     server = make_server_app(cfg, data, on_done=done.append, command=command)
@@ -167,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("centralized", "baseline: the same model and recipe on the pooled client folders"),
                        ("deploy-local", "a SuperLink and one SuperNode per client folder as processes, then flwr run")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("--partitions", type=Path, required=True, help="folder of client_<i>/ folders")
+        s.add_argument("--partitions", type=Path, help="folder of client_<i>/ folders (required)")
         s.add_argument("--name", default="centralized" if name == "centralized" else "federated")
         s.add_argument("--out", type=Path, default=Path("runs"), help="parent of the run folder")
         s.add_argument("--run-config", "-c", nargs="*", default=[], metavar="KEY=VALUE",
@@ -175,18 +180,34 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--secagg", action="store_true", help="SecAgg+ secure aggregation")
         s.add_argument("--dp", action="store_true", help="client-side clipping + server noise (dp-noise, dp-clip)")
         s.add_argument("--cpus", type=int, default=0, help="cores for the simulation (default: all)")
+        if name == "simulate":
+            s.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run after its last "
+                           "round, with the arguments saved in RUN_DIR/run.json; give no other options")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..training.cli import new_run_folder, saved_arguments
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    command = "python -m emoji_privacy.federated " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    run_dir: Path | None = None
     try:
+        if args.command == "simulate" and args.resume is not None:
+            run_dir = args.resume
+            extra = [a for a in argv if a not in ("simulate", "--resume", str(run_dir))]
+            if extra:
+                raise ConfigError(f"--resume continues a run with its own saved arguments; drop {' '.join(extra)}")
+            argv = saved_arguments(run_dir)
+            args = build_parser().parse_args(argv)
+        command = "python -m emoji_privacy.federated " + " ".join(shlex.quote(a) for a in argv)
         if args.command == "partition":
             return cmd_partition(args)
         if args.command == "simulate":
-            return cmd_simulate(args, command)
+            _client_folders(args.partitions)  # say what is wrong before making a run folder
+            if run_dir is None:
+                run_dir = new_run_folder(args.out, args.name, argv)
+            return cmd_simulate(args, command, run_dir)
         if args.command == "deploy-local":
             return cmd_deploy_local(args)
         return cmd_centralized(args, command)

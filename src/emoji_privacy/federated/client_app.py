@@ -14,36 +14,50 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import Context, Message, RecordDict
+from flwr.app import ArrayRecord, Context, Message, RecordDict
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from ..errors import ConfigError
-from .task import FedConfig, get_weights, load_client_data, local_train, new_model, set_weights
+from .task import FedConfig, batchnorm_mask, get_weights, load_client_data, local_train, new_model, set_weights
 
 __all__ = ["EmotionClient", "make_client_app", "app"]
 
 KEY_CLIPPING_NORM = "clipping_norm"  # what Flower's DP wrapper puts in the fit config
+FEDBN_STATE = "fedbn-local-batchnorm"  # this robot's own batch-norm arrays, kept in its node state
 
 
 class EmotionClient(NumPyClient):
     """One robot: its crops, the shared model, a local training recipe."""
 
-    def __init__(self, cfg: FedConfig, data_dir: Path, client_id: int):
+    def __init__(self, cfg: FedConfig, data_dir: Path, client_id: int, state: RecordDict | None = None):
         self.cfg = cfg
         self.client_id = client_id
+        self.state = state  # the node's state across rounds (Flower's Context.state)
         self.model = new_model(cfg)
         self.x, self.y = load_client_data(data_dir, int(self.model.input_size))
 
+    def _with_local_batchnorm(self, parameters: list[np.ndarray]) -> list[np.ndarray]:
+        """FedBN: the global arrays, except this robot's own batch norm (weights, biases and running
+        statistics) from its previous round: each robot's class mix and camera differ, and batch norm is
+        where that difference lives. The first round takes the global ones."""
+        if self.cfg.strategy != "fedbn" or self.state is None or FEDBN_STATE not in self.state:
+            return parameters
+        local = iter(self.state[FEDBN_STATE].to_numpy_ndarrays())
+        return [next(local) if bn else p for p, bn in zip(parameters, batchnorm_mask(self.model), strict=True)]
+
     def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict]:
-        set_weights(self.model, parameters)
+        set_weights(self.model, self._with_local_batchnorm(parameters))
         server_round = int(config.get("server_round", 1))
         t0 = time.perf_counter()
         metrics = local_train(self.model, self.x, self.y, self.cfg, lr=float(config.get("lr", self.cfg.lr)),
                               seed=self.cfg.seed * 100_003 + server_round * 1009 + self.client_id,
                               proximal_mu=float(config.get("proximal_mu", 0.0)))
         weights = get_weights(self.model)
+        if self.cfg.strategy == "fedbn" and self.state is not None:
+            self.state[FEDBN_STATE] = ArrayRecord(numpy_ndarrays=[
+                w for w, bn in zip(weights, batchnorm_mask(self.model), strict=True) if bn])
         metrics["update_norm"] = float(np.sqrt(sum(float(((w - p) ** 2).sum())
                                                    for w, p in zip(weights, parameters, strict=True))))
         metrics["fit_seconds"] = time.perf_counter() - t0
@@ -115,7 +129,7 @@ def make_client_app(cfg: FedConfig | None = None) -> ClientApp:
     def client_fn(context: Context):
         c = config_of(context)
         data_dir, client_id = _client_data_dir(c, context)
-        return EmotionClient(c, data_dir, client_id).to_client()
+        return EmotionClient(c, data_dir, client_id, context.state).to_client()
 
     mods = [_traffic_mod(lambda ctxt: config_of(ctxt).traffic_log),
             _only_when_asked(secaggplus_mod, _asks_secagg),

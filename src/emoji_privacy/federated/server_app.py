@@ -18,25 +18,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from flwr.app import Context
-from flwr.common import Metrics, ndarrays_to_parameters
+from flwr.common import Metrics, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import Grid, LegacyContext, ServerConfig
 from flwr.server.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     FedAvg,
-    FedAvgM,
     FedProx,
     Strategy,
 )
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import ServerApp
 
+from ..errors import ConfigError
 from ..training.core import TrainResult, evaluate_model, resize_faces
 from ..training.data import FerData, load_fer2013
 from ..training.outputs import export_folder, write_run
-from .task import FedConfig, evaluate_weights, get_weights, new_model, round_lr, set_weights
+from .task import FedConfig, evaluate_weights, get_weights, new_model, round_lr, set_weights, trainable_mask
 
-__all__ = ["FederatedRun", "dp_epsilon", "make_server_app", "app"]
+__all__ = ["FederatedRun", "ServerMomentum", "dp_epsilon", "make_server_app", "app"]
+
+SERVER_STATE_FORMAT = 1
 
 
 def dp_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
@@ -57,6 +60,44 @@ def _weighted_mean(metrics: list[tuple[int, Metrics]]) -> Metrics:
     return out
 
 
+class ServerMomentum(FedAvg):
+    """FedAvgM with the momentum on the trained weights only.
+
+    Flower's FedAvgM gives every array momentum, batch-norm running statistics included. Those are not
+    gradients' results but averages of what the robots saw: pushed past the average by momentum, a running
+    variance overshoots (and can turn negative) and the global model diverged. Here the weighted mean of
+    the robots' statistics is taken as is, and the pseudo-gradient (broadcast weights minus their mean) is
+    measured from the weights the robots actually received this round.
+    """
+
+    def __init__(self, *, server_learning_rate: float, server_momentum: float, trainable: list[bool],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.server_learning_rate, self.server_momentum = server_learning_rate, server_momentum
+        self.trainable = trainable
+        self.momentum: list[np.ndarray] | None = None
+        self.broadcast: list[np.ndarray] | None = None
+
+    def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+        self.broadcast = parameters_to_ndarrays(parameters)
+        return super().configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> tuple[Any, dict]:
+        aggregated, metrics = super().aggregate_fit(server_round, results, failures)
+        if aggregated is None or self.broadcast is None:
+            return aggregated, metrics
+        mean = parameters_to_ndarrays(aggregated)
+        step = [b - m for b, m, t in zip(self.broadcast, mean, self.trainable, strict=True) if t]
+        if self.momentum is None or self.server_momentum == 0:
+            self.momentum = step
+        else:
+            self.momentum = [self.server_momentum * v + g for v, g in zip(self.momentum, step, strict=True)]
+        velocity = iter(self.momentum)
+        new = [b - self.server_learning_rate * next(velocity) if t else m
+               for b, m, t in zip(self.broadcast, mean, self.trainable, strict=True)]
+        return ndarrays_to_parameters([w.astype(np.float32) for w in new]), metrics
+
+
 class FederatedRun:
     """State of one run on the server: data for evaluation, per-round log, the best round's weights."""
 
@@ -75,14 +116,68 @@ class FederatedRun:
         self.round_started: dict[int, float] = {}
         self.fit_log: list[Metrics] = []
         self.t0 = time.perf_counter()
+        self.done_rounds = 0  # rounds finished before this process started (a resumed run)
+        self.global_weights = get_weights(self.model)
+        self._strategy: Strategy | None = None
+        self._momentum: list[np.ndarray] | None = None
+        if cfg.checkpoint and Path(cfg.checkpoint).is_file():
+            self._resume(Path(cfg.checkpoint))
+
+    # --- checkpoint: after every round, so a stopped run continues where it was
+    def _state_config(self) -> dict[str, Any]:
+        # what decides the result; where files go may change between the parts of a run
+        return {k: v for k, v in self.cfg.to_run_config().items()
+                if k not in ("checkpoint", "out", "traffic-log", "export", "threads", "data", "partitions")}
+
+    def _save_state(self, server_round: int, weights: list[np.ndarray]) -> None:
+        momentum = getattr(self._inner_strategy(), "momentum", None)
+        state = {"format": SERVER_STATE_FORMAT, "config": self._state_config(), "round": server_round,
+                 "weights": [torch.from_numpy(np.ascontiguousarray(w)) for w in weights],
+                 "momentum": None if momentum is None else [torch.from_numpy(np.ascontiguousarray(m))
+                                                            for m in momentum],
+                 "best_acc": self.best[0], "best_round": self.best[1],
+                 "best_weights": None if self.best[2] is None else [torch.from_numpy(w) for w in self.best[2]],
+                 "rounds": self.rounds, "fit_log": self.fit_log, "seconds": time.perf_counter() - self.t0}
+        path = Path(self.cfg.checkpoint)
+        tmp = path.with_name(path.name + ".part")
+        torch.save(state, tmp)
+        tmp.replace(path)  # a kill while writing leaves the previous round's state
+
+    def _resume(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # zip/pickle/EOF errors all mean the same thing here
+            raise ConfigError(f"server checkpoint {path} is unreadable ({type(e).__name__}); delete it to start "
+                              "the run over") from e
+        if state.get("format") != SERVER_STATE_FORMAT or state.get("config") != self._state_config():
+            raise ConfigError(f"server checkpoint {path} belongs to another run configuration; resume with the "
+                              "run's own arguments (--resume RUN_DIR) or delete it to start over")
+        self.done_rounds = int(state["round"])
+        self.global_weights = [t.numpy() for t in state["weights"]]
+        self._momentum = None if state["momentum"] is None else [t.numpy() for t in state["momentum"]]
+        best = state["best_weights"]
+        self.best = (float(state["best_acc"]), int(state["best_round"]),
+                     None if best is None else [t.numpy() for t in best])
+        self.rounds, self.fit_log = list(state["rounds"]), list(state["fit_log"])
+        self.t0 = time.perf_counter() - float(state["seconds"])
+        print(f"[federated] resumed from {path} after round {self.done_rounds}", file=sys.stderr, flush=True)
+
+    def _inner_strategy(self) -> Strategy | None:
+        s = self._strategy
+        return getattr(s, "strategy", s)  # inside the DP wrapper
 
     # --- strategy callbacks
     def fit_config(self, server_round: int) -> dict[str, Any]:
+        server_round += self.done_rounds  # Flower counts the rounds of this process from 1
         self.round_started[server_round] = time.perf_counter()
         return {"server_round": server_round, "lr": round_lr(self.cfg, server_round)}
 
     def evaluate(self, server_round: int, weights: list[np.ndarray], _: dict) -> tuple[float, dict[str, Any]]:
         ended = time.perf_counter()
+        if self.done_rounds and server_round == 0:  # the resumed model: evaluated and logged already
+            last = self.rounds[-1] if self.rounds else {"val_loss": float("nan"), "val_acc": float("nan")}
+            return last["val_loss"], {"accuracy": last["val_acc"]}
+        server_round += self.done_rounds
         set_weights(self.model, weights)
         loss, acc = evaluate_weights(self.model, self.val_x, self.val_y)
         row = {"round": server_round, "val_loss": loss, "val_acc": acc, "seconds": ended - self.t0,
@@ -97,6 +192,8 @@ class FederatedRun:
             self.best = (acc, server_round, [w.copy() for w in weights])
         print(f"[federated] round {server_round}: PublicTest acc {acc:.4f} loss {loss:.4f}", file=sys.stderr,
               flush=True)
+        if server_round > 0 and self.cfg.checkpoint:
+            self._save_state(server_round, weights)
         return loss, {"accuracy": acc}
 
     # --- the run
@@ -105,17 +202,20 @@ class FederatedRun:
         common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=0.0, min_fit_clients=cfg.min_clients,
                       min_available_clients=cfg.min_clients, evaluate_fn=self.evaluate,
                       on_fit_config_fn=self.fit_config, fit_metrics_aggregation_fn=self._fit_metrics_logged,
-                      initial_parameters=ndarrays_to_parameters(get_weights(self.model)))
+                      initial_parameters=ndarrays_to_parameters(self.global_weights))
         if cfg.strategy == "fedprox":
             strategy: Strategy = FedProx(proximal_mu=cfg.proximal_mu, **common)
         elif cfg.strategy == "fedavgm":
-            strategy = FedAvgM(server_learning_rate=cfg.server_lr, server_momentum=cfg.server_momentum, **common)
-        else:
+            strategy = ServerMomentum(server_learning_rate=cfg.server_lr, server_momentum=cfg.server_momentum,
+                                      trainable=trainable_mask(self.model), **common)
+            strategy.momentum = self._momentum
+        else:  # fedavg, and fedbn: the server averages everything; each robot keeps its own batch norm
             strategy = FedAvg(**common)
         if cfg.dp:
             strategy = DifferentialPrivacyClientSideFixedClipping(
                 strategy, noise_multiplier=cfg.dp_noise, clipping_norm=cfg.dp_clip,
                 num_sampled_clients=cfg.min_clients)
+        self._strategy = strategy
         return strategy
 
     def _fit_metrics_logged(self, metrics: list[tuple[int, Metrics]]) -> Metrics:
@@ -132,8 +232,10 @@ class FederatedRun:
             fit_workflow = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=float(cfg.secagg_threshold),
                                               max_weight=cfg.secagg_max_weight, clipping_range=cfg.secagg_clip,
                                               quantization_range=cfg.secagg_quantization)
-        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.num_rounds),
-                               strategy=self.strategy())
+        left = cfg.num_rounds - self.done_rounds
+        if left <= 0:  # a resumed run whose rounds were all done: only the run folder is left to write
+            return
+        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=left), strategy=self.strategy())
         DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
 
     def finish(self, command: str) -> Path:
@@ -165,10 +267,12 @@ class FederatedRun:
         traffic = _traffic_summary(cfg)
         if traffic:
             fed["traffic"] = traffic
-        out_dir = Path(cfg.out) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # a checkpointed run writes beside its checkpoint (the folder --resume names)
+        out_dir = Path(cfg.checkpoint).parent if cfg.checkpoint else \
+            Path(cfg.out) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         write_run(result, self.data, out_dir, cfg.name, command, export_folder() if cfg.export else None,
                   extra_metadata={"federated": {k: v for k, v in fed.items() if k not in ("rounds", "fit_metrics")}})
-        if traffic:
+        if traffic and Path(cfg.traffic_log).resolve() != (out_dir / "traffic.jsonl").resolve():
             (out_dir / "traffic.jsonl").write_bytes(Path(cfg.traffic_log).read_bytes())
         (out_dir / "rounds.json").write_text(json.dumps(fed, indent=1, default=float))
         _plot_accuracy(self.rounds, best_round, cfg, out_dir / "accuracy.png")

@@ -34,9 +34,9 @@ from ..training.core import (
 from ..training.data import DataError, load_labelled_folder
 
 __all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
-           "local_train", "evaluate_weights", "round_lr"]
+           "local_train", "evaluate_weights", "round_lr", "trainable_mask", "batchnorm_mask"]
 
-STRATEGIES = ("fedavg", "fedprox", "fedavgm")
+STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedbn")
 
 
 @dataclass
@@ -54,7 +54,7 @@ class FedConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     augment: bool = True  # the centralized trainer's random warp/flip/photometric/erasing
-    strategy: str = "fedavg"  # fedavg | fedprox | fedavgm
+    strategy: str = "fedavg"  # fedavg | fedprox | fedavgm | fedbn (each robot keeps its own batch norm)
     proximal_mu: float = 0.01  # fedprox
     server_momentum: float = 0.9  # fedavgm
     server_lr: float = 1.0  # fedavgm
@@ -82,6 +82,9 @@ class FedConfig:
     traffic_log: str = ""  # JSON lines of bytes in/out per client message ("" = not logged)
     seed: int = 0
     threads: int = 1  # torch threads per client (a simulation runs one client per core)
+    # the server's state (global weights, round, strategy state, log), written after every round; a run that
+    # finds it continues after its last round (``simulate --resume RUN_DIR`` sets it)
+    checkpoint: str = ""
 
     @classmethod
     def from_run_config(cls, run_config: dict[str, Any]) -> FedConfig:
@@ -117,6 +120,9 @@ class FedConfig:
                               f"overflows SecAgg+'s 2^32 modulus; use at most {2 ** 32 // self.min_clients - 1}")
         if self.dp and (self.dp_noise <= 0 or self.dp_clip <= 0 or not 0 < self.dp_delta < 1):
             raise ConfigError("DP needs dp-noise > 0, dp-clip > 0 and 0 < dp-delta < 1")
+        if self.dp and self.strategy == "fedavgm":
+            raise ConfigError("dp with strategy fedavgm: the noise is added after the server momentum, which would "
+                              "carry un-noised updates into later rounds; use fedavg, fedprox or fedbn with dp")
 
     def train_config(self) -> TrainConfig:
         """The centralized trainer's config with the same model and local recipe (for metadata)."""
@@ -134,6 +140,18 @@ def new_model(cfg: FedConfig) -> nn.Module:
 def _shared_keys(model: nn.Module) -> list[str]:
     # Integer buffers (BN's num_batches_tracked) are bookkeeping, not model state worth averaging.
     return [k for k, v in model.state_dict().items() if v.dtype.is_floating_point]
+
+
+def trainable_mask(model: nn.Module) -> list[bool]:
+    """For each array that travels: True for a trained weight, False for a batch-norm running statistic."""
+    params = {k for k, _ in model.named_parameters()}
+    return [k in params for k in _shared_keys(model)]
+
+
+def batchnorm_mask(model: nn.Module) -> list[bool]:
+    """For each array that travels: True when it belongs to a batch-norm layer (FedBN keeps those local)."""
+    bn = {name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    return [k.rsplit(".", 1)[0] in bn for k in _shared_keys(model)]
 
 
 def get_weights(model: nn.Module) -> list[np.ndarray]:
