@@ -20,6 +20,7 @@ See docs/bags.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ import numpy as np
 from .. import image_io
 from ..config import PipelineConfig
 from ..errors import BagError, EmojiPrivacyError
+from . import atomic_output
 
 IMAGE_TYPE, COMPRESSED_TYPE = "sensor_msgs/Image", "sensor_msgs/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/CameraInfo"
@@ -107,11 +109,6 @@ def _check_paths(src: Path, dst: Path, faces_json: Path | None) -> None:
             raise BagError(f"cannot write the {what} {out}: folder {parent} is not writable")
     if faces_json is not None and faces_json.resolve() == dst.resolve():
         raise BagError(f"the faces JSON and the output bag are the same file {dst}")
-
-
-def _partial(path: Path) -> Path:
-    """The hidden file beside ``path`` written first and renamed to it at the end."""
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
 class _Stream:
@@ -375,31 +372,22 @@ def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: P
     _check_paths(src, dst, faces_json)
     summary = BagSummary(str(src), str(dst))
     job = _BagAnonymizer(src, config, summary)
-    tmp, tmp_json = _partial(dst), (_partial(faces_json) if faces_json is not None else None)
-    faces_out = None
     try:
         job.load()
-        if tmp_json is not None:
-            try:
-                faces_out = open(tmp_json, "w")  # noqa: SIM115 - closed in finally, renamed at the end
-            except OSError as e:
-                raise BagError(f"cannot write the faces JSON {faces_json}: {e.strerror}") from e
-        t1 = time.perf_counter()
-        job.run(tmp, faces_out, progress)
-        summary.process_seconds = time.perf_counter() - t1
-        if faces_out is not None:
-            faces_out.close()
-            os.replace(tmp_json, faces_json)
-        os.replace(tmp, dst)
+        # hidden partial files beside the outputs, renamed at the end (the JSON first), removed on any error
+        with contextlib.ExitStack() as outputs:
+            tmp = outputs.enter_context(atomic_output(dst))
+            faces_out = None
+            if faces_json is not None:
+                faces_out = outputs.enter_context(atomic_output(faces_json)).open("w")
+                outputs.callback(faces_out.close)  # closed before its rename
+            t1 = time.perf_counter()
+            job.run(tmp, faces_out, progress)
+            summary.process_seconds = time.perf_counter() - t1
     except OSError as e:
         raise BagError(f"cannot write {dst}: {e.strerror or e}") from e
     finally:
         job.bag.close()
-        if faces_out is not None and not faces_out.closed:
-            faces_out.close()
-        for p in (tmp, tmp_json):
-            if p is not None and p.exists():
-                p.unlink()
     summary.seconds = time.perf_counter() - t0
     return summary
 
