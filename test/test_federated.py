@@ -231,13 +231,68 @@ def test_client_mods_run_only_when_the_server_asks():
     from flwr.app import ConfigRecord, RecordDict
     from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-    from emoji_privacy.federated.client_app import _asks_clipping, _asks_secagg
+    from emoji_privacy.federated.client_app import KEY_DP_CLIP_WEIGHTS, _asks_secagg
 
     plain = RecordDict({"config": ConfigRecord({"lr": 0.1})})
     secagg = RecordDict({RECORD_KEY_CONFIGS: ConfigRecord({"stage": "setup"})})
-    clipped = RecordDict({"config": ConfigRecord({"clipping_norm": 1.0})})
+    clipped = RecordDict({"config": ConfigRecord({KEY_DP_CLIP_WEIGHTS: 1.0})})
     assert not _asks_secagg(plain) and _asks_secagg(secagg) and not _asks_secagg(clipped)
-    assert not _asks_clipping(plain) and _asks_clipping(clipped)
+
+
+def test_dp_clips_weights_and_batchnorm_statistics_apart():
+    """Each group's update is clipped to its own norm: a running variance moving by tens must not shrink the
+    weights' update (under one norm it took the whole budget)."""
+    from emoji_privacy.federated.task import clip_update, trainable_mask
+
+    model = new_model(FedConfig(net='{"hidden": 16}'))
+    ref, mask = get_weights(model), trainable_mask(model)
+    moved = [r + (0.01 if t else 10.0) for r, t in zip(ref, mask, strict=True)]
+    clipped, nw, ns = clip_update(moved, ref, mask, clip_weights=1e6, clip_stats=1.0)
+
+    def norm(ws, group):
+        return math.sqrt(sum(float(((w - r) ** 2).sum()) for w, r, t in zip(ws, ref, mask, strict=True) if t is group))
+
+    assert nw == pytest.approx(norm(moved, True), rel=1e-6) and ns == pytest.approx(norm(moved, False), rel=1e-6)
+    assert norm(clipped, True) == pytest.approx(nw, rel=1e-5), "the weights' update is untouched"
+    assert norm(clipped, False) == pytest.approx(1.0, rel=1e-5), "the statistics' update is clipped to its norm"
+    # the same update under ONE norm (what Flower's fixed clipping does): the weights would shrink ~1000x
+    joint = 1.0 / math.sqrt(nw ** 2 + ns ** 2)
+    assert norm(clipped, True) > 100 * joint * nw
+
+
+def test_dp_server_noise_per_group_and_accounting():
+    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+
+    from emoji_privacy.federated.client_app import KEY_DP_CLIP_STATS, KEY_DP_CLIP_WEIGHTS
+    from emoji_privacy.federated.server_app import ClientLevelDP, dp_epsilon
+
+    zeros = [np.zeros(200_000, np.float32), np.zeros(200_000, np.float32)]
+    dp = ClientLevelDP(FedAvg_for_test(), noise_multiplier=2.0, clip_weights=1.0, clip_stats=5.0,
+                       trainable=[True, False], num_sampled_clients=10)
+    agg, _ = dp.aggregate_fit(1, [_fit_res(zeros, 1)], [])
+    w, st = parameters_to_ndarrays(agg)
+    assert float(w.std()) == pytest.approx(2.0 * 1.0 / 10, rel=0.02)
+    assert float(st.std()) == pytest.approx(2.0 * 5.0 / 10, rel=0.02)
+
+    class Manager:  # what configure_fit needs of Flower's client manager
+        def num_available(self):
+            return 1
+
+        def sample(self, num_clients, min_num_clients):
+            return [object()]
+
+    (_, ins), = dp.configure_fit(1, ndarrays_to_parameters(zeros), Manager())
+    assert ins.config[KEY_DP_CLIP_WEIGHTS] == 1.0 and ins.config[KEY_DP_CLIP_STATS] == 5.0
+    # accounting: two releases of z per round are one of z / sqrt(2); sampling 10 of 100 amplifies
+    assert dp_epsilon(1.0, 20, 1e-5, releases=2) == pytest.approx(dp_epsilon(1.0 / math.sqrt(2), 20, 1e-5))
+    assert dp_epsilon(1.0, 20, 1e-5, sampled=10, population=100) < 0.5 * dp_epsilon(1.0, 20, 1e-5)
+    assert dp_epsilon(1.0, 20, 1e-5, sampled=100, population=100) == dp_epsilon(1.0, 20, 1e-5)
+
+
+def FedAvg_for_test():  # noqa: N802 - a plain Flower FedAvg, named for what it is here
+    from flwr.server.strategy import FedAvg
+
+    return FedAvg(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=1, min_available_clients=1)
 
 
 def test_client_without_data_says_how_to_give_it(tmp_path):
@@ -329,7 +384,8 @@ def test_simulation_fedbn_with_dp_reports_epsilon(fer, tmp_path):
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and p.name.startswith("sim-")]
     rounds = json.loads((run_dir / "rounds.json").read_text())
     assert rounds["run_config"]["strategy"] == "fedbn" and rounds["run_config"]["min-clients"] == 3
-    assert rounds["dp"]["epsilon"] == pytest.approx(dp_epsilon(0.5, 2, 1e-3))
+    assert rounds["dp"]["epsilon"] == pytest.approx(dp_epsilon(0.5, 2, 1e-3, releases=2))
+    assert rounds["fit_metrics"][0]["update_norm_weights"] > 0 and rounds["fit_metrics"][0]["update_norm_stats"] > 0
     assert rounds["traffic"]["clients"] == 3 and rounds["traffic"]["messages_per_client_per_round"] == 1
     assert len(rounds["fit_metrics"]) == 2 and (run_dir / "sim.pt").is_file()
 

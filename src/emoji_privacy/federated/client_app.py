@@ -1,8 +1,8 @@
 """The robot's side: train the received model on local face crops, send back weights only.
 
 Data: ``node-config`` ``data-dir`` (a deployment SuperNode: ``--node-config "data-dir='/crops'"``)
-or, in a simulation, ``<partitions>/client_<partition-id>``. SecAgg+ masking and DP clipping
-are Flower mods that act only when the server asks for them, so one ClientApp serves every run.
+or, in a simulation, ``<partitions>/client_<partition-id>``. SecAgg+ masking is a Flower mod and DP
+clipping a step of ``fit``; both act only when the server asks for them, so one ClientApp serves every run.
 """
 
 from __future__ import annotations
@@ -16,15 +16,26 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, RecordDict
 from flwr.client import ClientApp, NumPyClient
-from flwr.client.mod import fixedclipping_mod, secaggplus_mod
+from flwr.client.mod import secaggplus_mod
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from ..errors import ConfigError
-from .task import FedConfig, batchnorm_mask, get_weights, load_client_data, local_train, new_model, set_weights
+from .task import (
+    FedConfig,
+    batchnorm_mask,
+    clip_update,
+    get_weights,
+    load_client_data,
+    local_train,
+    new_model,
+    set_weights,
+    trainable_mask,
+)
 
 __all__ = ["EmotionClient", "make_client_app", "app"]
 
-KEY_CLIPPING_NORM = "clipping_norm"  # what Flower's DP wrapper puts in the fit config
+KEY_DP_CLIP_WEIGHTS = "dp_clip_weights"  # what the server's ClientLevelDP puts in the fit config
+KEY_DP_CLIP_STATS = "dp_clip_stats"
 FEDBN_STATE = "fedbn-local-batchnorm"  # this robot's own batch-norm arrays, kept in its node state
 
 
@@ -55,13 +66,19 @@ class EmotionClient(NumPyClient):
                               seed=self.cfg.seed * 100_003 + server_round * 1009 + self.client_id,
                               proximal_mu=float(config.get("proximal_mu", 0.0)))
         weights = get_weights(self.model)
-        if self.cfg.strategy == "fedbn" and self.state is not None:
+        if self.cfg.strategy == "fedbn" and self.state is not None:  # kept as trained, before any clipping
             self.state[FEDBN_STATE] = ArrayRecord(numpy_ndarrays=[
                 w for w, bn in zip(weights, batchnorm_mask(self.model), strict=True) if bn])
+        examples = len(self.x)
+        if KEY_DP_CLIP_WEIGHTS in config:  # client-level DP: bound what this robot can move the model by
+            weights, metrics["update_norm_weights"], metrics["update_norm_stats"] = clip_update(
+                weights, parameters, trainable_mask(self.model), float(config[KEY_DP_CLIP_WEIGHTS]),
+                float(config[KEY_DP_CLIP_STATS]))
+            examples = 1  # an unweighted mean: a robot's weight may not depend on its data
         metrics["update_norm"] = float(np.sqrt(sum(float(((w - p) ** 2).sum())
                                                    for w, p in zip(weights, parameters, strict=True))))
         metrics["fit_seconds"] = time.perf_counter() - t0
-        return weights, len(self.x), metrics
+        return weights, examples, metrics
 
 
 def _client_data_dir(cfg: FedConfig, context: Context) -> tuple[Path, int]:
@@ -89,10 +106,6 @@ def _only_when_asked(mod: Callable, asked: Callable[[RecordDict], bool]) -> Call
 
 def _asks_secagg(content: RecordDict) -> bool:
     return RECORD_KEY_CONFIGS in content.config_records
-
-
-def _asks_clipping(content: RecordDict) -> bool:
-    return any(KEY_CLIPPING_NORM in rec for rec in content.config_records.values())
 
 
 def _wire_bytes(msg: Message) -> int:
@@ -132,8 +145,7 @@ def make_client_app(cfg: FedConfig | None = None) -> ClientApp:
         return EmotionClient(c, data_dir, client_id, context.state).to_client()
 
     mods = [_traffic_mod(lambda ctxt: config_of(ctxt).traffic_log),
-            _only_when_asked(secaggplus_mod, _asks_secagg),
-            _only_when_asked(fixedclipping_mod, _asks_clipping)]
+            _only_when_asked(secaggplus_mod, _asks_secagg)]
     return ClientApp(client_fn=client_fn, mods=mods)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shlex
 import sys
 import time
@@ -37,17 +38,28 @@ from ..training.data import FerData, load_fer2013
 from ..training.outputs import export_folder, write_run
 from .task import FedConfig, evaluate_weights, get_weights, new_model, round_lr, set_weights, trainable_mask
 
-__all__ = ["FederatedRun", "ServerMomentum", "dp_epsilon", "make_server_app", "app"]
+__all__ = ["FederatedRun", "ServerMomentum", "ClientLevelDP", "dp_epsilon", "make_server_app", "app"]
 
 SERVER_STATE_FORMAT = 1
 
 
-def dp_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
-    """User-level epsilon of ``rounds`` Gaussian releases with every client taking part (RDP accountant)."""
+def dp_epsilon(noise_multiplier: float, rounds: int, delta: float, sampled: int = 0, population: int = 0,
+               releases: int = 1) -> float:
+    """User-level epsilon of ``rounds`` rounds (RDP accountant).
+
+    Each round makes ``releases`` Gaussian releases of the same noise multiplier (the trained weights, and the
+    batch-norm statistics under their own clipping norm: together one Gaussian mechanism with multiplier
+    ``z / sqrt(releases)``). With ``sampled < population`` each round trains a sample of the clients, which
+    amplifies privacy; it is accounted as Poisson sampling with rate ``sampled / population`` (the usual
+    DP-FedAvg accounting; Flower draws a fixed-size sample). Otherwise every client takes part every round.
+    """
     import dp_accounting
 
+    event: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(noise_multiplier / math.sqrt(releases))
+    if 0 < sampled < population:
+        event = dp_accounting.PoissonSampledDpEvent(sampled / population, event)
     acc = dp_accounting.rdp.RdpAccountant()
-    acc.compose(dp_accounting.GaussianDpEvent(noise_multiplier), rounds)
+    acc.compose(event, rounds)
     return float(acc.get_epsilon(delta))
 
 
@@ -96,6 +108,44 @@ class ServerMomentum(FedAvg):
         new = [b - self.server_learning_rate * next(velocity) if t else m
                for b, m, t in zip(self.broadcast, mean, self.trainable, strict=True)]
         return ndarrays_to_parameters([w.astype(np.float32) for w in new]), metrics
+
+
+class ClientLevelDP(DifferentialPrivacyClientSideFixedClipping):
+    """Client-level DP with two clipping norms: the trained weights' update and the batch-norm statistics'
+    update are clipped apart by each robot (``client_app``) and noised apart here, each with standard
+    deviation ``z * clip / sampled clients``.
+
+    Why two: a running variance moves by tens in a round while a weight moves by hundredths, so under one
+    norm the statistics took the whole clipping budget and the weights learned nothing. The accountant counts
+    the two releases of each round (``dp_epsilon(..., releases=2)``). Robots send an unweighted update.
+    """
+
+    def __init__(self, strategy: Strategy, *, noise_multiplier: float, clip_weights: float, clip_stats: float,
+                 trainable: list[bool], num_sampled_clients: int) -> None:
+        super().__init__(strategy, noise_multiplier=noise_multiplier, clipping_norm=clip_weights,
+                         num_sampled_clients=num_sampled_clients)
+        self.clip_stats, self.trainable = clip_stats, trainable
+        self.rng = np.random.default_rng()  # unseeded: noise nobody can predict
+
+    def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+        from .client_app import KEY_DP_CLIP_STATS, KEY_DP_CLIP_WEIGHTS
+
+        ins = self.strategy.configure_fit(server_round, parameters, client_manager)
+        for _, fit_ins in ins:
+            fit_ins.config.update({KEY_DP_CLIP_WEIGHTS: self.clipping_norm, KEY_DP_CLIP_STATS: self.clip_stats})
+        return ins
+
+    def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> tuple[Any, dict]:
+        if failures:
+            return None, {}
+        aggregated, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        if aggregated is None:
+            return aggregated, metrics
+        n = self.num_sampled_clients
+        noised = [a + self.rng.normal(0.0, self.noise_multiplier * (self.clipping_norm if t else self.clip_stats) / n,
+                                      a.shape).astype(np.float32)
+                  for a, t in zip(parameters_to_ndarrays(aggregated), self.trainable, strict=True)]
+        return ndarrays_to_parameters(noised), metrics
 
 
 class FederatedRun:
@@ -199,7 +249,7 @@ class FederatedRun:
     # --- the run
     def strategy(self) -> Strategy:
         cfg = self.cfg
-        common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=0.0, min_fit_clients=cfg.min_clients,
+        common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=0.0, min_fit_clients=cfg.sampled_clients,
                       min_available_clients=cfg.min_clients, evaluate_fn=self.evaluate,
                       on_fit_config_fn=self.fit_config, fit_metrics_aggregation_fn=self._fit_metrics_logged,
                       initial_parameters=ndarrays_to_parameters(self.global_weights))
@@ -212,9 +262,9 @@ class FederatedRun:
         else:  # fedavg, and fedbn: the server averages everything; each robot keeps its own batch norm
             strategy = FedAvg(**common)
         if cfg.dp:
-            strategy = DifferentialPrivacyClientSideFixedClipping(
-                strategy, noise_multiplier=cfg.dp_noise, clipping_norm=cfg.dp_clip,
-                num_sampled_clients=cfg.min_clients)
+            strategy = ClientLevelDP(strategy, noise_multiplier=cfg.dp_noise, clip_weights=cfg.dp_clip,
+                                     clip_stats=cfg.dp_clip_stats, trainable=trainable_mask(self.model),
+                                     num_sampled_clients=cfg.sampled_clients)
         self._strategy = strategy
         return strategy
 
@@ -230,7 +280,9 @@ class FederatedRun:
             # Flower takes an int above 2 as a count and a float as a fraction of the sampled clients.
             shares: int | float = cfg.secagg_shares if cfg.secagg_shares > 2 else 1.0
             fit_workflow = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=float(cfg.secagg_threshold),
-                                              max_weight=cfg.secagg_max_weight, clipping_range=cfg.secagg_clip,
+                                              # under DP each robot's update counts once (weight 1)
+                                              max_weight=1.0 if cfg.dp else cfg.secagg_max_weight,
+                                              clipping_range=cfg.secagg_clip,
                                               quantization_range=cfg.secagg_quantization)
         left = cfg.num_rounds - self.done_rounds
         if left <= 0:  # a resumed run whose rounds were all done: only the run folder is left to write
@@ -261,9 +313,17 @@ class FederatedRun:
         fed = {"run_config": cfg.to_run_config(), "best_round": best_round, "rounds": self.rounds,
                "fit_metrics": self.fit_log}
         if cfg.dp:
+            releases = 1 if all(trainable_mask(self.model)) else 2
             fed["dp"] = {"noise_multiplier": cfg.dp_noise, "clipping_norm": cfg.dp_clip, "delta": cfg.dp_delta,
-                         "epsilon": dp_epsilon(cfg.dp_noise, cfg.num_rounds, cfg.dp_delta),
-                         "accounting": "user-level, RDP, every client in every round"}
+                         "clipping_norm_stats": cfg.dp_clip_stats, "sampled_clients": cfg.sampled_clients,
+                         "population": cfg.min_clients,
+                         "epsilon": dp_epsilon(cfg.dp_noise, cfg.num_rounds, cfg.dp_delta, cfg.sampled_clients,
+                                               cfg.min_clients, releases=releases),
+                         "accounting": f"user-level, RDP, {releases} Gaussian release(s) per round (weights"
+                                       f"{', batch-norm statistics' if releases == 2 else ''}), "
+                                       + ("every client in every round" if cfg.sampled_clients >= cfg.min_clients
+                                          else f"{cfg.sampled_clients} of {cfg.min_clients} clients per round, "
+                                               "accounted as Poisson sampling")}
         traffic = _traffic_summary(cfg)
         if traffic:
             fed["traffic"] = traffic

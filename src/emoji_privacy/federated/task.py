@@ -34,7 +34,7 @@ from ..training.core import (
 from ..training.data import DataError, load_labelled_folder
 
 __all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
-           "local_train", "evaluate_weights", "round_lr", "trainable_mask", "batchnorm_mask"]
+           "local_train", "evaluate_weights", "round_lr", "trainable_mask", "batchnorm_mask", "clip_update"]
 
 STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedbn")
 
@@ -71,7 +71,10 @@ class FedConfig:
     secagg_max_weight: float = 5000.0  # at least the largest client's number of examples
     dp: bool = False  # client-side fixed clipping + server Gaussian noise (user-level DP)
     dp_noise: float = 0.1  # noise multiplier z (std = z * clip / clients)
-    dp_clip: float = 1.0  # L2 clipping norm of each client's update
+    dp_clip: float = 1.0  # L2 clipping norm of each client's update of the trained weights
+    # the batch-norm running statistics are clipped to their own norm and noised apart (a second release
+    # each round, counted by the accountant), so they do not eat the weights' clipping budget
+    dp_clip_stats: float = 1.0
     dp_delta: float = 1e-3
     data: str = ""  # FER2013 for the server's PublicTest/PrivateTest evaluation ("" = default location)
     partitions: str = ""  # simulation: folder of client_<i>/ folders, client i = partition-id i
@@ -93,6 +96,11 @@ class FedConfig:
 
     def to_run_config(self) -> dict[str, Any]:
         return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+
+    @property
+    def sampled_clients(self) -> int:
+        """Clients trained each round: ``fraction_fit`` of the ``min_clients`` the round waits for."""
+        return max(1, int(self.min_clients * self.fraction_fit))
 
     def net_options(self) -> dict[str, Any]:
         try:
@@ -118,8 +126,9 @@ class FedConfig:
         if self.secagg and not 0 < self.secagg_quantization * self.min_clients < 2 ** 32:
             raise ConfigError(f"secagg-quantization {self.secagg_quantization} x {self.min_clients} clients "
                               f"overflows SecAgg+'s 2^32 modulus; use at most {2 ** 32 // self.min_clients - 1}")
-        if self.dp and (self.dp_noise <= 0 or self.dp_clip <= 0 or not 0 < self.dp_delta < 1):
-            raise ConfigError("DP needs dp-noise > 0, dp-clip > 0 and 0 < dp-delta < 1")
+        if self.dp and (self.dp_noise <= 0 or self.dp_clip <= 0 or self.dp_clip_stats <= 0
+                        or not 0 < self.dp_delta < 1):
+            raise ConfigError("DP needs dp-noise > 0, dp-clip > 0, dp-clip-stats > 0 and 0 < dp-delta < 1")
         if self.dp and self.strategy == "fedavgm":
             raise ConfigError("dp with strategy fedavgm: the noise is added after the server momentum, which would "
                               "carry un-noised updates into later rounds; use fedavg, fedprox or fedbn with dp")
@@ -152,6 +161,25 @@ def batchnorm_mask(model: nn.Module) -> list[bool]:
     """For each array that travels: True when it belongs to a batch-norm layer (FedBN keeps those local)."""
     bn = {name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     return [k.rsplit(".", 1)[0] in bn for k in _shared_keys(model)]
+
+
+def clip_update(weights: list[np.ndarray], reference: list[np.ndarray], trainable: list[bool], clip_weights: float,
+                clip_stats: float) -> tuple[list[np.ndarray], float, float]:
+    """Client-level DP clipping: the update (``weights - reference``) of the trained weights scaled to an L2 norm
+    of at most ``clip_weights``, and that of the batch-norm statistics to at most ``clip_stats``, each on its own.
+
+    Returns the clipped weights and the two norms before clipping (what a user needs to choose the norms).
+    """
+    norms = {}
+    for group in (True, False):
+        sq = sum(float(((w.astype(np.float64) - r) ** 2).sum())
+                 for w, r, t in zip(weights, reference, trainable, strict=True) if t is group)
+        norms[group] = math.sqrt(sq)
+    scale = {True: min(1.0, clip_weights / max(norms[True], 1e-12)),
+             False: min(1.0, clip_stats / max(norms[False], 1e-12))}
+    clipped = [(r + (w - r) * scale[t]).astype(np.float32) for w, r, t in zip(weights, reference, trainable,
+                                                                           strict=True)]
+    return clipped, norms[True], norms[False]
 
 
 def get_weights(model: nn.Module) -> list[np.ndarray]:
