@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
-"""Federated vs centralized training of the emotion CNN: PrivateTest accuracy, round time, bytes.
+"""Federated vs centralized training of the default emotion model: PrivateTest accuracy, gap, round time, bytes.
 
-10 clients made from FER2013 Training (IID, Dirichlet alpha 0.5 and 0.1), the same model and
-local recipe everywhere, the same budget of local epochs (rounds x local epochs = centralized
-epochs). Each run is a separate ``python -m emoji_privacy.federated`` process (Flower's simulation
-engine), so its numbers are what a user gets from that command. Writes ``bench/federated.md``,
-``bench/results/federated.json`` and ``bench/results/federated_rounds.png``.
+The whole FER2013 Training split over 10 clients (IID, Dirichlet alpha 0.5 and 0.1), the default model's
+architecture, one local recipe everywhere. Strategies FedAvg, FedProx, FedAvgM (server momentum on the
+trained weights only) and FedBN (batch norm kept by each robot); SecAgg+ on and off over three seeds; and
+client-level DP with 100 robots, 10 sampled per round, at noise multipliers that give epsilon ~1, 3 and 8.
+The centralized reference is the shipped default model, trained by the project's own trainer on the same
+Training faces (its PrivateTest accuracy is read from its metadata). Each run is a separate
+``python -m emoji_privacy.federated simulate`` process, checkpointed every round: a run stopped by a session's
+end continues where it was when the benchmark is started again. Writes ``bench/results/federated.md``,
+``federated.json`` and ``federated_rounds.png`` after every run.
+
+    python3 bench/bench_federated.py --only fedavg-a0.5-secagg            # one row (about 45 min on 2 cores)
+    python3 bench/bench_federated.py --add fedavg-a0.5-secagg=runs/fer_federated-20261130-115259
+    python3 bench/bench_federated.py --report-only
 """
 
 from __future__ import annotations
@@ -24,195 +32,258 @@ BENCH = Path(__file__).resolve().parent
 
 # name, partition, strategy, extra flags, run-config overrides
 RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
-    ("centralized", "iid", "-", [], []),
     ("fedavg-iid", "iid", "fedavg", [], []),
-    ("fedavg-iid-secagg", "iid", "fedavg", ["--secagg"], []),
     ("fedavg-a0.5", "a0.5", "fedavg", [], []),
-    ("fedavg-a0.5-secagg", "a0.5", "fedavg", ["--secagg"], []),
+    ("fedavg-a0.5-secagg", "a0.5", "fedavg", ["--secagg"], []),  # the shipped models/fer_federated.pt
     ("fedavg-a0.1", "a0.1", "fedavg", [], []),
-    ("fedavg-a0.1-secagg", "a0.1", "fedavg", ["--secagg"], []),
-    ("fedavg-iid-dp", "iid", "fedavg", ["--dp"], []),
+    ("fedprox-a0.5", "a0.5", "fedprox", [], []),
     ("fedavgm-a0.5", "a0.5", "fedavgm", [], []),
-    # server momentum 0.9 at server lr 1.0 on top of clients' own momentum: try a third of the step
-    ("fedavgm-a0.5-slr0.3", "a0.5", "fedavgm", [], ["server-lr=0.3"]),
-    # the same alpha=0.1 run from another initialization and client seed: how much two runs differ
-    ("fedavg-a0.1-seed1", "a0.1", "fedavg", [], ["seed=1"]),
+    ("fedbn-a0.5", "a0.5", "fedbn", [], []),
+    ("fedbn-a0.1", "a0.1", "fedbn", [], []),
+    # SecAgg+ costs nothing: three seeds with and without it
+    ("fedavg-a0.5-seed1", "a0.5", "fedavg", [], ["seed=1"]),
+    ("fedavg-a0.5-secagg-seed1", "a0.5", "fedavg", ["--secagg"], ["seed=1"]),
+    ("fedavg-a0.5-seed2", "a0.5", "fedavg", [], ["seed=2"]),
+    ("fedavg-a0.5-secagg-seed2", "a0.5", "fedavg", ["--secagg"], ["seed=2"]),
+    # client-level DP: 100 robots, 10 per round; the same run without noise is the reference
+    ("dp100-none", "iid100", "fedavg", [], ["fraction-fit=0.1"]),
+    ("dp100-eps8", "iid100", "fedavg", ["--dp"], ["fraction-fit=0.1", "epsilon=8"]),
+    ("dp100-eps3", "iid100", "fedavg", ["--dp"], ["fraction-fit=0.1", "epsilon=3"]),
+    ("dp100-eps1", "iid100", "fedavg", ["--dp"], ["fraction-fit=0.1", "epsilon=1"]),
 ]
-PARTITIONS = {"iid": None, "a0.5": 0.5, "a0.1": 0.1}
+PARTITIONS = {"iid": (10, None), "a0.5": (10, 0.5), "a0.1": (10, 0.1), "iid100": (100, None)}
+SEEDS = ("", "-seed1", "-seed2")
+TRAINING_FACES = 28709
 
 
 def partition(work: Path, name: str, args: argparse.Namespace) -> Path:
     out = work / f"clients-{name}"
-    want = {"clients_requested": args.clients, "alpha": PARTITIONS[name], "total": args.total, "seed": args.seed}
+    clients, alpha = PARTITIONS[name]
+    want = {"clients_requested": clients, "alpha": alpha, "total": args.total or TRAINING_FACES, "seed": 0}
     info = out / "partition.json"
     if info.is_file() and all(json.loads(info.read_text()).get(k) == v for k, v in want.items()):
         return out
     cmd = [sys.executable, "-m", "emoji_privacy.federated", "partition", "--out", str(out), "--clients",
-           str(args.clients), "--total", str(args.total), "--seed", str(args.seed), "--quiet"]
-    if PARTITIONS[name] is not None:
-        cmd += ["--alpha", str(PARTITIONS[name])]
+           str(clients), "--total", str(args.total), "--seed", "0", "--quiet"]
+    if alpha is not None:
+        cmd += ["--alpha", str(alpha)]
     subprocess.run(cmd, check=True)
     return out
 
 
+def noise_for_epsilon(epsilon: float, rounds: int, delta: float, sampled: int, population: int) -> float:
+    """The noise multiplier whose accountant epsilon after ``rounds`` is ``epsilon`` (bisection)."""
+    from emoji_privacy.federated.server_app import dp_epsilon
+
+    lo, hi = 0.05, 100.0
+    for _ in range(60):
+        mid = (lo * hi) ** 0.5
+        if dp_epsilon(mid, rounds, delta, sampled, population, releases=2) > epsilon:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def run_config(args: argparse.Namespace, extra: list[str], clients: int) -> list[str]:
+    rc = [f"architecture={args.arch}", f"net={args.net}", f"num-rounds={args.rounds}",
+          f"local-epochs={args.local_epochs}", f"batch-size={args.batch_size}", f"lr={args.lr}",
+          f"secagg-max-weight={args.secagg_max_weight}", f"dp-delta={args.dp_delta}", f"dp-clip={args.dp_clip}",
+          f"dp-clip-stats={args.dp_clip_stats}"]
+    for item in extra:
+        key, value = item.split("=", 1)
+        if key == "epsilon":  # not a run-config key: the noise multiplier that reaches it
+            fraction = next(float(e.split("=")[1]) for e in extra if e.startswith("fraction-fit="))
+            sampled = max(1, int(clients * fraction))
+            z = noise_for_epsilon(float(value), args.rounds, args.dp_delta, sampled, clients)
+            rc.append(f"dp-noise={z:.4f}")
+        else:
+            rc.append(item)
+    return rc
+
+
 def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], extra: list[str],
             args: argparse.Namespace) -> dict:
-    mode = "centralized" if strategy == "-" else "simulate"
-    rc = [f"num-rounds={args.rounds}", f"local-epochs={args.local_epochs}", f"seed={args.seed}",
-          f"dp-noise={args.dp_noise}", f"dp-clip={args.dp_clip}"]
-    if strategy != "-":
-        rc.append(f"strategy={strategy}")
-    rc += extra
-    cmd = [sys.executable, "-m", "emoji_privacy.federated", mode, "--partitions", str(part), "--out",
-           str(work / "runs"), "--name", name, *flags, "--run-config", *rc]
+    """One simulation; a run folder left by an earlier, stopped benchmark is resumed, not started over."""
+    clients = PARTITIONS[part.name.replace("clients-", "")][0]
+    rc = run_config(args, extra, clients) + [f"strategy={strategy}"]
+    runs = work / "runs"
+    stopped = [d for d in sorted(runs.glob(f"{name}-2*")) if (d / "server_state.pt").is_file()
+               and not (d / "rounds.json").is_file()]
+    if stopped:
+        cmd = [sys.executable, "-m", "emoji_privacy.federated", "simulate", "--resume", str(stopped[-1])]
+    else:
+        cmd = [sys.executable, "-m", "emoji_privacy.federated", "simulate", "--partitions", str(part), "--out",
+               str(runs), "--name", name, "--cpus", str(args.cpus), *flags, "--run-config", *rc]
     log = work / f"{name}.log"
     t0 = time.perf_counter()
-    with log.open("w") as f:
+    with log.open("a") as f:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, check=False)
     wall = time.perf_counter() - t0
     saved = [ln[6:] for ln in proc.stdout.splitlines() if ln.startswith("saved ")]
     if proc.returncode or not saved:
         raise SystemExit(f"bench_federated: {name} failed (exit {proc.returncode}); see {log}")
-    return collect(name, part, strategy, flags, Path(saved[-1]), wall, " ".join(cmd[1:]))
+    return collect(name, Path(saved[-1]), wall)
 
 
-def collect(name: str, part: Path, strategy: str, flags: list[str], run_dir: Path, wall: float, command: str) -> dict:
+def collect(name: str, run_dir: Path, wall: float | None = None) -> dict:
     """One table row from a finished run folder."""
     meta = json.loads((run_dir / "metrics.json").read_text())["metadata"]
     fed = json.loads((run_dir / "rounds.json").read_text())
+    rc = fed["run_config"]
+    part = Path(rc["partitions"])
+    info = json.loads((part / "partition.json").read_text()) if (part / "partition.json").is_file() else {}
     rounds = [r for r in fed["rounds"] if r["round"] > 0]
     times = [r["round_seconds"] for r in rounds if "round_seconds" in r]
-    return {"name": name, "partition": part.name, "strategy": strategy, "secagg": "--secagg" in flags,
-            "dp": fed.get("dp"), "private": meta["metrics"]["PrivateTest"], "public": meta["metrics"]["PublicTest"],
-            "best_round": fed["best_round"], "round_seconds": sum(times) / max(len(times), 1),
+    sampled = max(1, int(rc["min-clients"] * rc["fraction-fit"]))
+    passes = rc["local-epochs"] * sampled / rc["min-clients"]  # passes over the Training faces per round
+    return {"name": name, "partition": part.name, "clients": rc["min-clients"], "alpha": info.get("alpha"),
+            "strategy": rc["strategy"], "secagg": bool(rc["secagg"]), "seed": rc["seed"], "dp": fed.get("dp"),
+            "private": meta["metrics"]["PrivateTest"], "public": meta["metrics"]["PublicTest"],
+            "best_round": fed["best_round"], "rounds": rc["num-rounds"],
+            "round_seconds": sum(times) / max(len(times), 1),
             "traffic": fed.get("traffic", {}), "curve": [(r["round"], r["val_acc"]) for r in fed["rounds"]],
-            "wall_seconds": wall, "run_dir": str(run_dir), "command": command}
+            "passes_per_round": passes, "architecture": rc["architecture"],
+            "wall_seconds": wall if wall is not None else fed["rounds"][-1]["seconds"], "run_dir": str(run_dir)}
 
 
-def plot(results: list[dict], path: Path) -> None:
+def reference(path: Path) -> dict:
+    """The centralized model of the same architecture, trained by the project's trainer on the same faces."""
+    import torch
+
+    meta = torch.load(path, map_location="cpu", weights_only=True)["metadata"]
+    return {"name": f"centralized ({path.name}, train_emotion)", "architecture": meta["architecture"],
+            "private": meta["metrics"]["PrivateTest"]}
+
+
+def plot(results: list[dict], ref: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for r in results:
-        xs, ys = zip(*r["curve"], strict=True)
-        ax.plot(xs, ys, label=r["name"], ls="--" if r["secagg"] else "-", lw=2 if r["strategy"] == "-" else 1.2)
-    ax.set_xlabel("round (centralized: epoch block of the same local epochs)"), ax.set_ylabel("PublicTest accuracy")
-    ax.legend(fontsize=7, ncol=2)
+        rounds, acc = zip(*r["curve"], strict=True)
+        style = dict(label=r["name"], ls="--" if r["secagg"] else "-", lw=1.2)
+        axes[0].plot(rounds, acc, **style)
+        axes[1].plot([k * r["passes_per_round"] for k in rounds], acc, **style)
+    for ax in axes:
+        ax.axhline(ref["private"]["accuracy"], color="k", lw=2, label=f"{ref['name']}: PrivateTest")
+    axes[0].set_xlabel("round"), axes[1].set_xlabel("client epochs (passes over the Training faces)")
+    axes[0].set_ylabel("PublicTest accuracy")
+    axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def report(results: list[dict], args: argparse.Namespace, cmdline: str) -> str:
-    base = next((r for r in results if r["strategy"] == "-"), None)
+def report(results: list[dict], ref: dict, args: argparse.Namespace, cmdline: str) -> str:
+    base = ref["private"]["accuracy"]
     rows = []
     for r in results:
         acc = r["private"]["accuracy"]
-        delta = f"{(acc - base['private']['accuracy']) * 100:+.2f}" if base and r is not base else "-"
         tr = r["traffic"]
-        eps = f"{r['dp']['epsilon']:.3g} (z={r['dp']['noise_multiplier']}, C={r['dp']['clipping_norm']}, " \
-              f"δ={r['dp']['delta']})" if r["dp"] else "-"
-        rows.append([r["name"], r["partition"].replace("clients-", ""), r["strategy"],
-                     "yes" if r["secagg"] else "no", eps, f"{acc:.2%}", f"{r['private']['macro_f1']:.3f}", delta,
-                     r["best_round"], f"{r['round_seconds']:.1f}",
-                     f"{tr['bytes_sent_per_client_per_round'] / 1e6:.2f}" if tr else "-",
-                     f"{tr['bytes_received_per_client_per_round'] / 1e6:.2f}" if tr else "-",
-                     f"{r['wall_seconds'] / 60:.1f}"])
-    headers = ["run", "clients' data", "strategy", "SecAgg+", "DP epsilon", "PrivateTest acc", "macro-F1",
-               "vs centralized (points)", "round kept", "s per round", "MB sent per client per round",
-               "MB received per client per round", "wall min"]
-    by = {r["name"]: r["private"]["accuracy"] for r in results}
+        eps = f"{r['dp']['epsilon']:.3g} (z={r['dp']['noise_multiplier']})" if r["dp"] else "-"
+        mb = (tr["bytes_sent_per_client_per_round"] + tr["bytes_received_per_client_per_round"]) / 1e6 if tr else None
+        rows.append([r["name"], "IID" if r["alpha"] is None else r["alpha"], r["clients"], r["strategy"],
+                     "yes" if r["secagg"] else "no", eps, f"{acc:.2%}", f"{r['private']['macro_f1']:.3f}",
+                     f"{(acc - base) * 100:+.2f}", f"{r['best_round']} / {r['rounds']}", f"{r['round_seconds']:.1f}",
+                     "-" if mb is None else f"{mb:.2f}"])
+    headers = ["run", "alpha", "clients", "strategy", "SecAgg+", "DP epsilon (delta 1e-5)", "PrivateTest",
+               "macro-F1", "gap to centralized (points)", "round kept / rounds", "s per round",
+               "MB per client per round (sent + received)"]
+    by = {r["name"]: r for r in results}
     goals = []
-    if base and "fedavg-a0.5" in by:
-        gap = (base["private"]["accuracy"] - by["fedavg-a0.5"]) * 100
-        goals.append(f"- FedAvg alpha=0.5 within 3 points of centralized: {gap:.2f} points behind -> "
-                     f"{'met' if gap <= 3 else 'NOT met'}")
-    for p in ("iid", "a0.5", "a0.1"):
-        pairs = [(by[f"fedavg-{p}{s}"], by[f"fedavg-{p}-secagg{s}"]) for s in ("", "-seed1")
-                 if f"fedavg-{p}{s}" in by and f"fedavg-{p}-secagg{s}" in by]
-        if pairs:
-            costs = [(a - b) * 100 for a, b in pairs]
-            cost = sum(costs) / len(costs)
-            each = f" (seeds: {', '.join(f'{c:+.2f}' for c in costs)})" if len(costs) > 1 else ""
-            goals.append(f"- SecAgg+ cost on {p}: {cost:+.2f} points{each} -> "
-                         f"{'met' if cost <= 0.5 else 'NOT met'} (goal <= 0.5)")
-    dp = next((r for r in results if r["dp"]), None)
-    if dp:
-        from emoji_privacy.federated.server_app import dp_epsilon
+    head = by.get("fedavg-a0.5-secagg")
+    if head:
+        gap = (base - head["private"]["accuracy"]) * 100
+        goals.append(f"- FedAvg, alpha 0.5, SecAgg+: {gap:.2f} points behind the centralized model -> "
+                     f"{'met' if gap <= 3 else 'NOT met'} (within 3); above the seed paper's 60.12%: "
+                     f"{'yes' if head['private']['accuracy'] > 0.6012 else 'no'}")
+    pairs = [(by[f"fedavg-a0.5{s}"], by[f"fedavg-a0.5-secagg{s}"]) for s in SEEDS
+             if f"fedavg-a0.5{s}" in by and f"fedavg-a0.5-secagg{s}" in by]
+    if pairs:
+        import statistics
 
-        d = dp["dp"]
-        scale = ", ".join(f"z={z}: {dp_epsilon(z, args.rounds, d['delta']):.3g}" for z in (0.5, 1.0, 2.0, 4.0))
-        goals.append(f"- DP: {dp['name']} reached {dp['private']['accuracy']:.2%} at epsilon {d['epsilon']:.3g} "
-                     f"(noise multiplier {d['noise_multiplier']}, clip {d['clipping_norm']}, delta {d['delta']}); "
-                     f"for scale, {args.rounds} rounds with every client in every round give epsilon {scale}. With "
-                     f"{args.clients} clients the noise on the average is z * clip / {args.clients} per weight, "
-                     f"which only a fleet of hundreds of robots per round makes small")
-    if "fedavg-a0.1" in by and "fedavg-a0.1-seed1" in by:
-        goals.append(f"- for scale, the same alpha=0.1 FedAvg run from two seeds: "
-                     f"{by['fedavg-a0.1'] * 100:.2f}% and {by['fedavg-a0.1-seed1'] * 100:.2f}%")
-    skew = {}
-    for p in PARTITIONS:
-        f = Path(args.work) / f"clients-{p}" / "partition.json"
-        if f.is_file():
-            d = json.loads(f.read_text())
-            sizes = [c["faces"] for c in d["clients"]]
-            skew[p] = f"{p}: {min(sizes)}-{max(sizes)} faces per client, label skew (mean TV distance) " \
-                      f"{d['label_skew_tv']:.3f}"
+        def sd(v: list[float]) -> float:
+            return statistics.stdev(v) if len(v) > 1 else float("nan")
+
+        plain = [a["private"]["accuracy"] * 100 for a, _ in pairs]
+        sec = [b["private"]["accuracy"] * 100 for _, b in pairs]
+        goals.append(f"- SecAgg+ over {len(pairs)} seed(s) at alpha 0.5: without {statistics.mean(plain):.2f} "
+                     f"+- {sd(plain):.2f}%, with {statistics.mean(sec):.2f} +- {sd(sec):.2f}%")
+    none = by.get("dp100-none")
+    for r in results:
+        if r["dp"] and none:
+            gap = (none["private"]["accuracy"] - r["private"]["accuracy"]) * 100
+            goals.append(f"- DP {r['name']}: epsilon {r['dp']['epsilon']:.2f}, {gap:.2f} points below the same "
+                         f"clients without noise" + (f" -> {'met' if gap <= 8 else 'NOT met'} (epsilon <= 8 "
+                                                      "within 8 points)" if r["dp"]["epsilon"] <= 8.5 else ""))
     return "\n".join([
         "# Federated training of the emotion CNN (Flower)", "",
         f"Machine: {machine()}  ", f"Commit: {commit()}  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
         f"Command: `{cmdline}` (after `source build/setup.bash`)", "",
-        f"{args.clients} clients from {args.total} FER2013 Training faces (class-stratified draw, seed {args.seed}); "
-        f"model paper42 (hidden 256, 0.48 M parameters: 1.93 MB of float32 weights and batch-norm "
-        f"statistics per model); {args.rounds} rounds x {args.local_epochs} local epoch(s), "
-        f"SGD batch 32, lr 0.05 Nesterov; centralized = the same recipe for {args.rounds} x {args.local_epochs} "
-        f"epochs on the pooled faces. Every run keeps the round best on PublicTest and is evaluated once on "
-        f"PrivateTest (3589 faces). Higher accuracy is better. Each run is one Flower simulation process "
-        f"(Ray, one client per core; centralized: one process, one torch thread); s per round = fit and "
-        f"aggregation, without the server's PublicTest pass (centralized: one block of the same local epochs); "
-        f"bytes = protobuf size of every message a client receives and sends (SecAgg+ adds its key-exchange "
-        f"stages and sends the masked, quantized vector as 64-bit integers).", "",
-        "Client data: " + "; ".join(skew.values()), "",
+        f"Every FER2013 Training face, shared out over the clients of each partition (Dirichlet over classes; "
+        f"seed 0); model {args.arch} ({args.net}); {args.rounds} rounds x {args.local_epochs} local epoch(s), "
+        f"SGD batch {args.batch_size}, lr {args.lr} with momentum 0.9, cosine over the rounds. Each run keeps "
+        f"the round best on PublicTest and is evaluated once on PrivateTest (3589 faces). The centralized "
+        f"reference is {ref['name']}: {base:.2%} on PrivateTest. s per round: fit and aggregation without the "
+        f"server's PublicTest pass; MB: protobuf size of every message a client sends and receives in a round "
+        f"(SecAgg+ adds its key exchange and sends the masked vector as 64-bit integers). DP: client-level, "
+        f"clip {args.dp_clip} on the weights' update and {args.dp_clip_stats} on the batch-norm statistics', "
+        f"noise multiplier chosen for the epsilon, RDP accountant with Poisson sampling.", "",
         table(headers, rows), "",
-        "Targets:", *goals, "",
-        "Accuracy per round: `results/federated_rounds.png`; every run's folder (model, curves, confusion, "
-        "rounds.json) is under the work folder given by `--work`.", ""])
+        "Targets (issue 16):", *goals, "",
+        "Accuracy per round and per client epoch: `federated_rounds.png`. Each run's folder (model, curves, "
+        "confusion, rounds.json, traffic.jsonl) is under the work folder.", ""])
 
 
-def save(results: list[dict], store: Path, args: argparse.Namespace, cmdline: str) -> str:
+def save(results: list[dict], ref: dict, args: argparse.Namespace, cmdline: str) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    store.write_text(json.dumps(results, indent=1))
-    plot(results, RESULTS / "federated_rounds.png")
-    text = report(results, args, cmdline)
-    (BENCH / "federated.md").write_text(text)
+    (RESULTS / "federated.json").write_text(json.dumps(results, indent=1))
+    plot(results, ref, RESULTS / "federated_rounds.png")
+    text = report(results, ref, args, cmdline)
+    (RESULTS / "federated.md").write_text(text)
     return text
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--clients", type=int, default=10)
-    ap.add_argument("--total", type=int, default=12000, help="Training faces shared out (0 = all 28709)")
-    ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--local-epochs", type=int, default=2)
-    ap.add_argument("--dp-noise", type=float, default=0.01)
-    ap.add_argument("--dp-clip", type=float, default=5.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", nargs="*", default=[], help="run names to (re)run; others are read from the last "
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default="compact_resnet", help="architecture (the default model's)")
+    ap.add_argument("--net", default="{}", help="architecture options, JSON")
+    ap.add_argument("--reference", type=Path, default=BENCH.parent / "models" / "fer_resnet.pt",
+                    help="the centralized model of the same architecture (train_emotion)")
+    ap.add_argument("--total", type=int, default=0, help="Training faces shared out (0 = all 28709)")
+    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--local-epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--secagg-max-weight", type=float, default=10000, help="at least the largest client's faces")
+    ap.add_argument("--dp-clip", type=float, default=1.0)
+    ap.add_argument("--dp-clip-stats", type=float, default=5.0)
+    ap.add_argument("--dp-delta", type=float, default=1e-5)
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--only", nargs="*", default=[], help="run names to run; the others are kept from "
                     "results/federated.json")
+    ap.add_argument("--add", nargs="*", default=[], metavar="NAME=RUN_DIR", help="put finished run folders into "
+                    "the table under these names (a run made by hand with the same settings)")
     ap.add_argument("--work", type=Path, default=BENCH.parent / "runs" / "bench_federated")
-    ap.add_argument("--report-only", action="store_true", help="rewrite federated.md from results/federated.json")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the table from results/federated.json")
     args = ap.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    given = [a for a in sys.argv[1:] if a != "--report-only"]
-    cmdline = " ".join(["python3 bench/bench_federated.py", *given])
+    cmdline = " ".join(["python3 bench/bench_federated.py", *sys.argv[1:]])
     store = RESULTS / "federated.json"
-    if args.report_only:
-        print(save(json.loads(store.read_text()), store, args, cmdline))
+    ref = reference(args.reference)
+    previous = {r["name"]: r for r in json.loads(store.read_text())} if store.is_file() else {}
+    for item in args.add:
+        name, run_dir = item.split("=", 1)
+        previous[name] = collect(name, Path(run_dir))
+    if args.report_only or args.add and not args.only:
+        results = [previous[n] for n, *_ in RUNS if n in previous] + \
+            [r for n, r in previous.items() if n not in {x[0] for x in RUNS}]
+        print(save(results, ref, args, cmdline))
         return 0
-    previous = {r["name"]: r for r in json.loads(store.read_text())} if args.only and store.is_file() else {}
+    args.work.mkdir(parents=True, exist_ok=True)
     results = []
     for name, pname, strategy, flags, extra in RUNS:
         if args.only and name not in args.only:
@@ -224,10 +295,9 @@ def main() -> int:
         results.append(run_one(args.work, name, part, strategy, flags, extra, args))
         print(f"[bench_federated] {name}: PrivateTest {results[-1]['private']['accuracy']:.4f}, "
               f"{results[-1]['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
-        save(results, store, args, cmdline)  # after every run: a long benchmark keeps what it measured
-    text = save(results, store, args, cmdline)
-    print(text)
-    print(f"saved {BENCH / 'federated.md'}")
+        save(results, ref, args, cmdline)  # after every run: a long benchmark keeps what it measured
+    print(save(results, ref, args, cmdline))
+    print(f"saved {RESULTS / 'federated.md'}")
     return 0
 
 
