@@ -283,3 +283,34 @@ def test_cli_resume_continues_a_stopped_run_and_search(small_folder, tmp_path, m
     assert train_main(["--resume", str(search)]) == 0
     rows = json.loads((search / "cv.json").read_text())
     assert len(rows[0]["fold_acc"]) == 2 and len((search / "folds.jsonl").read_text().splitlines()) == 2
+
+
+def test_distillation_follows_the_teacher(fer, tmp_path):
+    """A student with distill_weight 1 learns the teacher's answers, not the labels: a teacher that calls every
+    face 'surprise' makes a student that does too (the companion, weight 0, follows the labels and does not).
+    The teacher is read from a run's training_state.pt, as for a run that is still going."""
+    from emoji_privacy.training.core import predict_probs, resize_faces
+
+    x, y = fer.split("Training")
+    x, y = x[:256], y[:256]
+    surprise = EMOTIONS.index("surprise")
+    quick = dict(architecture="paper42", epochs=2, batch_size=32, ema_decay=0.0, erase_p=0.0, threads=1)
+    train(TrainConfig(**quick), x, np.full_like(y, surprise), progress=False,
+          checkpoint=tmp_path / "training_state.pt")
+    share = {}
+    for weight in (1.0, 0.0):
+        cfg = TrainConfig(**quick, distill_from=str(tmp_path / "training_state.pt"), distill_weight=weight, mixup=0.2)
+        student = train(cfg, x, y, progress=False).model
+        share[weight] = float((predict_probs(student, resize_faces(x, 42)).argmax(1) == surprise).mean())
+    assert share[1.0] > 0.9 and share[0.0] < 0.5, share
+    with pytest.raises(ConfigError, match="does not exist"):
+        train(TrainConfig(**quick, distill_from=str(tmp_path / "missing.pt")), x, y, progress=False)
+
+
+def test_device_choice():
+    assert TrainConfig(device="auto").torch_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="device must be"):
+        TrainConfig(device="gpu").validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            TrainConfig(device="cuda").validate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import sys
 import time
@@ -53,6 +54,14 @@ def export_onnx(model: nn.Module, path: Path, temperature: float = 1.0) -> Path 
         return None
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def model_metadata(result: TrainResult, data: FerData, command: str,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg = result.config
@@ -67,7 +76,9 @@ def model_metadata(result: TrainResult, data: FerData, command: str,
                     "selection_split": "PublicTest", "counts": data.counts()},
         "metrics": {s: {k: v for k, v in m.items() if k != "confusion"} for s, m in result.metrics.items()},
         "training": {"command": command, "hyperparameters": asdict(cfg), "best_epoch": result.best_epoch,
-                     "seconds": round(result.seconds, 1)},
+                     "seconds": round(result.seconds, 1),
+                     # which teachers exactly (a path can be overwritten; the hash cannot)
+                     "teachers": [{"file": str(p), "sha256": _sha256(p)} for p in cfg.teacher_paths if p.is_file()]},
         "parameters": count_parameters(result.model),
         "code_version": code_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
