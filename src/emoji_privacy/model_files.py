@@ -157,6 +157,8 @@ MODEL_FILES: dict[str, ModelFile] = {
                   remedy="or retrain it with `python -m emoji_privacy.training --export`"),
         ModelFile("paper42", "paper42.pt", "the emoji paper's emotion CNN (paper42)",
                   remedy="or retrain it with `python -m emoji_privacy.training --arch paper42 --export`"),
+        ModelFile("fer_federated", "fer_federated.pt", "the default emotion CNN trained by federated learning",
+                  remedy="or retrain it with `python -m emoji_privacy.federated simulate ... -c export=true`"),
     )
 }
 
