@@ -240,8 +240,8 @@ def test_client_mods_run_only_when_the_server_asks():
 
 
 def test_dp_clips_weights_and_batchnorm_statistics_apart():
-    """Each group's update is clipped to its own norm: a running variance moving by tens must not shrink the
-    weights' update (under one norm it took the whole budget)."""
+    """Each group's update is clipped to its own norm: statistics that move far must not shrink the weights'
+    update (under one norm they took most of the budget)."""
     from emoji_privacy.federated.task import clip_update, trainable_mask
 
     model = new_model(FedConfig(net='{"hidden": 16}'))
