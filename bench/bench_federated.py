@@ -37,7 +37,7 @@ RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("fedavg-a0.5-secagg", "a0.5", "fedavg", ["--secagg"], []),  # the shipped models/fer_federated.pt
     ("fedavg-a0.1", "a0.1", "fedavg", [], []),
     ("fedprox-a0.5", "a0.5", "fedprox", [], []),
-    ("fedavgm-a0.5", "a0.5", "fedavgm", [], []),
+    ("fedavgm-a0.5", "a0.5", "fedavgm", [], ["server-lr=0.1"]),  # FedAvg's step size in the long run
     ("fedbn-a0.5", "a0.5", "fedbn", [], []),
     ("fedbn-a0.1", "a0.1", "fedbn", [], []),
     # SecAgg+ costs nothing: three seeds with and without it

@@ -172,6 +172,17 @@ def test_server_momentum_moves_trained_weights_and_averages_batchnorm_statistics
         moved = 2.0 if r == 1 else 2.0 + 0.9 * 2.0  # momentum: 2, then 0.9 * 2 + 2
         for w0, w1, t in zip(old, new, mask, strict=True):
             np.testing.assert_allclose(w1 - w0, moved if t else 2.0, rtol=1e-5)
+    # the companion: Flower's FedAvgM on the same rounds pushes the running statistics past the mean too
+    from flwr.server.strategy import FedAvgM
+
+    flower = FedAvgM(server_learning_rate=1.0, server_momentum=0.9, initial_parameters=ndarrays_to_parameters(start))
+    new = start
+    for r in (1, 2):
+        agg, _ = flower.aggregate_fit(r, [_fit_res([w + 1.0 for w in new], 10), _fit_res([w + 3.0 for w in new], 10)],
+                                      [])
+        old, new = new, parameters_to_ndarrays(agg)
+    stats = [i for i, t in enumerate(mask) if not t]
+    assert all(np.allclose(new[i] - old[i], 3.8, rtol=1e-5) for i in stats), "Flower's momentum moves statistics"
 
 
 def test_fedbn_robot_keeps_its_own_batchnorm(fer, tmp_path):
