@@ -77,11 +77,10 @@ class ServerMomentum(FedAvg):
 
     Flower's FedAvgM gives every array momentum, batch-norm running statistics included. Those are not
     gradients' results but averages of what the robots saw: pushed past the average by momentum, a running
-    variance overshoots and turns negative, and the model's outputs become NaN (measured: 3 clients of the
-    alpha 0.5 partition, compact_resnet, momentum 0.9: the smallest running variance was -0.79 after round 2
-    and the loss NaN from then on; here it stayed between +0.01 and +0.09). Here the weighted mean of the
-    robots' statistics is taken as is, and the pseudo-gradient (broadcast weights minus their mean) is
-    measured from the weights the robots actually received this round. With momentum 0.9 a server learning
+    variance overshoots and turns negative, and the model's outputs become NaN (measured by
+    bench/bench_federated_batchnorm.py: negative after round 2; here it stays positive). Here the weighted
+    mean of the robots' statistics is taken as is, and the pseudo-gradient (broadcast weights minus their
+    mean) is measured from the weights the robots actually received this round. With momentum 0.9 a server learning
     rate of 0.1 keeps FedAvg's step size in the long run; 1.0 makes it ten times larger.
     """
 
@@ -118,9 +117,9 @@ class ClientLevelDP(DifferentialPrivacyClientSideFixedClipping):
     update are clipped apart by each robot (``client_app``) and noised apart here, each with standard
     deviation ``z * clip / sampled clients``.
 
-    Why two: one local epoch (compact_resnet, a 695-face client) moved the trained weights by an L2 norm of 3-6
-    and the running statistics by 14-45, so under one norm the statistics took most of the clipping budget and
-    the noise drowned the weights' update. The accountant counts
+    Why two: one local epoch moves the running statistics several times farther than the trained weights
+    (bench/bench_federated_batchnorm.py), so under one norm the statistics took most of the clipping budget
+    and the noise drowned the weights' update. The accountant counts
     the two releases of each round (``dp_epsilon(..., releases=2)``). Robots send an unweighted update.
     """
 
