@@ -67,7 +67,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # exponential moving average of weights; 0 disables
     mixup: float = 0.0  # Beta(a, a) mixing of image pairs (targets mixed alike); 0 disables
     # knowledge distillation: comma-separated teacher checkpoints (.pt, or a run's training_state.pt) whose
-    # mean softened probabilities on the same augmented batch are a second target
+    # mean logits on the same augmented batch, softened by the temperature, are a second target
     distill_from: str = ""
     distill_weight: float = 0.7  # share of the loss that matches the teachers (the rest: the labels)
     distill_temperature: float = 4.0
