@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ from ..emotion.checkpoint import PT_FORMAT_VERSION, save_checkpoint
 from ..emotion.nets import count_parameters
 from ..errors import ConfigError
 from ..markdown import markdown_table
-from ..model_files import source_tree
+from ..model_files import sha256_of, source_tree
 from ..provenance import code_version
 from .calibrate import calibrate
 from .core import NORMALIZATION, TrainResult
@@ -54,14 +53,6 @@ def export_onnx(model: nn.Module, path: Path, temperature: float = 1.0) -> Path 
         return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def model_metadata(result: TrainResult, data: FerData, command: str,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg = result.config
@@ -78,7 +69,7 @@ def model_metadata(result: TrainResult, data: FerData, command: str,
         "training": {"command": command, "hyperparameters": asdict(cfg), "best_epoch": result.best_epoch,
                      "seconds": round(result.seconds, 1),
                      # which teachers exactly (a path can be overwritten; the hash cannot)
-                     "teachers": [{"file": str(p), "sha256": _sha256(p)} for p in cfg.teacher_paths if p.is_file()]},
+                     "teachers": [{"file": str(p), "sha256": sha256_of(p)} for p in cfg.teacher_paths if p.is_file()]},
         "parameters": count_parameters(result.model),
         "code_version": code_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
