@@ -185,10 +185,49 @@ def test_cross_validation_reports_mean_and_spread(small_folder, tmp_path, capsys
         assert r["acc_mean"] == pytest.approx(np.mean(r["fold_acc"]))
         assert r["acc_std"] == pytest.approx(np.std(r["fold_acc"], ddof=1))
     assert "± " in (run / "cv.md").read_text()
-    # folds never mix: every Training image is validated exactly once per configuration
-    x, y = load_fer2013(small_folder, progress=False).split("Training")
+
+
+def fold_faults(fits: list[tuple[set[int], set[int]]], n: int) -> list[str]:
+    """What is wrong with k-fold fits given as (trained-on ids, validated-on ids): empty when each fit's two
+    sets are disjoint and cover all n, and the validated sets partition the n ids."""
+    faults = [f"fit {i} trains on {len(tr & va)} of its validation faces" for i, (tr, va) in enumerate(fits) if tr & va]
+    faults += [f"fit {i} leaves {n - len(tr | va)} faces out" for i, (tr, va) in enumerate(fits) if len(tr | va) != n]
+    seen = [i for _, va in fits for i in va]
+    if sorted(seen) != list(range(n)):
+        faults.append(f"validation folds cover {len(set(seen))} of {n} faces, {len(seen) - len(set(seen))} twice")
+    return faults
+
+
+def test_cross_validation_folds_never_mix(small_folder, monkeypatch):
+    """Spy on what each fit really trains on and is scored on: every face carries its index in two pixels."""
+    import emoji_privacy.training.search as search
+
+    _, y = load_fer2013(small_folder, progress=False).split("Training")
+    n = len(y)
+    x = np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    x[:, 0, 0], x[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
+    ids = lambda images: {int(a) + 256 * int(b) for a, b in images[:, 0, :2]}  # noqa: E731
+    trained, scored = [], []
+
+    def spy_train(cfg, xs, *args, **kw):
+        trained.append(ids(xs))
+        return train(cfg, xs, *args, **kw)
+
+    def spy_evaluate(model, xs, *args, **kw):
+        scored.append(ids(xs))
+        return evaluate_model(model, xs, *args, **kw)
+
+    monkeypatch.setattr(search, "train", spy_train)
+    monkeypatch.setattr(search, "evaluate_model", spy_evaluate)
     rows = cross_validate([TrainConfig(architecture="paper42", epochs=1, batch_size=16)], x, y, 4, progress=False)
-    assert len(rows[0]["fold_acc"]) == 4
+    assert len(rows[0]["fold_acc"]) == 4 and len(trained) == len(scored) == 4
+    assert fold_faults(list(zip(trained, scored, strict=True)), n) == []
+    # the check fires on a search that trains on everything, or validates a face twice
+    every = set(range(n))
+    leaky = [(every, va) for va in scored]
+    assert fold_faults(leaky, n) and "trains on" in fold_faults(leaky, n)[0]
+    twice = [(trained[0], scored[0])] * 4
+    assert fold_faults(twice, n)[-1].startswith("validation folds cover")
 
 
 def test_evaluate_emotion_table(small_folder, capsys):
