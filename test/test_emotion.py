@@ -171,3 +171,61 @@ def test_onnxruntime_engine_gives_the_torch_probabilities(backend, fer_private):
 def test_unknown_engine_is_refused():
     with pytest.raises(ConfigError, match="unknown emotion engine 'tensorrt'; choose one of: onnxruntime, torch"):
         load_emotion_classifier("torch", engine="tensorrt")
+
+
+_STARTUP = """
+import json, sys
+import numpy as np
+from emoji_privacy.emotion.classifiers import load_emotion_classifier
+clf = load_emotion_classifier("torch", sys.argv[1] or None)
+faces = np.random.default_rng(0).integers(0, 255, (3, clf.input_size, clf.input_size), dtype=np.uint8)
+print(json.dumps({"torch": "torch" in sys.modules, "p": clf.predict(faces).tolist(), "t": clf.temperature}))
+"""
+
+
+def _start_up(tmp_path, model: str = "") -> dict:
+    """A new process loading the emotion model with ``tmp_path`` as its user cache."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", _STARTUP, model], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_onnx_export_is_cached_and_start_up_needs_no_torch(tmp_path):
+    first = _start_up(tmp_path)
+    assert first["torch"]  # the first start-up exports (and checks) with torch
+    (entry,) = (tmp_path / "cache" / "emoji_privacy" / "emotion_onnx").glob("*.onnx")
+    second = _start_up(tmp_path)
+    assert not second["torch"], "the cached export should spare importing torch"
+    assert second["p"] == first["p"] and second["t"] == first["t"] != 1.0
+    # a replaced entry (a valid export of other weights) is not trusted: the export is made again
+    from emoji_privacy.emotion.checkpoint import load_checkpoint
+    from emoji_privacy.emotion.classifiers import onnx_export
+
+    other = load_checkpoint(None)
+    with torch.no_grad():
+        for prm in other.model.parameters():
+            prm.mul_(0.5)
+    entry.write_bytes(onnx_export(other.model.eval(), other.input_size, "other"))
+    third = _start_up(tmp_path)
+    assert third["torch"] and third["p"] == first["p"]
+    assert not _start_up(tmp_path)["torch"]  # and the entry is whole again
+
+
+def test_a_changed_model_never_meets_an_old_export(tmp_path):
+    from emoji_privacy.emotion.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(None)
+    shipped = _start_up(tmp_path)
+    hotter = tmp_path / "hotter.pt"
+    save_checkpoint(ckpt.model, hotter, {**ckpt.metadata, "calibration": {**ckpt.metadata["calibration"],
+                                                                          "temperature": 2.0}})
+    for _ in range(2):  # exported, then from the cache
+        changed = _start_up(tmp_path, str(hotter))
+        assert changed["t"] == 2.0 and changed["p"] != shipped["p"]
+    assert np.argmax(changed["p"], 1).tolist() == np.argmax(shipped["p"], 1).tolist()

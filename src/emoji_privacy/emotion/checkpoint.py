@@ -1,25 +1,23 @@
 """Project emotion checkpoints (``.pt``): a ``state_dict`` plus metadata saying how to build and feed it.
 
 Loaded with ``weights_only=True`` so loading never runs pickled code; written atomically so a
-crash never leaves half a model.
+crash never leaves half a model. Importing this module does not import torch (a start-up that finds
+the model's onnxruntime export in the cache never needs it); loading and saving do.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .. import EMOTIONS
 from ..errors import ModelFileError
 from ..model_files import ModelFile, candidate_paths, find_model_file
-from .keras_import import MiniXception
-from .nets import EMOTION_NETS, build_emotion_net
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["PT_FORMAT_VERSION", "DEFAULT_MODEL", "FER_NORMALIZATION", "Checkpoint", "load_checkpoint",
            "resolve_model_path", "save_checkpoint"]
@@ -29,11 +27,21 @@ DEFAULT_MODEL = "fer_resnet"  # models/fer_resnet.pt, trained by `python -m emoj
 # x / 255 * 2 - 1, written as (x - mean) / std so other .pt models can declare their own.
 FER_NORMALIZATION = {"mean": 127.5, "std": 127.5}
 
-ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
-    "mini_xception": lambda meta: MiniXception(meta["config"]),
-    **{name: (lambda meta, name=name: build_emotion_net(name, **(meta.get("config") or {})))
-       for name in EMOTION_NETS},
-}
+
+def _architectures() -> tuple[str, ...]:
+    from .nets import EMOTION_NETS
+
+    return ("mini_xception", *EMOTION_NETS)
+
+
+def _build_network(arch: str, meta: dict[str, Any]) -> nn.Module:
+    if arch == "mini_xception":
+        from .keras_import import MiniXception
+
+        return MiniXception(meta["config"])
+    from .nets import build_emotion_net
+
+    return build_emotion_net(arch, **(meta.get("config") or {}))
 
 
 def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
@@ -67,6 +75,8 @@ class Checkpoint:
 
 def load_checkpoint(model_path: str | os.PathLike | None) -> Checkpoint:
     """The ``.pt`` at ``model_path`` (empty: the default model) built and checked, or a ModelFileError."""
+    import torch
+
     path = resolve_model_path(model_path)
     fix = "retrain it (python -m emoji_privacy.training) or point emotion model_path at another .pt"
     try:
@@ -80,15 +90,15 @@ def load_checkpoint(model_path: str | os.PathLike | None) -> Checkpoint:
                              f"(want a dict with 'state_dict' and 'metadata'); {fix}")
     meta = ckpt["metadata"]
     arch = meta.get("architecture")
-    if arch not in ARCHITECTURES:
+    if arch not in _architectures():
         raise ModelFileError(f"emotion model {path}: unknown architecture {arch!r} "
-                             f"(known: {', '.join(ARCHITECTURES)}); {fix}")
+                             f"(known: {', '.join(_architectures())}); {fix}")
     classes = meta.get("classes")
     if classes is None or tuple(classes) != EMOTIONS:
         raise ModelFileError(f"emotion model {path}: classes {classes} differ from the project's "
                              f"{list(EMOTIONS)} (order matters); retrain or re-export it")
     try:
-        model = ARCHITECTURES[arch](meta)
+        model = _build_network(arch, meta)
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except Exception as e:
         raise ModelFileError(f"emotion model {path}: weights do not fit architecture {arch!r} "
@@ -117,6 +127,8 @@ def load_checkpoint(model_path: str | os.PathLike | None) -> Checkpoint:
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
     """Write a project ``.pt`` ({"state_dict", "metadata"}) atomically: a crash never leaves half a model."""
+    import torch
+
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

