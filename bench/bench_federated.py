@@ -40,6 +40,9 @@ RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("fedavgm-a0.5", "a0.5", "fedavgm", [], ["server-lr=0.1"]),  # FedAvg's step size in the long run
     ("fedbn-a0.5", "a0.5", "fedbn", [], []),
     ("fedbn-a0.1", "a0.1", "fedbn", [], []),
+    # logit adjustment against the label skew (each robot's class prior in its loss only)
+    ("fedavg-a0.5-secagg-la", "a0.5", "fedavg", ["--secagg"], ["logit-adjust=1"]),
+    ("fedavg-a0.1-la", "a0.1", "fedavg", [], ["logit-adjust=1"]),
     # SecAgg+ costs nothing: three seeds with and without it
     ("fedavg-a0.5-seed1", "a0.5", "fedavg", [], ["seed=1"]),
     ("fedavg-a0.5-secagg-seed1", "a0.5", "fedavg", ["--secagg"], ["seed=1"]),
@@ -138,7 +141,8 @@ def collect(name: str, run_dir: Path, wall: float | None = None) -> dict:
     sampled = max(1, int(rc["min-clients"] * rc["fraction-fit"]))
     passes = rc["local-epochs"] * sampled / rc["min-clients"]  # passes over the Training faces per round
     return {"name": name, "partition": part.name, "clients": rc["min-clients"], "alpha": info.get("alpha"),
-            "strategy": rc["strategy"], "secagg": bool(rc["secagg"]), "seed": rc["seed"], "dp": fed.get("dp"),
+            "strategy": rc["strategy"] + (f" + logit-adjust {rc['logit-adjust']:g}" if rc.get("logit-adjust") else ""),
+            "secagg": bool(rc["secagg"]), "seed": rc["seed"], "dp": fed.get("dp"),
             "private": meta["metrics"]["PrivateTest"], "public": meta["metrics"]["PublicTest"],
             "best_round": fed["best_round"], "rounds": rc["num-rounds"],
             "round_seconds": sum(times) / max(len(times), 1),

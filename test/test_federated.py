@@ -227,6 +227,49 @@ def test_local_training_learns_and_fedprox_pulls_toward_the_global_model():
     assert drift(prox) < drift(plain)
 
 
+def test_logit_adjustment_keeps_a_robots_absent_classes_alive(fer):
+    """A robot that has only seen happy and neutral faces: plain local training teaches the shared model that
+    the other five emotions are rare; with logit-adjust the robot's prior is in the loss, not in the model."""
+    from emoji_privacy.training.core import predict_probs, resize_faces
+
+    x, y = fer.split("Training")
+    seen = [EMOTIONS.index("happy"), EMOTIONS.index("neutral")]
+    rng = np.random.default_rng(0)
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), 160, replace=False) for c in seen])
+    tx, ty = fer.split("PublicTest")
+    unseen = np.flatnonzero(~np.isin(ty, seen))[::10]
+    mass = {}
+    for tau in (0.0, 1.0):
+        cfg = FedConfig(net='{"hidden": 64}', local_epochs=2, batch_size=32, augment=False, logit_adjust=tau)
+        model = new_model(cfg)
+        local_train(model, resize_faces(x[idx], 42), y[idx], cfg, lr=0.05, seed=0)
+        p = predict_probs(model, resize_faces(tx[unseen], 42))
+        mass[tau] = float(np.delete(p, seen, axis=1).sum(1).mean())  # probability left for the unseen emotions
+    assert mass[1.0] > 2 * mass[0.0], mass
+
+
+def test_server_predicts_with_its_own_prior_under_logit_adjustment(fer):
+    from emoji_privacy.federated.server_app import FederatedRun
+    from emoji_privacy.federated.task import add_prior_to_output, class_log_prior
+
+    np.testing.assert_allclose(np.exp(class_log_prior(np.array([0, 0, 1, 3]))),
+                               np.array([2, 1, 0.5, 1, 0.5, 0.5, 0.5]) / 6)
+    cfg = FedConfig(net='{"hidden": 16}', logit_adjust=0.5, eval_limit=64)
+    raw = new_model(cfg).eval()
+    faces = torch.rand(5, 1, 42, 42) * 2 - 1
+    shifted = new_model(cfg).eval()
+    add_prior_to_output(shifted, class_log_prior(fer.split("PublicTest")[1]), 0.5)
+    with torch.no_grad():
+        want = raw(faces).numpy() * np.exp(0.5 * class_log_prior(fer.split("PublicTest")[1]))
+        np.testing.assert_allclose(shifted(faces).numpy(), want / want.sum(1, keepdims=True), rtol=1e-5)
+    run = FederatedRun(cfg, data=fer)
+    run._load(get_weights(raw))
+    np.testing.assert_allclose(get_weights(run.model)[-1], get_weights(shifted)[-1], rtol=1e-6)
+    plain = FederatedRun(FedConfig(net='{"hidden": 16}', eval_limit=64), data=fer)
+    plain._load(get_weights(raw))
+    np.testing.assert_array_equal(get_weights(plain.model)[-1], get_weights(raw)[-1])
+
+
 def test_dp_epsilon_follows_the_gaussian_rdp_bound():
     from emoji_privacy.federated.server_app import dp_epsilon
 

@@ -36,7 +36,17 @@ from ..errors import ConfigError
 from ..training.core import TrainResult, evaluate_model, resize_faces
 from ..training.data import FerData, load_fer2013
 from ..training.outputs import export_folder, write_run
-from .task import FedConfig, evaluate_weights, get_weights, new_model, round_lr, set_weights, trainable_mask
+from .task import (
+    FedConfig,
+    add_prior_to_output,
+    class_log_prior,
+    evaluate_weights,
+    get_weights,
+    new_model,
+    round_lr,
+    set_weights,
+    trainable_mask,
+)
 
 __all__ = ["FederatedRun", "ServerMomentum", "ClientLevelDP", "dp_epsilon", "make_server_app", "app"]
 
@@ -164,6 +174,9 @@ class FederatedRun:
             keep = np.sort(np.random.default_rng(0).choice(len(vx), cfg.eval_limit, replace=False))
             vx, self.val_y = vx[keep], self.val_y[keep]
         self.val_x = resize_faces(vx, size)
+        # logit-adjust: the robots fit prior-free logits; the class prior the model predicts with is the one of
+        # the server's own evaluation split (no robot reveals its class counts)
+        self.log_prior = class_log_prior(self.data.split("PublicTest")[1])
         self.rounds: list[dict[str, Any]] = []
         self.best: tuple[float, int, list[np.ndarray] | None] = (-1.0, 0, None)
         self.round_started: dict[int, float] = {}
@@ -215,6 +228,12 @@ class FederatedRun:
         self.t0 = time.perf_counter() - float(state["seconds"])
         print(f"[federated] resumed from {path} after round {self.done_rounds}", file=sys.stderr, flush=True)
 
+    def _load(self, weights: list[np.ndarray]) -> None:
+        """The global weights into the server's model, as it is evaluated and exported."""
+        set_weights(self.model, weights)
+        if self.cfg.logit_adjust:
+            add_prior_to_output(self.model, self.log_prior, self.cfg.logit_adjust)
+
     def _inner_strategy(self) -> Strategy | None:
         s = self._strategy
         return getattr(s, "strategy", s)  # inside the DP wrapper
@@ -231,7 +250,7 @@ class FederatedRun:
             last = self.rounds[-1] if self.rounds else {"val_loss": float("nan"), "val_acc": float("nan")}
             return last["val_loss"], {"accuracy": last["val_acc"]}
         server_round += self.done_rounds
-        set_weights(self.model, weights)
+        self._load(weights)
         loss, acc = evaluate_weights(self.model, self.val_x, self.val_y)
         row = {"round": server_round, "val_loss": loss, "val_acc": acc, "seconds": ended - self.t0,
                "max_abs_weight": float(max(np.abs(w).max() for w in weights))}
@@ -299,7 +318,7 @@ class FederatedRun:
         acc, best_round, weights = self.best
         if weights is None:
             raise RuntimeError("no round finished: see the SuperLink/SuperNode logs above for the failure")
-        set_weights(self.model, weights)
+        self._load(weights)
         self.model.eval()
         history = []
         for i, r in enumerate(x for x in self.rounds if x["round"] > 0):

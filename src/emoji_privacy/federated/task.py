@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import EMOTIONS
 from ..config import from_mapping
 from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
@@ -34,7 +35,8 @@ from ..training.core import (
 from ..training.data import DataError, load_labelled_folder
 
 __all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
-           "local_train", "evaluate_weights", "round_lr", "trainable_mask", "batchnorm_mask", "clip_update"]
+           "local_train", "evaluate_weights", "round_lr", "class_log_prior", "add_prior_to_output", "trainable_mask",
+           "batchnorm_mask", "clip_update"]
 
 STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedbn")
 
@@ -56,6 +58,10 @@ class FedConfig:
     augment: bool = True  # the centralized trainer's random warp/flip/photometric/erasing
     strategy: str = "fedavg"  # fedavg | fedprox | fedavgm | fedbn (each robot keeps its own batch norm)
     proximal_mu: float = 0.01  # fedprox
+    # logit adjustment against label skew (tau; 0 = off): each robot fits softmax(logits + tau * log its own
+    # class prior), so no robot teaches the shared model its own class mix; the server adds tau * log of its
+    # evaluation split's prior to the output bias of the model it evaluates and exports (docs/federated.md)
+    logit_adjust: float = 0.0
     server_momentum: float = 0.9  # fedavgm
     server_lr: float = 1.0  # fedavgm
     min_clients: int = 2  # clients a round waits for (all of them in the benchmarks)
@@ -119,6 +125,8 @@ class FedConfig:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if self.num_rounds < 1 or self.local_epochs < 1 or self.batch_size < 2 or self.lr <= 0:
             raise ConfigError("num-rounds >= 1, local-epochs >= 1, batch-size >= 2 and lr > 0 are required")
+        if not 0 <= self.logit_adjust <= 2:
+            raise ConfigError(f"logit-adjust must be in [0, 2] (1 = the full class prior), not {self.logit_adjust}")
         if self.min_clients < 1 or not 0 < self.fraction_fit <= 1:
             raise ConfigError("min-clients >= 1 and 0 < fraction-fit <= 1 are required")
         if self.secagg and (self.min_clients < 2 or not 0 < self.secagg_threshold <= 1):
@@ -217,6 +225,19 @@ def load_client_data(folder: str | os.PathLike, size: int) -> tuple[np.ndarray, 
     return _DATA_CACHE[key]
 
 
+def class_log_prior(labels: np.ndarray) -> np.ndarray:
+    """log of each class's share of ``labels``; a class with no face counts as half a face (a finite floor)."""
+    counts = np.maximum(np.bincount(np.asarray(labels, np.int64), minlength=len(EMOTIONS)).astype(np.float64), 0.5)
+    return np.log(counts / counts.sum())
+
+
+def add_prior_to_output(model: nn.Module, log_prior: np.ndarray, tau: float) -> None:
+    """Add ``tau * log_prior`` to the output layer's bias: a model fitted prior-free then predicts with that prior."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias += torch.as_tensor(tau * log_prior, dtype=last.bias.dtype)
+
+
 def round_lr(cfg: FedConfig, server_round: int) -> float:
     """Client learning rate of a round: cosine from ``lr`` to ``lr * lr_final``."""
     t = (server_round - 1) / max(cfg.num_rounds - 1, 1)
@@ -242,6 +263,8 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
     global_params = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     opt = sgd_optimizer(model, lr, cfg.weight_decay, cfg.momentum)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    # with logit-adjust the loss sees this robot's class prior added to the logits, the model does not
+    shift = torch.from_numpy(cfg.logit_adjust * class_log_prior(y)).float() if cfg.logit_adjust else None
     xs, ys = torch.from_numpy(x), torch.from_numpy(np.asarray(y, np.int64))
     bs = min(cfg.batch_size, len(xs))
     steps = max(len(xs) // bs, 1)  # drop the ragged last batch: BN needs more than one face
@@ -255,6 +278,8 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
             if cfg.augment:
                 xb = augment(xb, tcfg, gen)
             logits = model.logits(xb)
+            if shift is not None:
+                logits = logits + shift
             loss = loss_fn(logits, ys[idx])
             total = loss
             if proximal_mu > 0:
