@@ -270,6 +270,21 @@ def test_server_predicts_with_its_own_prior_under_logit_adjustment(fer):
     np.testing.assert_array_equal(get_weights(plain.model)[-1], get_weights(raw)[-1])
 
 
+def test_a_server_state_from_before_an_option_existed_resumes(fer, tmp_path):
+    from emoji_privacy.federated.server_app import FederatedRun
+
+    ckpt = tmp_path / "server_state.pt"
+    cfg = FedConfig(net='{"hidden": 16}', eval_limit=64, checkpoint=str(ckpt))
+    run = FederatedRun(cfg, data=fer)
+    run._save_state(3, run.global_weights)
+    state = torch.load(ckpt, weights_only=True)
+    del state["config"]["logit-adjust"]  # as written before logit-adjust existed
+    torch.save(state, ckpt)
+    assert FederatedRun(cfg, data=fer).done_rounds == 3
+    with pytest.raises(ConfigError, match="another run configuration"):
+        FederatedRun(FedConfig(net='{"hidden": 16}', eval_limit=64, checkpoint=str(ckpt), logit_adjust=1.0), data=fer)
+
+
 def test_dp_epsilon_follows_the_gaussian_rdp_bound():
     from emoji_privacy.federated.server_app import dp_epsilon
 

@@ -215,7 +215,11 @@ class FederatedRun:
         except Exception as e:  # zip/pickle/EOF errors all mean the same thing here
             raise ConfigError(f"server checkpoint {path} is unreadable ({type(e).__name__}); delete it to start "
                               "the run over") from e
-        if state.get("format") != SERVER_STATE_FORMAT or state.get("config") != self._state_config():
+        saved = state.get("config") or {}
+        # a key the run's code did not have yet had its default then (a new option is off by default)
+        defaults = FedConfig().to_run_config()
+        saved = {**{k: defaults[k] for k in self._state_config() if k not in saved}, **saved}
+        if state.get("format") != SERVER_STATE_FORMAT or saved != self._state_config():
             raise ConfigError(f"server checkpoint {path} belongs to another run configuration; resume with the "
                               "run's own arguments (--resume RUN_DIR) or delete it to start over")
         self.done_rounds = int(state["round"])
