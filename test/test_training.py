@@ -176,9 +176,14 @@ def test_bad_arguments_exit_2(small_folder, tmp_path, capsys):
 
 def test_cross_validation_reports_mean_and_spread(small_folder, tmp_path, capsys):
     rc = train_main(["--data", str(small_folder), "--arch", "paper42", "--cv", "3", "--search", "random",
-                     "--trials", "2", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path), "--quiet"])
+                     "--trials", "2", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path), "--quiet",
+                     "--final", "--final-epochs", "2"])
     assert rc == 0
     (run,) = tmp_path.glob("paper42-cv3-*")
+    final = json.loads((run / "final" / "metrics.json").read_text())
+    assert [h["epoch"] for h in final["history"]] == [1, 2]  # the final fit's own schedule
+    assert train_main(["--data", str(small_folder), "--final-epochs", "2", "--quiet"]) == 2
+    assert "--final-epochs N goes with --cv K --final" in capsys.readouterr().err
     rows = json.loads((run / "cv.json").read_text())
     assert len(rows) == 2 and all(len(r["fold_acc"]) == 3 for r in rows)
     for r in rows:

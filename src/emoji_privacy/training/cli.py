@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--trials", type=int, default=8, help="configurations to try (random; a subset for grid)")
     ap.add_argument("--final", action="store_true", help="with --cv: then train the best configuration on all "
                     "of Training, select the epoch on PublicTest and report PrivateTest")
+    ap.add_argument("--final-epochs", type=int, default=0, metavar="N", help="with --final: the final fit's "
+                    "epochs (default: --epochs; a search usually ranks on a shorter schedule than the final fit)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run (or --cv search) from "
                     "its last epoch, with the arguments saved in RUN_DIR/run.json; give no other options")
@@ -127,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             args.quiet = args.quiet or quiet
         command = "train_emotion " + shlex.join(argv)
         cfg = _config_from_args(args)
+        if args.final_epochs < 0 or (args.final_epochs and not (args.cv and args.final)):
+            raise ConfigError("--final-epochs N goes with --cv K --final, and N >= 1")
         if args.export:
             export_folder()  # fail now, not after hours of training
         data = load_fer2013(args.data, progress=not args.quiet)
@@ -143,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"saved {out_dir}")
             if args.final:
                 best = configs[max(rows, key=lambda r: r["acc_mean"])["trial"]]
+                if args.final_epochs:
+                    best = replace(best, epochs=args.final_epochs)
                 (out_dir / "final").mkdir(exist_ok=True)
                 res = run_training(best, data, name, out_dir / "final", args.export, args.limit, not args.quiet,
                                    command)
