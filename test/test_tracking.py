@@ -154,3 +154,17 @@ def test_pipeline_forgets_tracks_when_time_goes_back(pipeline, astronaut, stamps
     first = pipeline.process(astronaut, stamps[0])[1][0].track_id
     second = pipeline.process(astronaut, stamps[1])[1][0].track_id
     assert (first == second) is same
+
+
+def test_one_face_or_one_track_assignment_equals_the_hungarian_method() -> None:
+    from scipy.optimize import linear_sum_assignment
+
+    from emoji_privacy.tracking import _min_cost_pairs
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (1, 5), (4, 1), (3, 3), (2, 5)]:
+        for _ in range(20):
+            cost = rng.uniform(0, 1, shape)
+            cost[rng.uniform(size=shape) < 0.3] = 1e6
+            got, want = _min_cost_pairs(cost), linear_sum_assignment(cost)
+            assert cost[got].sum() == cost[want].sum() and len(got[0]) == len(want[0]) == min(shape)

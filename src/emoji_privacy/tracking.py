@@ -17,12 +17,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .detection import box_iou
 
 NO_MATCH = 1e6
 """Assignment cost of a pair that must not be matched."""
+
+
+def _min_cost_pairs(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the cheapest one-to-one assignment. With one face or one track (most frames) that is
+    the cheapest entry; only several of each need the Hungarian method (scipy, imported then: it costs start-up)."""
+    if cost.shape[0] == 1 or cost.shape[1] == 1:
+        k = int(np.argmin(cost))
+        return np.array([k // cost.shape[1]]), np.array([k % cost.shape[1]])
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
 
 
 @dataclass
@@ -106,7 +116,7 @@ class FaceTracker:
         assigned: list[Track | None] = [None] * len(boxes)
         if len(boxes) and self.tracks:
             cost = self._costs(boxes, dt)
-            for d, t in zip(*linear_sum_assignment(cost), strict=True):
+            for d, t in zip(*_min_cost_pairs(cost), strict=True):
                 if cost[d, t] < NO_MATCH:
                     assigned[d] = self.tracks[t]
         matched = {id(a) for a in assigned if a is not None}
