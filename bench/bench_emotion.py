@@ -17,7 +17,7 @@ from emoji_privacy.errors import EmojiPrivacyError  # noqa: E402
 from emoji_privacy.evaluation.emotion import compare, comparison_table  # noqa: E402
 
 PAPER42_PUBLISHED = 0.678  # the emoji-replacement paper's accuracy for its 42x42 CNN
-MODELS = ["mini_xception", "paper42.pt", "fer_resnet.pt"]  # bare names: found by the model-file resolver
+MODELS = ["mini_xception", "paper42.pt", "fer_federated.pt", "fer_resnet.pt"]  # bare names: found by the resolver
 
 
 def main() -> int:
