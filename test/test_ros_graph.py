@@ -245,7 +245,10 @@ def test_overload_drops_are_counted_in_diagnostics(listener, astronaut) -> None:
     published, dropped = int(last["frames"]), int(last["dropped"])
     assert int(last["dropped_overload"]) >= 1, last
     assert published + int(last["masked"]) + dropped == sent, f"every frame accounted for: {last}"
-    assert published == len(out.msgs), last
+    # rospy numbers every publish() of a topic (header.seq, from 1) and, on a loaded machine, its one-deep
+    # outgoing queue may replace a frame the subscriber has not taken yet; the newest always arrives, so the
+    # highest number received is the number of frames the listener really published
+    assert published + int(last["masked"]) == max(m.header.seq for m in out.msgs) >= len(out.msgs), last
     # bounded latency: at most a frame waiting in the one-slot mailbox plus its own processing (two stages),
     # measured against the listener's own processing time so a busy machine does not fail it; a queue
     # of 120 frames would grow the latency to seconds beyond that
