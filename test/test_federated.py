@@ -342,6 +342,18 @@ def test_dp_server_noise_per_group_and_accounting():
     w, st = parameters_to_ndarrays(agg)
     assert float(w.std()) == pytest.approx(2.0 * 1.0 / 10, rel=0.02)
     assert float(st.std()) == pytest.approx(2.0 * 5.0 / 10, rel=0.02)
+    # running variances stay positive under noise (batch norm would answer NaN), other statistics keep theirs
+    ones = [np.zeros(1000, np.float32), np.zeros(1000, np.float32), np.ones(1000, np.float32)]
+    floored = ClientLevelDP(FedAvg_for_test(), noise_multiplier=2.0, clip_weights=1.0, clip_stats=5.0,
+                            trainable=[True, False, False], num_sampled_clients=1, variances=[False, False, True])
+    w, mean, var = parameters_to_ndarrays(floored.aggregate_fit(1, [_fit_res(ones, 1)], [])[0])
+    assert var.min() == np.float32(ClientLevelDP.VARIANCE_FLOOR) and (var > 1).any() and mean.min() < 0
+    from emoji_privacy.federated.task import variance_mask
+
+    model = new_model(FedConfig(net='{"hidden": 16}'))
+    keys = [k for k, v in model.state_dict().items() if v.dtype.is_floating_point]
+    assert [k for k, v in zip(keys, variance_mask(model), strict=True) if v] == \
+        [k for k in keys if k.endswith("running_var")] != []
 
     class Manager:  # what configure_fit needs of Flower's client manager
         def num_available(self):

@@ -46,6 +46,7 @@ from .task import (
     round_lr,
     set_weights,
     trainable_mask,
+    variance_mask,
 )
 
 __all__ = ["FederatedRun", "ServerMomentum", "ClientLevelDP", "dp_epsilon", "make_server_app", "app"]
@@ -131,13 +132,19 @@ class ClientLevelDP(DifferentialPrivacyClientSideFixedClipping):
     (bench/bench_federated_batchnorm.py), so under one norm the statistics took most of the clipping budget
     and the noise drowned the weights' update. The accountant counts
     the two releases of each round (``dp_epsilon(..., releases=2)``). Robots send an unweighted update.
+
+    The noised running variances are raised to at least VARIANCE_FLOOR: noise could make them negative and
+    batch norm's output NaN. Changing a released value is post-processing; the guarantee is unchanged.
     """
 
+    VARIANCE_FLOOR = 1e-3
+
     def __init__(self, strategy: Strategy, *, noise_multiplier: float, clip_weights: float, clip_stats: float,
-                 trainable: list[bool], num_sampled_clients: int) -> None:
+                 trainable: list[bool], num_sampled_clients: int, variances: list[bool] | None = None) -> None:
         super().__init__(strategy, noise_multiplier=noise_multiplier, clipping_norm=clip_weights,
                          num_sampled_clients=num_sampled_clients)
         self.clip_stats, self.trainable = clip_stats, trainable
+        self.variances = variances or [False] * len(trainable)
         self.rng = np.random.default_rng()  # unseeded: noise nobody can predict
 
     def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
@@ -158,6 +165,8 @@ class ClientLevelDP(DifferentialPrivacyClientSideFixedClipping):
         noised = [a + self.rng.normal(0.0, self.noise_multiplier * (self.clipping_norm if t else self.clip_stats) / n,
                                       a.shape).astype(np.float32)
                   for a, t in zip(parameters_to_ndarrays(aggregated), self.trainable, strict=True)]
+        noised = [np.maximum(a, np.float32(self.VARIANCE_FLOOR)) if v else a
+                  for a, v in zip(noised, self.variances, strict=True)]
         return ndarrays_to_parameters(noised), metrics
 
 
@@ -290,7 +299,7 @@ class FederatedRun:
         if cfg.dp:
             strategy = ClientLevelDP(strategy, noise_multiplier=cfg.dp_noise, clip_weights=cfg.dp_clip,
                                      clip_stats=cfg.dp_clip_stats, trainable=trainable_mask(self.model),
-                                     num_sampled_clients=cfg.sampled_clients)
+                                     num_sampled_clients=cfg.sampled_clients, variances=variance_mask(self.model))
         self._strategy = strategy
         return strategy
 

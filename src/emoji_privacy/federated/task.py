@@ -36,7 +36,7 @@ from ..training.data import DataError, load_labelled_folder
 
 __all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
            "local_train", "evaluate_weights", "round_lr", "class_log_prior", "add_prior_to_output", "trainable_mask",
-           "batchnorm_mask", "clip_update"]
+           "batchnorm_mask", "variance_mask", "clip_update"]
 
 STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedbn")
 
@@ -169,6 +169,11 @@ def batchnorm_mask(model: nn.Module) -> list[bool]:
     """For each array that travels: True when it belongs to a batch-norm layer (FedBN keeps those local)."""
     bn = {name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     return [k.rsplit(".", 1)[0] in bn for k in _shared_keys(model)]
+
+
+def variance_mask(model: nn.Module) -> list[bool]:
+    """For each array that travels: True for a batch-norm running variance (DP noise must not leave it negative)."""
+    return [k.endswith("running_var") for k in _shared_keys(model)]
 
 
 def clip_update(weights: list[np.ndarray], reference: list[np.ndarray], trainable: list[bool], clip_weights: float,
