@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +65,14 @@ def load_cached_export(pt_path: Path, threads: int) -> CachedExport | None:
 
 def store_export(pt_path: Path, onnx: bytes, info: dict[str, Any]) -> None:
     """Keep a checked export of ``pt_path``; a cache that cannot be written only costs the next start-up."""
+    from ..files import OutputError, atomic_output
+
     entry = _entry(sha256_of(pt_path))
     record = {**info, "onnx_sha256": hashlib.sha256(onnx).hexdigest(), "source": str(pt_path)}
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         for suffix, data in ((".onnx", onnx), (".json", json.dumps(record, default=str).encode())):
-            fd, tmp = tempfile.mkstemp(prefix=entry.name, suffix=".part", dir=entry.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, entry.with_suffix(suffix))
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-    except OSError:
+            with atomic_output(entry.with_suffix(suffix)) as tmp:
+                tmp.write_bytes(data)
+    except (OSError, OutputError):
         pass
