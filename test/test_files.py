@@ -28,7 +28,7 @@ from emoji_privacy.errors import SourceError
 from emoji_privacy.evaluation.leaks import LeakMeter, box_iou
 from emoji_privacy.files import OutputError
 from emoji_privacy.files.cli import main
-from emoji_privacy.files.video import anonymize_video
+from emoji_privacy.files.video import JPEG_RANGE, anonymize_video, frame_to_bgr
 from emoji_privacy.pipeline import Anonymizer
 
 TONE_HZ = 440.0
@@ -112,6 +112,22 @@ def styled(base: Anonymizer, style: str) -> Anonymizer:
 def test_pyav_wheel_has_the_h264_and_aac_encoders() -> None:
     assert "libx264" in av.codecs_available and av.codec.Codec("libx264", "w").type == "video"
     assert "aac" in av.codecs_available and av.codec.Codec("aac", "w").type == "audio"
+
+
+def test_decoded_frames_match_ffmpegs_conversion_and_full_range_goes_to_ffmpeg() -> None:
+    """The reader converts limited-range yuv420p with OpenCV; it must agree with FFmpeg's own conversion (up to
+    chroma interpolation), and a full-range frame, which OpenCV's matrix would darken, must not take that path."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), np.uint8), (9, 9), 3)
+    frame = av.VideoFrame.from_ndarray(cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+    ours, ffmpeg = frame_to_bgr(frame).astype(int), frame.to_ndarray(format="bgr24").astype(int)
+    assert ours.shape == ffmpeg.shape == img.shape
+    assert np.abs(ours - ffmpeg).mean() < 2.0 and np.percentile(np.abs(ours - ffmpeg), 99) <= 6
+    assert np.abs(ours - img.astype(int)).mean() < 2.0  # the writer's conversion back, as the tool pairs them
+    frame.color_range = JPEG_RANGE
+    assert np.array_equal(frame_to_bgr(frame), frame.to_ndarray(format="bgr24"))
+    odd = av.VideoFrame.from_ndarray(img[:95, :127].copy(), format="bgr24").reformat(format="yuv420p")
+    assert frame_to_bgr(odd).shape == (95, 127, 3)
 
 
 # --- a shared video through the tool --------------------------------------------------------------------------

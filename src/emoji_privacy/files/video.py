@@ -52,6 +52,9 @@ VIDEO_CODEC = "libx264"
 X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
 """Visually lossless enough for anonymized footage, and fast: encoding is a small share of the time per frame."""
 
+JPEG_RANGE = 2
+"""FFmpeg's AVCOL_RANGE_JPEG: full-range luma and chroma (phone videos tagged yuvj420p or full range)."""
+
 
 @dataclass
 class VideoSummary:
@@ -116,6 +119,17 @@ def _even(img: np.ndarray) -> np.ndarray:
     if h % 2 == 0 and w % 2 == 0:
         return img
     return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as BGR. Limited-range yuv420p (nearly every H.264 clip) is converted by OpenCV: the
+    BT.601 matrix the writer converts back with (so the pixels outside the covers come back as they were, within
+    a level or two) and without the GIL, so the pipeline's threads keep running while this one converts; any
+    other pixel format goes through FFmpeg's swscale."""
+    if (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
+            and frame.color_range != JPEG_RANGE):
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+    return frame.to_ndarray(format="bgr24")
 
 
 def display_turns(src: Path) -> int:
@@ -352,7 +366,7 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
                 t = frame.time
                 if t is not None and state["first"] is None:
                     state["first"] = t
-                img = frame.to_ndarray(format="bgr24")
+                img = frame_to_bgr(frame)
                 if turns:
                     img = np.ascontiguousarray(np.rot90(img, turns))
                 stream.submit((img, frame.pts, t), t, block=True)
