@@ -368,7 +368,8 @@ def _dynamic_onnx_session(path: object, output_dims: dict[int, str], threads: in
     """An onnxruntime session of a fixed-size image model whose batch size, input height and width
     (and the output dimensions named in ``output_dims``) are made dynamic."""
     import onnx
-    import onnxruntime as ort
+
+    from .onnx_session import cpu_session
 
     model = onnx.load(str(path))
     shape = model.graph.input[0].type.tensor_type.shape
@@ -377,12 +378,7 @@ def _dynamic_onnx_session(path: object, output_dims: dict[int, str], threads: in
         for i, name in {0: "B", **output_dims}.items():
             out.type.tensor_type.shape.dim[i].dim_param = name
     del model.graph.value_info[:]  # stale fixed shapes of intermediate tensors
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, int(threads))
-    # no busy-waiting between runs: the other stages (and the camera driver) need that core
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return cpu_session(model.SerializeToString(), threads)
 
 
 class CenterFaceDetector(FaceDetector):

@@ -18,9 +18,10 @@ import numpy as np
 from .. import EMOTIONS
 from ..errors import ConfigError, ImageFormatError, ModelFileError
 from ..model_files import find_model_file
+from ..onnx_session import cpu_session
 from .calibration import apply_temperature
 from .checkpoint import FER_NORMALIZATION, PT_FORMAT_VERSION, load_checkpoint, resolve_model_path, save_checkpoint
-from .onnx_cache import load_cached_export, new_session, store_export
+from .onnx_cache import export_key, load_cached_export, store_export
 
 if TYPE_CHECKING:
     from torch import nn
@@ -86,7 +87,7 @@ def onnx_export(model: nn.Module, input_size: int, name: str) -> bytes:
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(model, probe[:1], buf, input_names=["crops"], output_names=["probabilities"],
                               dynamic_axes={"crops": {0: "n"}, "probabilities": {0: "n"}}, dynamo=False)
-        got = new_session(buf.getvalue(), 1).run(None, {"crops": probe.numpy()})[0]
+        got = cpu_session(buf.getvalue(), 1).run(None, {"crops": probe.numpy()})[0]
     except Exception as e:  # noqa: BLE001 - exporter and onnxruntime raise many types; all mean the same
         raise ModelFileError(f"emotion model {name}: cannot run it with onnxruntime ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:160] if str(e) else ''}); set emotion/engine: torch") from e
@@ -121,7 +122,7 @@ class _TorchModelClassifier(EmotionClassifier):
         self._session = None
         if engine == "onnxruntime":
             self.onnx = onnx_export(model, self.input_size, name)
-            self._session = new_session(self.onnx, threads or 1)
+            self._session = cpu_session(self.onnx, threads or 1)
         # channels_last: ~2x faster on CPU in torch, mostly because NCHW max-pooling is very slow there.
         self._model = model.to(memory_format=torch.channels_last)
 
@@ -171,7 +172,8 @@ class TorchEmotionClassifier(_TorchModelClassifier):
     def __init__(self, model_path: str | os.PathLike | None = None, threads: int | None = None,
                  engine: str = "onnxruntime"):
         self.path = resolve_model_path(model_path)
-        cached = load_cached_export(self.path, threads or 1) if engine == "onnxruntime" else None
+        key = export_key(self.path) if engine == "onnxruntime" else ""
+        cached = load_cached_export(key, threads or 1) if key else None
         if cached is not None:  # checked when it was stored; torch is loaded only if .model is asked for
             self.name, self.engine, self._session, self._model = f"torch:{cached.architecture}", engine, \
                 cached.session, None
@@ -185,7 +187,7 @@ class TorchEmotionClassifier(_TorchModelClassifier):
         self.metadata = ckpt.metadata
         self.temperature = ckpt.temperature
         if self.onnx:
-            store_export(self.path, self.onnx, {"input_size": self.input_size, "mean": self.mean, "std": self.std,
+            store_export(key, self.path, self.onnx, {"input_size": self.input_size, "mean": self.mean, "std": self.std,
                                                 "architecture": self.architecture, "temperature": self.temperature,
                                                 "metadata": self.metadata})
 
