@@ -17,7 +17,7 @@ from conftest import REPO, shared_path
 
 from emoji_privacy import EMOTIONS
 from emoji_privacy.errors import ConfigError
-from emoji_privacy.federated.partition import label_skew, partition_indices, write_partitions
+from emoji_privacy.federated.partition import hold_out_public, label_skew, partition_indices, write_partitions
 from emoji_privacy.federated.task import FedConfig, get_weights, local_train, new_model, round_lr, set_weights
 from emoji_privacy.training.data import DataError, load_fer2013, load_labelled_folder
 
@@ -90,6 +90,29 @@ def test_written_folders_read_back_as_a_robots_crops(tmp_path):
     # lossless: every face comes back bit-exact with its label
     by_pixels = {img.tobytes(): int(lab) for img, lab in zip(images[parts[1]], labels[parts[1]], strict=True)}
     assert all(by_pixels[img.tobytes()] == lab for img, lab in zip(got.images, got.labels, strict=True))
+
+
+def test_public_faces_are_held_out_class_stratified_and_given_to_no_client(tmp_path):
+    y = _labels()
+    public, rest = hold_out_public(y, 700, seed=0)
+    assert len(public) == 700 and len(rest) == len(y) - 700 and not set(public) & set(rest)
+    share = np.bincount(y[public], minlength=7) / 700
+    assert np.abs(share - np.bincount(y, minlength=7) / len(y)).max() < 0.01  # FER2013's class balance
+    assert np.array_equal(public, hold_out_public(y, 700, seed=0)[0])
+    parts = partition_indices(y, 10, 0.5, seed=0, pool=rest)
+    given = np.concatenate(parts)
+    assert sorted(given) == sorted(rest)  # every other face goes to exactly one client, no public one does
+    assert len(partition_indices(y, 10, None, total=3000, seed=0, pool=rest)[0]) == 300
+    with pytest.raises(ConfigError, match="--public must be between"):
+        hold_out_public(y, len(y))
+    images = np.random.default_rng(0).integers(0, 255, (60, 48, 48), dtype=np.uint8)
+    labels = np.arange(60) % 7
+    pub, others = hold_out_public(labels, 14, seed=0)
+    summary = write_partitions(images, labels, partition_indices(labels, 2, None, pool=others), tmp_path / "p",
+                               public=pub)
+    assert summary["public"] == {"folder": "public/client_0", "faces": 14, "per_class": [2] * 7}
+    assert len(load_labelled_folder(tmp_path / "p" / "public" / "client_0").labels) == 14
+    assert sorted(p.name for p in (tmp_path / "p").glob("client_*")) == ["client_0", "client_1"]
 
 
 # --------------------------------------------------------------------------- config, weights, local training
@@ -225,6 +248,50 @@ def test_local_training_learns_and_fedprox_pulls_toward_the_global_model():
                                                                                   strict=True)))
 
     assert drift(prox) < drift(plain)
+
+
+def test_head_only_training_changes_the_output_layer_and_nothing_else():
+    """train-layers=head: the features and every batch-norm statistic come back exactly as sent (so under DP they
+    need no noise); with train-layers=all, the same training moves them (the check can fail)."""
+    from emoji_privacy.federated.task import frozen_mask, head_parameters
+
+    rng = np.random.default_rng(0)
+    y = np.arange(128) % 2
+    x = np.where(y[:, None, None] == 1, 200, 40).astype(np.uint8) + rng.integers(0, 30, (128, 42, 42), dtype=np.uint8)
+    for layers in ("head", "all"):
+        cfg = FedConfig(net='{"hidden": 16}', local_epochs=2, batch_size=16, augment=False, train_layers=layers)
+        model = new_model(cfg)
+        before = get_weights(model)
+        local_train(model, x, y, cfg, lr=0.05, seed=0)
+        changed = [not np.array_equal(a, b) for a, b in zip(before, get_weights(model), strict=True)]
+        frozen = frozen_mask(model, layers)
+        if layers == "head":
+            assert sum(not f for f in frozen) == 2 and len(head_parameters(model)) == 2  # weight and bias
+            assert changed == [not f for f in frozen]
+        else:
+            assert not any(frozen) and all(changed)
+        assert all(p.requires_grad for p in model.parameters())  # the next fit starts from a normal model
+    with pytest.raises(ConfigError, match="train-layers must be one of"):
+        FedConfig(train_layers="features").validate()
+
+
+def test_init_starts_the_global_model_from_a_checkpoint(tmp_path):
+    from emoji_privacy.emotion.checkpoint import save_checkpoint
+    from emoji_privacy.federated.task import load_initial_weights
+
+    cfg = FedConfig(net='{"hidden": 16}')
+    trained = new_model(cfg)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(1.0)
+    pt = save_checkpoint(trained, tmp_path / "public.pt", {
+        "architecture": cfg.architecture, "config": trained.config, "input_size": 42, "classes": list(EMOTIONS),
+        "normalization": {"mean": 127.5, "std": 127.5}})
+    start = new_model(cfg)
+    load_initial_weights(start, str(pt))
+    assert all(np.array_equal(a, b) for a, b in zip(get_weights(start), get_weights(trained), strict=True))
+    with pytest.raises(ConfigError, match="does not have this run's architecture"):
+        load_initial_weights(new_model(FedConfig(net='{"hidden": 32}')), str(pt))
 
 
 def test_logit_adjustment_keeps_a_robots_absent_classes_alive(fer):
@@ -364,6 +431,17 @@ def test_dp_server_noise_per_group_and_accounting():
 
     (_, ins), = dp.configure_fit(1, ndarrays_to_parameters(zeros), Manager())
     assert ins.config[KEY_DP_CLIP_WEIGHTS] == 1.0 and ins.config[KEY_DP_CLIP_STATS] == 5.0
+    # arrays no robot changes (train-layers=head) come back exactly as sent: no noise on them
+    sent = [np.full(1000, 0.5, np.float32), np.full(1000, 0.25, np.float32)]
+    head = ClientLevelDP(FedAvg_for_test(), noise_multiplier=2.0, clip_weights=1.0, clip_stats=5.0,
+                         trainable=[True, True], num_sampled_clients=1, frozen=[False, True])
+    head.configure_fit(1, ndarrays_to_parameters(sent), Manager())
+    w, feat = parameters_to_ndarrays(head.aggregate_fit(1, [_fit_res(sent, 1)], [])[0])
+    assert np.array_equal(feat, sent[1]) and float(w.std()) == pytest.approx(2.0, rel=0.1)
+    from emoji_privacy.federated.server_app import dp_releases
+
+    model = new_model(FedConfig(net='{"hidden": 16}'))
+    assert dp_releases(model, "all") == 2 and dp_releases(model, "head") == 1
     # accounting: two releases of z per round are one of z / sqrt(2); sampling 10 of 100 amplifies
     assert dp_epsilon(1.0, 20, 1e-5, releases=2) == pytest.approx(dp_epsilon(1.0 / math.sqrt(2), 20, 1e-5))
     assert dp_epsilon(1.0, 20, 1e-5, sampled=10, population=100) < 0.5 * dp_epsilon(1.0, 20, 1e-5)

@@ -39,17 +39,19 @@ def _client_folders(partitions: Path | None) -> list[Path]:
 
 
 def cmd_partition(args: argparse.Namespace) -> int:
-    from .partition import partition_indices, write_partitions
+    from .partition import hold_out_public, partition_indices, write_partitions
 
     data = load_fer2013(args.data, progress=not args.quiet)
     x, y = data.split("Training")
-    parts = partition_indices(y, args.clients, args.alpha, args.total, args.seed)
+    public, pool = hold_out_public(y, args.public, args.seed) if args.public else (None, None)
+    parts = partition_indices(y, args.clients, args.alpha, args.total, args.seed, pool=pool)
     info = {"source": data.source, "split": "Training", "clients_requested": args.clients, "alpha": args.alpha,
-            "total": args.total or int(len(y)), "seed": args.seed}
-    summary = write_partitions(x, y, parts, args.out, info)
+            "total": args.total or int(len(y) - args.public), "seed": args.seed, "public": args.public}
+    summary = write_partitions(x, y, parts, args.out, info, public=public)
     sizes = [c["faces"] for c in summary["clients"]]
     print(f"wrote {len(parts)} clients to {args.out}: {sum(sizes)} faces, {min(sizes)}-{max(sizes)} per client, "
-          f"label skew (mean TV distance to the pooled mix) {summary['label_skew_tv']:.3f}")
+          f"label skew (mean TV distance to the pooled mix) {summary['label_skew_tv']:.3f}"
+          + (f"; {args.public} public faces for the server in {args.out / 'public'}" if args.public else ""))
     return 0
 
 
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=None, help="Dirichlet concentration (label skew); omit for IID")
     p.add_argument("--total", type=int, default=0, help="use this many Training faces (class-stratified); 0 = all")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--public", type=int, default=0, metavar="N", help="hold out N Training faces (class-stratified) "
+                   "as the server's public data in OUT/public/, given to no client (pretrain with `centralized "
+                   "--partitions OUT/public`, then start the robots from it with -c init=MODEL.pt)")
     p.add_argument("--data", help="FER2013 folder, .tar.gz or fer2013.csv (default: ../shared/data/fer2013)")
     p.add_argument("--quiet", action="store_true")
     for name, text in (("simulate", "run a federation on this machine (Flower simulation engine)"),

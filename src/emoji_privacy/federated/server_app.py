@@ -41,7 +41,9 @@ from .task import (
     add_prior_to_output,
     class_log_prior,
     evaluate_weights,
+    frozen_mask,
     get_weights,
+    load_initial_weights,
     new_model,
     round_lr,
     set_weights,
@@ -49,7 +51,7 @@ from .task import (
     variance_mask,
 )
 
-__all__ = ["FederatedRun", "ServerMomentum", "ClientLevelDP", "dp_epsilon", "make_server_app", "app"]
+__all__ = ["FederatedRun", "ServerMomentum", "ClientLevelDP", "dp_epsilon", "dp_releases", "make_server_app", "app"]
 
 SERVER_STATE_FORMAT = 1
 
@@ -72,6 +74,13 @@ def dp_epsilon(noise_multiplier: float, rounds: int, delta: float, sampled: int 
     acc = dp_accounting.rdp.RdpAccountant()
     acc.compose(event, rounds)
     return float(acc.get_epsilon(delta))
+
+
+def dp_releases(model: torch.nn.Module, train_layers: str) -> int:
+    """Gaussian releases per round: one for the trained weights, one more when the robots also send batch-norm
+    statistics (not with ``train-layers=head``, where batch norm stays as the server sent it)."""
+    stats = [not t and not f for t, f in zip(trainable_mask(model), frozen_mask(model, train_layers), strict=True)]
+    return 1 + any(stats)
 
 
 def _weighted_mean(metrics: list[tuple[int, Metrics]]) -> Metrics:
@@ -140,16 +149,21 @@ class ClientLevelDP(DifferentialPrivacyClientSideFixedClipping):
     VARIANCE_FLOOR = 1e-3
 
     def __init__(self, strategy: Strategy, *, noise_multiplier: float, clip_weights: float, clip_stats: float,
-                 trainable: list[bool], num_sampled_clients: int, variances: list[bool] | None = None) -> None:
+                 trainable: list[bool], num_sampled_clients: int, variances: list[bool] | None = None,
+                 frozen: list[bool] | None = None) -> None:
         super().__init__(strategy, noise_multiplier=noise_multiplier, clipping_norm=clip_weights,
                          num_sampled_clients=num_sampled_clients)
         self.clip_stats, self.trainable = clip_stats, trainable
         self.variances = variances or [False] * len(trainable)
+        # arrays no robot changes (train-layers=head): sent back as broadcast, never noised (no data in them)
+        self.frozen = frozen or [False] * len(trainable)
+        self.broadcast: list[np.ndarray] | None = None
         self.rng = np.random.default_rng()  # unseeded: noise nobody can predict
 
     def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
         from .client_app import KEY_DP_CLIP_STATS, KEY_DP_CLIP_WEIGHTS
 
+        self.broadcast = parameters_to_ndarrays(parameters) if any(self.frozen) else None
         ins = self.strategy.configure_fit(server_round, parameters, client_manager)
         for _, fit_ins in ins:
             fit_ins.config.update({KEY_DP_CLIP_WEIGHTS: self.clipping_norm, KEY_DP_CLIP_STATS: self.clip_stats})
@@ -165,6 +179,8 @@ class ClientLevelDP(DifferentialPrivacyClientSideFixedClipping):
         noised = [a + self.rng.normal(0.0, self.noise_multiplier * (self.clipping_norm if t else self.clip_stats) / n,
                                       a.shape).astype(np.float32)
                   for a, t in zip(parameters_to_ndarrays(aggregated), self.trainable, strict=True)]
+        if self.broadcast is not None:
+            noised = [b if f else a for a, b, f in zip(noised, self.broadcast, self.frozen, strict=True)]
         noised = [np.maximum(a, np.float32(self.VARIANCE_FLOOR)) if v else a
                   for a, v in zip(noised, self.variances, strict=True)]
         return ndarrays_to_parameters(noised), metrics
@@ -192,6 +208,8 @@ class FederatedRun:
         self.fit_log: list[Metrics] = []
         self.t0 = time.perf_counter()
         self.done_rounds = 0  # rounds finished before this process started (a resumed run)
+        if cfg.init:  # the server's starting point, e.g. pretrained on its public faces (before a resume)
+            load_initial_weights(self.model, cfg.init)
         self.global_weights = get_weights(self.model)
         self._strategy: Strategy | None = None
         self._momentum: list[np.ndarray] | None = None
@@ -299,7 +317,8 @@ class FederatedRun:
         if cfg.dp:
             strategy = ClientLevelDP(strategy, noise_multiplier=cfg.dp_noise, clip_weights=cfg.dp_clip,
                                      clip_stats=cfg.dp_clip_stats, trainable=trainable_mask(self.model),
-                                     num_sampled_clients=cfg.sampled_clients, variances=variance_mask(self.model))
+                                     num_sampled_clients=cfg.sampled_clients, variances=variance_mask(self.model),
+                                     frozen=frozen_mask(self.model, cfg.train_layers))
         self._strategy = strategy
         return strategy
 
@@ -348,7 +367,7 @@ class FederatedRun:
         fed = {"run_config": cfg.to_run_config(), "best_round": best_round, "rounds": self.rounds,
                "fit_metrics": self.fit_log}
         if cfg.dp:
-            releases = 1 if all(trainable_mask(self.model)) else 2
+            releases = dp_releases(self.model, cfg.train_layers)
             fed["dp"] = {"noise_multiplier": cfg.dp_noise, "clipping_norm": cfg.dp_clip, "delta": cfg.dp_delta,
                          "clipping_norm_stats": cfg.dp_clip_stats, "sampled_clients": cfg.sampled_clients,
                          "population": cfg.min_clients,

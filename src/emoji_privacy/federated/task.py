@@ -36,9 +36,10 @@ from ..training.data import DataError, load_labelled_folder
 
 __all__ = ["FedConfig", "STRATEGIES", "new_model", "get_weights", "set_weights", "load_client_data",
            "local_train", "evaluate_weights", "round_lr", "class_log_prior", "add_prior_to_output", "trainable_mask",
-           "batchnorm_mask", "variance_mask", "clip_update"]
+           "batchnorm_mask", "variance_mask", "frozen_mask", "clip_update", "load_initial_weights"]
 
 STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedbn")
+TRAIN_LAYERS = ("all", "head")
 
 
 @dataclass
@@ -62,6 +63,12 @@ class FedConfig:
     # class prior), so no robot teaches the shared model its own class mix; the server adds tau * log of its
     # evaluation split's prior to the output bias of the model it evaluates and exports (docs/federated.md)
     logit_adjust: float = 0.0
+    # where the global model starts: "" = random weights (seed); a .pt (path, or a name in models/) of the same
+    # architecture, e.g. pretrained on the server's public faces (partition --public, then centralized)
+    init: str = ""
+    # what the robots train: all | head (the output layer alone; features and batch norm stay as the server sent
+    # them, so under DP the noise covers a few thousand numbers instead of ~0.9 M: docs/federated.md)
+    train_layers: str = "all"
     server_momentum: float = 0.9  # fedavgm
     server_lr: float = 1.0  # fedavgm
     min_clients: int = 2  # clients a round waits for (all of them in the benchmarks)
@@ -123,6 +130,8 @@ class FedConfig:
         self.net_options()
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if self.train_layers not in TRAIN_LAYERS:
+            raise ConfigError(f"train-layers must be one of {', '.join(TRAIN_LAYERS)}, not {self.train_layers!r}")
         if self.num_rounds < 1 or self.local_epochs < 1 or self.batch_size < 2 or self.lr <= 0:
             raise ConfigError("num-rounds >= 1, local-epochs >= 1, batch-size >= 2 and lr > 0 are required")
         if not 0 <= self.logit_adjust <= 2:
@@ -163,6 +172,38 @@ def trainable_mask(model: nn.Module) -> list[bool]:
     """For each array that travels: True for a trained weight, False for a batch-norm running statistic."""
     params = {k for k, _ in model.named_parameters()}
     return [k in params for k in _shared_keys(model)]
+
+
+def head_parameters(model: nn.Module) -> set[str]:
+    """Names of the output layer's parameters: those of the model's last ``nn.Linear``."""
+    last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise ConfigError(f"train-layers=head: {type(model).__name__} has no linear output layer")
+    return {f"{last[-1]}.{k}" for k, _ in model.get_submodule(last[-1]).named_parameters()}
+
+
+def frozen_mask(model: nn.Module, train_layers: str) -> list[bool]:
+    """For each array that travels: True when the robots never change it (``train-layers=head``: everything but
+    the output layer, batch-norm statistics included). The server keeps those as it sent them and adds no DP
+    noise to them: they never depend on a robot's data."""
+    if train_layers == "all":
+        return [False] * len(_shared_keys(model))
+    head = head_parameters(model)
+    return [k not in head for k in _shared_keys(model)]
+
+
+def load_initial_weights(model: nn.Module, init: str) -> None:
+    """Start ``model`` from the ``.pt`` named by ``init`` (a path or a name in models/), which must be the same
+    architecture with the same options."""
+    from ..emotion.checkpoint import load_checkpoint, resolve_model_path
+
+    ckpt = load_checkpoint(resolve_model_path(init))
+    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in ckpt.model.state_dict().items()}
+    if have != got:
+        raise ConfigError(f"init={init}: that model ({ckpt.architecture}) does not have this run's architecture "
+                          "and options; start from a .pt trained with the same architecture and net options")
+    model.load_state_dict(ckpt.model.state_dict())
 
 
 def batchnorm_mask(model: nn.Module) -> list[bool]:
@@ -265,6 +306,9 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
                   proximal_mu: float) -> dict[str, float]:
     tcfg = cfg.train_config()
     gen = torch.Generator().manual_seed(seed)
+    trained = head_parameters(model) if cfg.train_layers == "head" else None
+    for name, p in model.named_parameters():
+        p.requires_grad_(trained is None or name in trained)  # SGD skips a parameter without a gradient
     global_params = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     opt = sgd_optimizer(model, lr, cfg.weight_decay, cfg.momentum)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -274,6 +318,10 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
     bs = min(cfg.batch_size, len(xs))
     steps = max(len(xs) // bs, 1)  # drop the ragged last batch: BN needs more than one face
     model.train()
+    if trained is not None:  # frozen features: batch norm normalizes with the statistics it was sent
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     tot_loss = tot_ok = seen = 0.0
     for _ in range(cfg.local_epochs):
         perm = torch.randperm(len(xs), generator=gen)
@@ -297,6 +345,8 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
             tot_ok += float((logits.argmax(1) == ys[idx]).sum())
             seen += len(idx)
     model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
     return {"train_loss": tot_loss / max(seen, 1), "train_acc": tot_ok / max(seen, 1), "steps": float(steps)}
 
 
