@@ -4,7 +4,11 @@
 The whole FER2013 Training split over 10 clients (IID, Dirichlet alpha 0.5 and 0.1), the default model's
 architecture, one local recipe everywhere. Strategies FedAvg, FedProx, FedAvgM (server momentum on the
 trained weights only) and FedBN (batch norm kept by each robot); SecAgg+ on and off over three seeds; and
-client-level DP with 100 robots, 10 sampled per round, at noise multipliers that give epsilon ~1, 3 and 8.
+client-level DP with 100 robots, 10 sampled per round, at noise multipliers that give epsilon ~1, 3 and 8;
+and DP that learns: the server pretrains on a public 10% of Training that no robot holds (row
+``public-pretrain``, ``centralized`` on the partition's ``public/``), then 100 robots holding the other 90%,
+20 per round, train from that model, every layer or the output layer alone (``train-layers=head``), without
+noise and at epsilon ~8, 3 and 1 (rows ``dp100p-*``).
 The centralized reference is the shipped default model, trained by the project's own trainer on the same
 Training faces (its PrivateTest accuracy is read from its metadata). Each run is a separate
 ``python -m emoji_privacy.federated simulate`` process, checkpointed every round: a run stopped by a session's
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -53,8 +58,22 @@ RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("dp100-eps8", "iid100", "fedavg", ["--dp"], ["fraction-fit=0.1", "epsilon=8"]),
     ("dp100-eps3", "iid100", "fedavg", ["--dp"], ["fraction-fit=0.1", "epsilon=3"]),
     ("dp100-eps1", "iid100", "fedavg", ["--dp"], ["fraction-fit=0.1", "epsilon=1"]),
+    # DP that learns: the server pretrains on its public 10% of Training (given to no robot), the robots
+    # (the other 90%, 100 of them, 20 per round) train from there; "head": the output layer alone
+    ("public-pretrain", "iid100p", "centralized", [], ["num-rounds=40"]),
+    ("dp100p-none-all", "iid100p", "fedavg", [], ["fraction-fit=0.2", "init=@public-pretrain"]),
+    ("dp100p-none-head", "iid100p", "fedavg", [], ["fraction-fit=0.2", "init=@public-pretrain",
+                                                   "train-layers=head"]),
+    ("dp100p-eps8-head", "iid100p", "fedavg", ["--dp"], ["fraction-fit=0.2", "init=@public-pretrain",
+                                                         "train-layers=head", "epsilon=8"]),
+    ("dp100p-eps3-head", "iid100p", "fedavg", ["--dp"], ["fraction-fit=0.2", "init=@public-pretrain",
+                                                         "train-layers=head", "epsilon=3"]),
+    ("dp100p-eps1-head", "iid100p", "fedavg", ["--dp"], ["fraction-fit=0.2", "init=@public-pretrain",
+                                                         "train-layers=head", "epsilon=1"]),
 ]
-PARTITIONS = {"iid": (10, None), "a0.5": (10, 0.5), "a0.1": (10, 0.1), "iid100": (100, None)}
+PARTITIONS = {"iid": (10, None), "a0.5": (10, 0.5), "a0.1": (10, 0.1), "iid100": (100, None), "iid100p": (100, None)}
+PUBLIC_FACES = {"iid100p": 2871}
+"""Training faces a partition holds out as the server's public data (10%)."""
 SEEDS = ("", "-seed1", "-seed2")
 TRAINING_FACES = 28709
 
@@ -62,33 +81,38 @@ TRAINING_FACES = 28709
 def partition(work: Path, name: str, args: argparse.Namespace) -> Path:
     out = work / f"clients-{name}"
     clients, alpha = PARTITIONS[name]
-    want = {"clients_requested": clients, "alpha": alpha, "total": args.total or TRAINING_FACES, "seed": 0}
+    public = PUBLIC_FACES.get(name, 0)
+    want = {"clients_requested": clients, "alpha": alpha, "total": args.total or TRAINING_FACES - public, "seed": 0,
+            **({"public": public} if public else {})}
     info = out / "partition.json"
     if info.is_file() and all(json.loads(info.read_text()).get(k) == v for k, v in want.items()):
         return out
     cmd = [sys.executable, "-m", "emoji_privacy.federated", "partition", "--out", str(out), "--clients",
-           str(clients), "--total", str(args.total), "--seed", "0", "--quiet"]
+           str(clients), "--total", str(args.total), "--seed", "0", "--quiet", "--public", str(public)]
     if alpha is not None:
         cmd += ["--alpha", str(alpha)]
     subprocess.run(cmd, check=True)
     return out
 
 
-def noise_for_epsilon(epsilon: float, rounds: int, delta: float, sampled: int, population: int) -> float:
-    """The noise multiplier whose accountant epsilon after ``rounds`` is ``epsilon`` (bisection)."""
+def noise_for_epsilon(epsilon: float, rounds: int, delta: float, sampled: int, population: int,
+                      releases: int = 2) -> float:
+    """The noise multiplier whose accountant epsilon after ``rounds`` is ``epsilon`` (bisection); ``releases``:
+    2 when the robots send batch-norm statistics, 1 when they train the output layer alone."""
     from emoji_privacy.federated.server_app import dp_epsilon
 
     lo, hi = 0.05, 100.0
     for _ in range(60):
         mid = (lo * hi) ** 0.5
-        if dp_epsilon(mid, rounds, delta, sampled, population, releases=2) > epsilon:
+        if dp_epsilon(mid, rounds, delta, sampled, population, releases=releases) > epsilon:
             lo = mid
         else:
             hi = mid
     return hi
 
 
-def run_config(args: argparse.Namespace, extra: list[str], clients: int) -> list[str]:
+def run_config(args: argparse.Namespace, extra: list[str], clients: int, work: Path | None = None) -> list[str]:
+    """The run config of one row; ``init=@NAME`` is the model the row NAME made (in ``work``)."""
     rc = [f"architecture={args.arch}", f"net={args.net}", f"num-rounds={args.rounds}",
           f"local-epochs={args.local_epochs}", f"batch-size={args.batch_size}", f"lr={args.lr}",
           f"secagg-max-weight={args.secagg_max_weight}", f"dp-delta={args.dp_delta}", f"dp-clip={args.dp_clip}",
@@ -98,19 +122,37 @@ def run_config(args: argparse.Namespace, extra: list[str], clients: int) -> list
         if key == "epsilon":  # not a run-config key: the noise multiplier that reaches it
             fraction = next(float(e.split("=")[1]) for e in extra if e.startswith("fraction-fit="))
             sampled = max(1, int(clients * fraction))
-            z = noise_for_epsilon(float(value), args.rounds, args.dp_delta, sampled, clients)
+            releases = 1 if "train-layers=head" in extra else 2
+            z = noise_for_epsilon(float(value), args.rounds, args.dp_delta, sampled, clients, releases)
             rc.append(f"dp-noise={z:.4f}")
+        elif key == "init" and value.startswith("@"):
+            rc.append(f"init={made_by(work, value[1:])}")
         else:
             rc.append(item)
     return rc
 
 
+def made_by(work: Path | None, name: str) -> Path:
+    """The model of the finished row ``name`` (its newest run folder under ``work``)."""
+    done = sorted((work or Path()).glob(f"runs/{name}-2*/{name}.pt"))
+    if not done:
+        raise SystemExit(f"bench_federated: this row starts from the model of {name}; run --only {name} first")
+    return done[-1]
+
+
 def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], extra: list[str],
             args: argparse.Namespace) -> dict:
-    """One simulation; a run folder left by an earlier, stopped benchmark is resumed, not started over."""
+    """One simulation (or, for strategy "centralized", the server's pretraining on the partition's public faces);
+    a run folder left by an earlier, stopped benchmark is resumed, not started over."""
     clients = PARTITIONS[part.name.replace("clients-", "")][0]
-    rc = run_config(args, extra, clients) + [f"strategy={strategy}"]
     runs = work / "runs"
+    if strategy == "centralized":
+        rc = [r for r in run_config(args, extra, 1, work) if not r.startswith("num-rounds=")] + \
+            [e for e in extra if e.startswith("num-rounds=")]
+        cmd = [sys.executable, "-m", "emoji_privacy.federated", "centralized", "--partitions", str(part / "public"),
+               "--out", str(runs), "--name", name, "--run-config", *rc]
+        return _run_logged(cmd, work, name)
+    rc = run_config(args, extra, clients, work) + [f"strategy={strategy}"]
     stopped = [d for d in sorted(runs.glob(f"{name}-2*")) if (d / "server_state.pt").is_file()
                and not (d / "rounds.json").is_file()]
     if stopped:
@@ -118,6 +160,10 @@ def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], 
     else:
         cmd = [sys.executable, "-m", "emoji_privacy.federated", "simulate", "--partitions", str(part), "--out",
                str(runs), "--name", name, "--cpus", str(args.cpus), *flags, "--run-config", *rc]
+    return _run_logged(cmd, work, name)
+
+
+def _run_logged(cmd: list[str], work: Path, name: str) -> dict:
     log = work / f"{name}.log"
     t0 = time.perf_counter()
     with log.open("a") as f:
@@ -140,8 +186,18 @@ def collect(name: str, run_dir: Path, wall: float | None = None) -> dict:
     times = [r["round_seconds"] for r in rounds if "round_seconds" in r]
     sampled = max(1, int(rc["min-clients"] * rc["fraction-fit"]))
     passes = rc["local-epochs"] * sampled / rc["min-clients"]  # passes over the Training faces per round
+    if part.name == "public":  # the server's pretraining: its public faces, pooled (no client)
+        part = part.parent
+        info = json.loads((part / "partition.json").read_text()) if (part / "partition.json").is_file() else {}
+        strategy = f"centralized on the {info.get('public', '?')} public faces"
+    else:
+        strategy = rc["strategy"] + (f" + logit-adjust {rc['logit-adjust']:g}" if rc.get("logit-adjust") else "")
+        if rc.get("init"):
+            strategy += f", from {Path(rc['init']).stem}"
+        if rc.get("train-layers", "all") != "all":
+            strategy += f", trains {rc['train-layers']} only"
     return {"name": name, "partition": part.name, "clients": rc["min-clients"], "alpha": info.get("alpha"),
-            "strategy": rc["strategy"] + (f" + logit-adjust {rc['logit-adjust']:g}" if rc.get("logit-adjust") else ""),
+            "strategy": strategy,
             "secagg": bool(rc["secagg"]), "seed": rc["seed"], "dp": fed.get("dp"),
             "private": meta["metrics"]["PrivateTest"], "public": meta["metrics"]["PublicTest"],
             "best_round": fed["best_round"], "rounds": rc["num-rounds"],
@@ -217,13 +273,17 @@ def report(results: list[dict], ref: dict, args: argparse.Namespace, cmdline: st
         sec = [b["private"]["accuracy"] * 100 for _, b in pairs]
         goals.append(f"- SecAgg+ over {len(pairs)} seed(s) at alpha 0.5: without {statistics.mean(plain):.2f} "
                      f"+- {sd(plain):.2f}%, with {statistics.mean(sec):.2f} +- {sd(sec):.2f}%")
-    none = by.get("dp100-none")
     for r in results:
-        if r["dp"] and none:
-            gap = (none["private"]["accuracy"] - r["private"]["accuracy"]) * 100
-            goals.append(f"- DP {r['name']}: epsilon {r['dp']['epsilon']:.2f}, {gap:.2f} points below the same "
-                         f"clients without noise" + (f" -> {'met' if gap <= 8 else 'NOT met'} (epsilon <= 8 "
-                                                      "within 8 points)" if r["dp"]["epsilon"] <= 8.5 else ""))
+        if not r["dp"]:
+            continue
+        # the same clients without noise: the same recipe, and (for a head-only row) every layer trained
+        refs = dict.fromkeys(n for n in (re.sub(r"-eps[0-9.]+", "-none", r["name"]),
+                                         re.sub(r"-eps[0-9.]+-head$", "-none-all", r["name"])) if n in by)
+        for n in refs:
+            gap = (by[n]["private"]["accuracy"] - r["private"]["accuracy"]) * 100
+            goals.append(f"- DP {r['name']}: epsilon {r['dp']['epsilon']:.2f}, {gap:.2f} points below {n} (the "
+                         "same clients without noise)" + (f" -> {'met' if gap <= 8 else 'NOT met'} (epsilon <= 8 "
+                                                         "within 8 points)" if r["dp"]["epsilon"] <= 8.5 else ""))
     return "\n".join([
         "# Federated training of the emotion CNN (Flower)", "",
         f"Machine: {machine()}  ", f"Commit: {commit()}  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
