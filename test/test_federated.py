@@ -110,7 +110,7 @@ def test_public_faces_are_held_out_class_stratified_and_given_to_no_client(tmp_p
     pub, others = hold_out_public(labels, 14, seed=0)
     summary = write_partitions(images, labels, partition_indices(labels, 2, None, pool=others), tmp_path / "p",
                                public=pub)
-    assert summary["public"] == {"folder": "public/client_0", "faces": 14, "per_class": [2] * 7}
+    assert summary["public_data"] == {"folder": "public/client_0", "faces": 14, "per_class": [2] * 7}
     assert len(load_labelled_folder(tmp_path / "p" / "public" / "client_0").labels) == 14
     assert sorted(p.name for p in (tmp_path / "p").glob("client_*")) == ["client_0", "client_1"]
 

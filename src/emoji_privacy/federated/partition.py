@@ -109,7 +109,7 @@ def write_partitions(images: np.ndarray, labels: np.ndarray, parts: list[np.ndar
 
     summary["clients"] = [write(out / f"client_{i}", idx) for i, idx in enumerate(parts)]
     if public is not None:
-        summary["public"] = write(out / "public" / "client_0", public)
+        summary["public_data"] = write(out / "public" / "client_0", public)
     summary["classes"] = list(EMOTIONS)
     summary["label_skew_tv"] = round(label_skew(labels, parts), 4)
     (out / "partition.json").write_text(json.dumps(summary, indent=1))
