@@ -199,7 +199,7 @@ def collect(name: str, run_dir: Path, wall: float | None = None) -> dict:
         if rc.get("train-layers", "all") != "all":
             strategy += f", trains {rc['train-layers']} only"
     return {"name": name, "partition": part.name, "clients": rc["min-clients"], "alpha": info.get("alpha"),
-            "strategy": strategy,
+            "strategy": strategy, "init": Path(rc["init"]).stem if rc.get("init") else None,
             "secagg": bool(rc["secagg"]), "seed": rc["seed"], "dp": fed.get("dp"),
             "private": meta["metrics"]["PrivateTest"], "public": meta["metrics"]["PublicTest"],
             "best_round": fed["best_round"], "rounds": rc["num-rounds"],
@@ -281,12 +281,19 @@ def report(results: list[dict], ref: dict, args: argparse.Namespace, cmdline: st
             continue
         # the same clients without noise: the same recipe, and (for a head-only row) every layer trained
         refs = dict.fromkeys(n for n in (re.sub(r"-eps[0-9.]+", "-none", r["name"]),
-                                         re.sub(r"-eps[0-9.]+-head$", "-none-all", r["name"])) if n in by)
+                                         re.sub(r"-eps[0-9.]+-head$", "-none-all", r["name"]))
+                             if n in by and n != r["name"])
         for n in refs:
             gap = (by[n]["private"]["accuracy"] - r["private"]["accuracy"]) * 100
             goals.append(f"- DP {r['name']}: epsilon {r['dp']['epsilon']:.2f}, {gap:.2f} points below {n} (the "
                          "same clients without noise)" + (f" -> {'met' if gap <= 8 else 'NOT met'} (epsilon <= 8 "
                                                          "within 8 points)" if r["dp"]["epsilon"] <= 8.5 else ""))
+    for r in results:  # what a run started from a pretrained model learned from the robots
+        start = r.get("init")
+        if start in by:
+            gain = (r["private"]["accuracy"] - by[start]["private"]["accuracy"]) * 100
+            goals.append(f"- {r['name']}: {gain:+.2f} points against its starting model {start} "
+                         f"({by[start]['private']['accuracy']:.2%}): what the robots added")
     return "\n".join([
         "# Federated training of the emotion CNN (Flower)", "",
         f"Machine: {machine()}  ", f"Commit: {commit()}  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
