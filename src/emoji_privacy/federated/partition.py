@@ -35,9 +35,10 @@ def _stratified(labels: np.ndarray, pool: np.ndarray, count: int, rng: np.random
 def hold_out_public(labels: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(public, rest): ``count`` faces drawn class-stratified as the server's public data, and the others.
 
-    Why: a model that starts from weights pretrained on public faces needs far fewer private rounds, and under
-    differential privacy it can then learn from the robots at all (docs/federated.md). The public faces are never
-    given to a client, so the robots' data and the server's stay disjoint.
+    Why: the server can pretrain on faces it may use openly, and a fleet under differential privacy then starts
+    from a useful model instead of random weights, which DP noise keeps it from leaving (docs/federated.md: what
+    this measured). The public faces are never given to a client, so the robots' data and the server's stay
+    disjoint.
     """
     if not 0 < count < len(labels):
         raise ConfigError(f"--public must be between 1 and {len(labels) - 1} faces, not {count}")
