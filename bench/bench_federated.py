@@ -149,8 +149,7 @@ def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], 
     clients = PARTITIONS[part.name.replace("clients-", "")][0]
     runs = work / "runs"
     if strategy == "centralized":
-        rc = [r for r in run_config(args, extra, 1, work) if not r.startswith("num-rounds=")] + \
-            [e for e in extra if e.startswith("num-rounds=")]
+        rc = run_config(args, extra, 1, work)  # the row's num-rounds comes later and wins
         cmd = [sys.executable, "-m", "emoji_privacy.federated", "centralized", "--partitions", str(part / "public"),
                "--out", str(runs), "--name", name, "--run-config", *rc]
         return _run_logged(cmd, work, name)

@@ -176,11 +176,11 @@ class ClientLevelDP(DifferentialPrivacyClientSideFixedClipping):
         if aggregated is None:
             return aggregated, metrics
         n = self.num_sampled_clients
-        noised = [a + self.rng.normal(0.0, self.noise_multiplier * (self.clipping_norm if t else self.clip_stats) / n,
-                                      a.shape).astype(np.float32)
-                  for a, t in zip(parameters_to_ndarrays(aggregated), self.trainable, strict=True)]
-        if self.broadcast is not None:
-            noised = [b if f else a for a, b, f in zip(noised, self.broadcast, self.frozen, strict=True)]
+        stds = [self.noise_multiplier * (self.clipping_norm if t else self.clip_stats) / n for t in self.trainable]
+        # an array no robot changes is kept as sent (no noise drawn for it)
+        keep = self.broadcast if self.broadcast is not None else [None] * len(stds)
+        noised = [b if f and b is not None else a + self.rng.normal(0.0, sd, a.shape).astype(np.float32)
+                  for a, b, sd, f in zip(parameters_to_ndarrays(aggregated), keep, stds, self.frozen, strict=True)]
         noised = [np.maximum(a, np.float32(self.VARIANCE_FLOOR)) if v else a
                   for a, v in zip(noised, self.variances, strict=True)]
         return ndarrays_to_parameters(noised), metrics

@@ -195,9 +195,9 @@ def frozen_mask(model: nn.Module, train_layers: str) -> list[bool]:
 def load_initial_weights(model: nn.Module, init: str) -> None:
     """Start ``model`` from the ``.pt`` named by ``init`` (a path or a name in models/), which must be the same
     architecture with the same options."""
-    from ..emotion.checkpoint import load_checkpoint, resolve_model_path
+    from ..emotion.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(resolve_model_path(init))
+    ckpt = load_checkpoint(init)  # resolves a name in models/ as the listener does
     have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in ckpt.model.state_dict().items()}
     if have != got:
@@ -300,6 +300,8 @@ def local_train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig, 
         return _local_epochs(model, x, y, cfg, lr, seed, proximal_mu)
     finally:
         torch.set_num_threads(threads)
+        for p in model.parameters():  # train-layers=head froze the others; the model leaves whole
+            p.requires_grad_(True)
 
 
 def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig, lr: float, seed: int,
@@ -345,8 +347,6 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
             tot_ok += float((logits.argmax(1) == ys[idx]).sum())
             seen += len(idx)
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(True)
     return {"train_loss": tot_loss / max(seen, 1), "train_acc": tot_ok / max(seen, 1), "steps": float(steps)}
 
 
