@@ -352,6 +352,39 @@ def test_a_server_state_from_before_an_option_existed_resumes(fer, tmp_path):
         FederatedRun(FedConfig(net='{"hidden": 16}', eval_limit=64, checkpoint=str(ckpt), logit_adjust=1.0), data=fer)
 
 
+def test_traffic_is_counted_per_participation_across_a_resume(tmp_path):
+    """A resumed run's clients come back with new node ids; a round cut short by the kill is left out."""
+    from emoji_privacy.federated.server_app import traffic_summary
+
+    rows = []
+
+    def take_part(node: int, rnd: str | None, messages: int, t: float) -> None:
+        for m in range(messages):
+            row = {"node": node, "type": "train", "received": 100, "sent": 1000 if m == 2 else 10, "time": t + m}
+            rows.append(row if rnd is None else {**row, "round": rnd})
+
+    # process 1: rounds 1-2 with nodes 1 and 2, then killed in round 3 (node 1 answered 2 of 4 messages)
+    for r in (1, 2):
+        for node in (1, 2):
+            take_part(node, str(r), 4, 10.0 * r)
+    take_part(1, "3", 2, 30.0)
+    # process 2 (--resume): rounds 3-4 again count from 1, with new node ids
+    for r in (1, 2):
+        for node in (7, 8):
+            take_part(node, str(r), 4, 100.0 + 10 * r)
+    log = tmp_path / "traffic.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    want = {"client_rounds": 8, "clients_per_round": 2, "messages_per_client_per_round": 4,
+            "bytes_received_per_client_per_round": 400.0, "bytes_sent_per_client_per_round": 1030.0}
+    assert traffic_summary(log, 4, secagg=True) == want
+    # a log written before clients named the round: each node's messages in runs of the protocol's 4
+    log.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "round"}) + "\n" for r in rows))
+    assert traffic_summary(log, 4, secagg=True) == want
+    # with the wrong protocol count every message is a participation: the figures change
+    assert traffic_summary(log, 4, secagg=False)["bytes_sent_per_client_per_round"] != 1030.0
+    assert traffic_summary(tmp_path / "absent.jsonl", 4, secagg=True) == {}
+
+
 def test_dp_epsilon_follows_the_gaussian_rdp_bound():
     from emoji_privacy.federated.server_app import dp_epsilon
 
@@ -502,7 +535,7 @@ def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
     fit = rounds["fit_metrics"]
     assert len(fit) == 2 and fit[1]["train_loss"] < fit[0]["train_loss"], fit  # the loss went down
     assert [r["round"] for r in rounds["rounds"]] == [0, 1, 2]
-    assert rounds["traffic"]["clients"] == 2
+    assert rounds["traffic"]["clients_per_round"] == 2
     # SecAgg+: 4 messages per round (setup, share keys, masked vector, unmask), the masked vector as integers
     assert rounds["traffic"]["messages_per_client_per_round"] == 4
     n_params = sum(w.size for w in get_weights(new_model(FedConfig())))
@@ -545,7 +578,7 @@ def test_simulation_fedbn_with_dp_reports_epsilon(fer, tmp_path):
     assert rounds["run_config"]["strategy"] == "fedbn" and rounds["run_config"]["min-clients"] == 3
     assert rounds["dp"]["epsilon"] == pytest.approx(dp_epsilon(0.5, 2, 1e-3, releases=2))
     assert rounds["fit_metrics"][0]["update_norm_weights"] > 0 and rounds["fit_metrics"][0]["update_norm_stats"] > 0
-    assert rounds["traffic"]["clients"] == 3 and rounds["traffic"]["messages_per_client_per_round"] == 1
+    assert rounds["traffic"]["clients_per_round"] == 3 and rounds["traffic"]["messages_per_client_per_round"] == 1
     assert len(rounds["fit_metrics"]) == 2 and (run_dir / "sim.pt").is_file()
 
 

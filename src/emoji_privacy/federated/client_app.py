@@ -124,8 +124,8 @@ def _traffic_mod(log_path: Callable[[Context], str]) -> Callable:
         reply = call_next(msg, ctxt)
         if path:
             sent = _wire_bytes(reply) if not reply.has_error() else 0
-            row = {"node": int(ctxt.node_id), "type": msg.metadata.message_type, "received": int(received),
-                   "sent": int(sent), "time": time.time()}
+            row = {"node": int(ctxt.node_id), "round": msg.metadata.group_id, "type": msg.metadata.message_type,
+                   "received": int(received), "sent": int(sent), "time": time.time()}
             with open(path, "a") as f:  # one short line per message: appends from clients do not interleave
                 f.write(json.dumps(row) + "\n")
         return reply

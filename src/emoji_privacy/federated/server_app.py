@@ -378,7 +378,7 @@ class FederatedRun:
                                        + ("every client in every round" if cfg.sampled_clients >= cfg.min_clients
                                           else f"{cfg.sampled_clients} of {cfg.min_clients} clients per round, "
                                                "accounted as Poisson sampling")}
-        traffic = _traffic_summary(cfg)
+        traffic = traffic_summary(Path(cfg.traffic_log), cfg.num_rounds, cfg.secagg) if cfg.traffic_log else {}
         if traffic:
             fed["traffic"] = traffic
         # a checkpointed run writes beside its checkpoint (the folder --resume names)
@@ -395,24 +395,43 @@ class FederatedRun:
         return out_dir
 
 
-def _traffic_summary(cfg: FedConfig) -> dict[str, Any]:
-    path = Path(cfg.traffic_log) if cfg.traffic_log else None
-    if path is None or not path.is_file():
+SECAGG_MESSAGES = 4
+"""Messages a client answers per SecAgg+ round (setup, share keys, masked vector, unmask); 1 without it."""
+
+
+def traffic_summary(path: Path, rounds: int, secagg: bool) -> dict[str, Any]:
+    """Bytes and messages per participating client per round, from a run's ``traffic.jsonl``.
+
+    A participation is one client in one round: rows are grouped by (node, round) where the client
+    logged the round, else by each node's messages in runs of the protocol's count. Node ids are new
+    in every process, so a resumed run's clients are counted by participation, not by node, and a
+    participation cut short by a kill (fewer messages than the rest) is left out.
+    """
+    if not path.is_file():
         return {}
-    per_node: dict[int, list[int]] = {}
+    per_node: dict[int, list[dict[str, Any]]] = {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
-        tot = per_node.setdefault(int(row["node"]), [0, 0, 0])
-        tot[0] += int(row["received"])
-        tot[1] += int(row["sent"])
-        tot[2] += 1
-    if not per_node:
+        per_node.setdefault(int(row["node"]), []).append(row)
+    k = SECAGG_MESSAGES if secagg else 1
+    parts: dict[tuple[int, Any], list[int]] = {}
+    for node, rows in per_node.items():
+        rows.sort(key=lambda r: r.get("time", 0.0))
+        for i, row in enumerate(rows):
+            tot = parts.setdefault((node, row["round"] if "round" in row else i // k), [0, 0, 0])
+            tot[0] += int(row["received"])
+            tot[1] += int(row["sent"])
+            tot[2] += 1
+    if not parts:
         return {}
-    rounds = cfg.num_rounds
-    return {"clients": len(per_node), "messages_per_client_per_round": float(np.mean([v[2] for v in per_node.values()])
-                                                                             / rounds),
-            "bytes_received_per_client_per_round": float(np.mean([v[0] for v in per_node.values()]) / rounds),
-            "bytes_sent_per_client_per_round": float(np.mean([v[1] for v in per_node.values()]) / rounds)}
+    counts = [v[2] for v in parts.values()]
+    usual = max(set(counts), key=counts.count)
+    whole = [v for v in parts.values() if v[2] == usual]
+    per_round = len(whole) / max(rounds, 1)
+    return {"client_rounds": len(whole), "clients_per_round": int(per_round) if per_round.is_integer() else per_round,
+            "messages_per_client_per_round": usual,
+            "bytes_received_per_client_per_round": float(np.mean([v[0] for v in whole])),
+            "bytes_sent_per_client_per_round": float(np.mean([v[1] for v in whole]))}
 
 
 def _plot_accuracy(rounds: list[dict[str, Any]], best_round: int, cfg: FedConfig, path: Path) -> None:
