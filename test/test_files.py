@@ -420,8 +420,11 @@ def test_ctrl_c_and_errors_mid_video_remove_the_partial_files(tmp_path: Path, an
 def test_sigint_stops_the_tool_and_removes_the_partial_file(tmp_path: Path) -> None:
     """A real Ctrl-C (SIGINT) to the running command: exit 130, one line, no file left."""
     src = shared_path("data", "videos", "fer_woman2.mp4")
+    # as a terminal's foreground command gets it: a runner started in the background (nohup, `&`) passes
+    # SIGINT on ignored, and Python then leaves it ignored
     proc = subprocess.Popen([sys.executable, "-m", "emoji_privacy", "anonymize", str(src), "-o",
-                             str(tmp_path / "out.mp4"), "--quiet"], stderr=subprocess.PIPE, text=True)
+                             str(tmp_path / "out.mp4"), "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
