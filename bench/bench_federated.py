@@ -364,25 +364,26 @@ def main() -> int:
     for item in args.add:
         name, run_dir = item.split("=", 1)
         previous[name] = collect(name, Path(run_dir))
+    known = {x[0] for x in RUNS}
+
+    def ordered(rows: dict) -> list:
+        return [rows[n] for n, *_ in RUNS if n in rows] + [r for n, r in rows.items() if n not in known]
+
     if args.report_only or args.add and not args.only:
-        results = [previous[n] for n, *_ in RUNS if n in previous] + \
-            [r for n, r in previous.items() if n not in {x[0] for x in RUNS}]
-        print(save(results, ref, args, cmdline))
+        print(save(ordered(previous), ref, args, cmdline))
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
-    results = []
+    rows = dict(previous)  # a run killed half-way through the list loses none of the rows saved before
     for name, pname, strategy, flags, extra in RUNS:
         if args.only and name not in args.only:
-            if name in previous:
-                results.append(previous[name])
             continue
         part = partition(args.work, pname, args)
         print(f"[bench_federated] {name} ...", file=sys.stderr, flush=True)
-        results.append(run_one(args.work, name, part, strategy, flags, extra, args))
-        print(f"[bench_federated] {name}: PrivateTest {results[-1]['private']['accuracy']:.4f}, "
-              f"{results[-1]['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
-        save(results, ref, args, cmdline)  # after every run: a long benchmark keeps what it measured
-    print(save(results, ref, args, cmdline))
+        rows[name] = run_one(args.work, name, part, strategy, flags, extra, args)
+        print(f"[bench_federated] {name}: PrivateTest {rows[name]['private']['accuracy']:.4f}, "
+              f"{rows[name]['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
+        save(ordered(rows), ref, args, cmdline)  # after every run: a long benchmark keeps what it measured
+    print(save(ordered(rows), ref, args, cmdline))
     print(f"saved {RESULTS / 'federated.md'}")
     return 0
 
