@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from emoji_privacy.emotion.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from emoji_privacy.emotion.calibration import CRITERIA, apply_temperature, expected_calibration_error, fit_temperature
 from emoji_privacy.emotion.checkpoint import load_checkpoint, save_checkpoint
 from emoji_privacy.emotion.classifiers import load_emotion_classifier
 from emoji_privacy.errors import ModelFileError
@@ -34,7 +34,8 @@ def test_temperature_keeps_the_argmax_and_is_identity_at_one() -> None:
     assert apply_temperature(p, 2.0).max(1).mean() < p.max(1).mean() < apply_temperature(p, 0.5).max(1).mean()
 
 
-def test_fitted_temperature_undoes_over_and_under_confidence() -> None:
+@pytest.mark.parametrize("criterion", CRITERIA)
+def test_fitted_temperature_undoes_over_and_under_confidence(criterion: str) -> None:
     logits, labels = _calibrated_sample()
     calibrated = _softmax(logits)
     over, under = _softmax(logits * 2.0), _softmax(logits * 0.5)
@@ -42,15 +43,22 @@ def test_fitted_temperature_undoes_over_and_under_confidence() -> None:
     # the check fires on a badly calibrated model ...
     assert expected_calibration_error(over, labels) > 0.05 and expected_calibration_error(under, labels) > 0.05
     # ... and temperature scaling repairs it
-    t_over, t_under = fit_temperature(over, labels), fit_temperature(under, labels)
+    t_over, t_under = fit_temperature(over, labels, criterion), fit_temperature(under, labels, criterion)
     assert t_over == pytest.approx(2.0, rel=0.05) and t_under == pytest.approx(0.5, rel=0.05)
     assert expected_calibration_error(apply_temperature(over, t_over), labels) < 0.015
+
+
+def test_an_unknown_criterion_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown calibration criterion 'ece'; use one of brier, nll"):
+        fit_temperature(np.full((3, 7), 1 / 7), np.zeros(3, np.int64), "ece")
 
 
 def test_shipped_model_is_calibrated_and_applies_its_temperature(tmp_path) -> None:
     ckpt = load_checkpoint(None)  # the default model
     cal = ckpt.metadata.get("calibration")
     assert cal and cal["fitted_on"] == "PublicTest" and ckpt.temperature == cal["temperature"] != 1.0
+    assert cal["method"] == f"temperature scaling ({CRITERIA[0]})", \
+        "recalibrate it: python -m emoji_privacy.training.calibrate models/fer_resnet.pt"
     assert cal["ece"]["PrivateTest"]["calibrated"] < cal["ece"]["PrivateTest"]["raw"]  # fitted on PublicTest
     faces = np.random.default_rng(2).integers(0, 255, (4, ckpt.input_size, ckpt.input_size), dtype=np.uint8)
     clf = load_emotion_classifier("torch", engine="torch")

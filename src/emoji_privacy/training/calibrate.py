@@ -21,6 +21,7 @@ import numpy as np
 from torch import nn
 
 from ..emotion.calibration import (
+    CRITERIA,
     ECE_BINS,
     apply_temperature,
     expected_calibration_error,
@@ -34,14 +35,15 @@ from .data import FerData, load_fer2013
 __all__ = ["calibrate", "main"]
 
 
-def calibrate(model: nn.Module, data: FerData, diagram: Path | None = None, title: str = "") -> dict[str, Any]:
+def calibrate(model: nn.Module, data: FerData, diagram: Path | None = None, title: str = "",
+              criterion: str = CRITERIA[0]) -> dict[str, Any]:
     """Temperature fitted on PublicTest (selection split) and ECE on both test splits, raw and scaled."""
     size = int(model.input_size)
     probs, labels = {}, {}
     for split in ("PublicTest", "PrivateTest"):
         x, labels[split] = data.split(split)
         probs[split] = predict_probs(model, resize_faces(x, size)).astype(np.float64)
-    temperature = fit_temperature(probs["PublicTest"], labels["PublicTest"])
+    temperature = fit_temperature(probs["PublicTest"], labels["PublicTest"], criterion)
     ece = {split: {"raw": round(expected_calibration_error(p, labels[split]), 5),
                    "calibrated": round(expected_calibration_error(apply_temperature(p, temperature), labels[split]),
                                        5)}
@@ -49,8 +51,8 @@ def calibrate(model: nn.Module, data: FerData, diagram: Path | None = None, titl
     if diagram is not None:
         reliability_diagram(probs["PrivateTest"], apply_temperature(probs["PrivateTest"], temperature),
                             labels["PrivateTest"], diagram, f"{title} on FER2013 PrivateTest (T={temperature:.2f})")
-    return {"temperature": round(temperature, 5), "fitted_on": "PublicTest", "method": "temperature scaling (NLL)",
-            "ece_bins": ECE_BINS, "ece": ece}
+    return {"temperature": round(temperature, 5), "fitted_on": "PublicTest",
+            "method": f"temperature scaling ({criterion})", "ece_bins": ECE_BINS, "ece": ece}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("models", nargs="+", type=Path, help="project .pt checkpoints (rewritten in place)")
     ap.add_argument("--data", help="FER2013 folder, .tar.gz or fer2013.csv (default: the shared copy)")
     ap.add_argument("--figures", type=Path, help="folder for <name>_reliability.png (default: beside the model)")
+    ap.add_argument("--criterion", choices=CRITERIA, default=CRITERIA[0],
+                    help="what the temperature minimises on PublicTest (default: %(default)s)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.models:
             ckpt = load_checkpoint(path)
             figure = (args.figures or path.parent) / f"{path.stem}_reliability.png"
-            cal = calibrate(ckpt.model, data, figure, path.stem)
+            cal = calibrate(ckpt.model, data, figure, path.stem, args.criterion)
             save_checkpoint(ckpt.model, path, {**ckpt.metadata, "calibration": cal})
             if path.with_suffix(".onnx").exists():  # its ONNX twin gives the calibrated probabilities too
                 export_onnx(ckpt.model, path.with_suffix(".onnx"), cal["temperature"])
