@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import tarfile
 
 import cv2
@@ -358,3 +361,44 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             TrainConfig(device="cuda").validate()
+
+
+_IDLE_CPU = """
+import os, sys, time
+{imports}
+import torch
+torch.set_num_threads(2)
+with torch.no_grad():
+    torch.nn.Conv2d(32, 32, 3)(torch.randn(64, 32, 48, 48))  # wakes OpenMP's workers
+c0 = time.process_time()
+time.sleep(1.0)
+print(os.environ.get("OMP_WAIT_POLICY"), round(time.process_time() - c0, 2))
+"""
+
+
+def _idle_cpu(imports: str, env_policy: str | None = None) -> tuple[str, float]:
+    """(OMP_WAIT_POLICY after the imports, CPU seconds the process burns while it sleeps 1 s)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env_policy:
+        env["OMP_WAIT_POLICY"] = env_policy
+    out = subprocess.run([sys.executable, "-c", _IDLE_CPU.format(imports=imports)], env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return out[-2], float(out[-1])
+
+
+def test_the_library_leaves_openmp_workers_asleep_while_its_process_waits():
+    """Importing the trainer, the federated server or the evaluation tool sets no wait policy: a process that
+    evaluates and then waits (a federated server between rounds) and its children keep their cores free."""
+    policy, idle = _idle_cpu("import emoji_privacy.training.core, emoji_privacy.federated.server_app, "
+                             "emoji_privacy.evaluation.emotion")
+    assert policy == "None" and idle < 0.3, (policy, idle)
+    # the check fires when the policy leaks in: a spinning worker burns about a core while the process sleeps
+    policy, idle = _idle_cpu("", env_policy="ACTIVE")
+    assert policy == "ACTIVE" and idle > 0.5, (policy, idle)
+    # the training command asks for it in its own process, before torch loads (and only then)
+    policy, _ = _idle_cpu("from emoji_privacy.training.openmp import spin_openmp_workers\n"
+                          "assert spin_openmp_workers()")
+    assert policy == "ACTIVE"
+    policy, _ = _idle_cpu("import torch\nfrom emoji_privacy.training.openmp import spin_openmp_workers\n"
+                          "assert not spin_openmp_workers()")
+    assert policy == "None"
