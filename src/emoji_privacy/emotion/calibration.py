@@ -10,8 +10,8 @@ calibration error (ECE, 15 equal-width confidence bins) is reported before and a
 ``T`` minimises the Brier score (the default) or the negative log-likelihood; both are proper
 scoring rules. Brier is the default because it calibrated better where it was measured: fitted on
 one half of PublicTest, it gave a lower ECE on the other half than NLL for all three project models
-in 14-15 of 20 random halvings (``bench/bench_calibration.py``). NLL weighs a few confident
-mistakes heavily and so pulls ``T`` towards under-confidence on the many faces that are right.
+in 14-15 of 20 random halvings (``bench/bench_calibration.py``). On those models NLL's temperature
+came out lower than Brier's (sharper; 0.863 against 0.937 for fer_resnet), and the model over-confident.
 """
 
 from __future__ import annotations
