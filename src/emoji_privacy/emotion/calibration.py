@@ -11,7 +11,8 @@ calibration error (ECE, 15 equal-width confidence bins) is reported before and a
 scoring rules. Brier is the default because it calibrated better where it was measured: fitted on
 one half of PublicTest, it gave a lower ECE on the other half than NLL for all three project models
 in 14-15 of 20 random halvings (``bench/bench_calibration.py``). On those models NLL's temperature
-came out lower than Brier's (sharper; 0.863 against 0.937 for fer_resnet), and the model over-confident.
+came out lower than Brier's (sharper; 0.863 against 0.937 for fer_resnet) and left the model
+over-confident on average: mean confidence 0.684 against 0.659 accuracy on PublicTest (Brier: 0.657).
 """
 
 from __future__ import annotations
