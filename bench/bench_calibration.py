@@ -24,7 +24,7 @@ from emoji_privacy.emotion.calibration import (  # noqa: E402
 )
 from emoji_privacy.emotion.checkpoint import load_checkpoint  # noqa: E402
 from emoji_privacy.errors import EmojiPrivacyError  # noqa: E402
-from emoji_privacy.training.core import predict_probs, resize_faces  # noqa: E402
+from emoji_privacy.training.calibrate import probs_on_test_splits  # noqa: E402
 from emoji_privacy.training.data import load_fer2013  # noqa: E402
 
 MODELS = ["fer_resnet.pt", "fer_federated.pt", "paper42.pt"]  # bare names: found by the resolver
@@ -54,11 +54,7 @@ def main() -> int:
         rows = []
         for spec in args.models:
             ckpt = load_checkpoint(spec)  # the raw network: its stored temperature is not applied here
-            size = int(ckpt.model.input_size)
-            probs, labels = {}, {}
-            for split in ("PublicTest", "PrivateTest"):
-                x, labels[split] = data.split(split)
-                probs[split] = predict_probs(ckpt.model, resize_faces(x, size)).astype(np.float64)
+            probs, labels = probs_on_test_splits(ckpt.model, data)
             held = {c: held_out_ece(probs["PublicTest"], labels["PublicTest"], c, args.halvings, args.seed)
                     for c in CRITERIA}
             raw = expected_calibration_error(probs["PrivateTest"], labels["PrivateTest"])

@@ -25,8 +25,6 @@ __all__ = ["CRITERIA", "ECE_BINS", "apply_temperature", "fit_temperature", "expe
            "reliability_diagram"]
 
 ECE_BINS = 15
-CRITERIA: tuple[str, ...] = ("brier", "nll")
-"""What fit_temperature minimises; the first is the default."""
 _FLOOR = 1e-12
 
 
@@ -51,15 +49,19 @@ def _brier(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.sum(err * err, axis=1)))
 
 
+_SCORES = {"brier": _brier, "nll": _nll}
+CRITERIA: tuple[str, ...] = tuple(_SCORES)
+"""What fit_temperature minimises; the first is the default."""
+
+
 def fit_temperature(probs: np.ndarray, labels: np.ndarray, criterion: str = CRITERIA[0]) -> float:
     """The temperature in [0.05, 20] that minimises ``criterion`` ("brier" or "nll") over ``labels``."""
     from scipy.optimize import minimize_scalar
 
     if criterion not in CRITERIA:
         raise ValueError(f"unknown calibration criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
-    score = _brier if criterion == "brier" else _nll
     probs, labels = np.asarray(probs, np.float64), np.asarray(labels, np.int64)
-    res = minimize_scalar(lambda log_t: score(apply_temperature(probs, float(np.exp(log_t))), labels),
+    res = minimize_scalar(lambda log_t: _SCORES[criterion](apply_temperature(probs, float(np.exp(log_t))), labels),
                           bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))
 

@@ -32,17 +32,23 @@ from ..errors import EmojiPrivacyError
 from .core import predict_probs, resize_faces
 from .data import FerData, load_fer2013
 
-__all__ = ["calibrate", "main"]
+__all__ = ["calibrate", "main", "probs_on_test_splits"]
 
 
-def calibrate(model: nn.Module, data: FerData, diagram: Path | None = None, title: str = "",
-              criterion: str = CRITERIA[0]) -> dict[str, Any]:
-    """Temperature fitted on PublicTest (selection split) and ECE on both test splits, raw and scaled."""
+def probs_on_test_splits(model: nn.Module, data: FerData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The raw network's probabilities (no temperature) and the labels of PublicTest and PrivateTest."""
     size = int(model.input_size)
     probs, labels = {}, {}
     for split in ("PublicTest", "PrivateTest"):
         x, labels[split] = data.split(split)
         probs[split] = predict_probs(model, resize_faces(x, size)).astype(np.float64)
+    return probs, labels
+
+
+def calibrate(model: nn.Module, data: FerData, diagram: Path | None = None, title: str = "",
+              criterion: str = CRITERIA[0]) -> dict[str, Any]:
+    """Temperature fitted on PublicTest (selection split) and ECE on both test splits, raw and scaled."""
+    probs, labels = probs_on_test_splits(model, data)
     temperature = fit_temperature(probs["PublicTest"], labels["PublicTest"], criterion)
     ece = {split: {"raw": round(expected_calibration_error(p, labels[split]), 5),
                    "calibrated": round(expected_calibration_error(apply_temperature(p, temperature), labels[split]),
