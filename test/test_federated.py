@@ -1,5 +1,6 @@
 """Federated training: the partitioner, the run config, DP accounting, the client's mods and a real
-Flower deployment (a SuperLink and two SuperNodes as processes, SecAgg+ on) on real FER2013 crops."""
+Flower deployment (a SuperLink and two SuperNodes as processes, TLS, SuperNode authentication and SecAgg+
+on) on real FER2013 crops, and the credentials it uses."""
 
 from __future__ import annotations
 
@@ -516,8 +517,11 @@ def fer():
 
 @pytest.mark.timeout(900)
 def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
-    """flower-superlink + 2 flower-supernode processes over loopback, flwr run, SecAgg+ on, real crops."""
+    """flower-superlink + 2 flower-supernode processes over loopback with the fleet's security (TLS under a
+    fresh CA, SuperNode authentication), flwr run, SecAgg+ on, real crops; a robot whose key the operator
+    did not register is refused."""
     from emoji_privacy.emotion.classifiers import load_emotion_classifier
+    from emoji_privacy.federated.credentials import write_credentials
     from emoji_privacy.federated.deployment import LoopbackFederation
 
     x, y = fer.split("Training")
@@ -525,6 +529,17 @@ def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
     write_partitions(x, y, parts, tmp_path / "clients")
     dirs = [tmp_path / "clients" / "client_0", tmp_path / "clients" / "client_1"]
     with LoopbackFederation(dirs, tmp_path) as fed:
+        assert "https://127.0.0.1" in (tmp_path / "superlink.log").read_text()  # TLS on the robots' port
+        assert "insecure" not in (tmp_path / "flwr_home" / "config.toml").read_text()
+        # robots the operator did not register are turned away: one with a key of its own, and one without a
+        # key (the check that fires when the SuperLink runs without --enable-supernode-auth: it then joins)
+        stranger = write_credentials(tmp_path / "stranger", nodes=["stranger"]).node_keys["stranger"][0]
+        refused = {"stranger": fed.start_supernode(dirs[0], 8, stranger, log=tmp_path / "stranger.log"),
+                   "keyless": fed.start_supernode(dirs[0], 9, None, log=tmp_path / "keyless.log")}
+        for name, proc in refused.items():
+            assert proc.wait(120) != 0, name
+        assert "Failed to activate SuperNode" in (tmp_path / "stranger.log").read_text()
+        assert "SuperNode authentication is enabled" in (tmp_path / "keyless.log").read_text()
         run_dir = fed.run({"num-rounds": 2, "secagg": True, "eval-limit": 400, "out": str(tmp_path / "runs"),
                            "name": "deploy", "traffic-log": str(tmp_path / "traffic.jsonl"), "lr": 0.02,
                            "augment": False, "data": str(shared_path("data", "fer2013",
@@ -638,3 +653,69 @@ def test_dependencies_stay_ros_compatible():
 
     img = CvBridge().cv2_to_imgmsg(np.zeros((4, 4, 3), np.uint8), "bgr8")
     assert CvBridge().imgmsg_to_cv2(img).shape == (4, 4, 3)
+
+
+# --------------------------------------------------------------------------- credentials for a fleet
+
+
+def test_credentials_are_a_ca_a_server_certificate_and_robot_keys(tmp_path):
+    """What `python -m emoji_privacy.federated credentials` writes verifies as TLS and Flower expect."""
+    import datetime
+    import os
+    import stat
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from emoji_privacy.federated.cli import main as fed_main
+
+    out = tmp_path / "creds"
+    assert fed_main(["credentials", "--out", str(out), "--host", "aggregator.lan", "--host", "10.0.0.5",
+                     "--nodes", "robot1", "robot2", "--days", "30"]) == 0
+    ca = x509.load_pem_x509_certificate((out / "ca.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((out / "server.pem").read_bytes())
+    cert.verify_directly_issued_by(ca)  # raises if the CA did not sign it
+    other_ca = x509.load_pem_x509_certificate(_other_ca(tmp_path).read_bytes())
+    with pytest.raises(Exception):  # noqa: B017 - the check can fail: another CA's signature does not verify
+        cert.verify_directly_issued_by(other_ca)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["aggregator.lan"]
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.5"]
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=30)
+    key = serialization.load_pem_private_key((out / "server.key").read_bytes(), None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+    for name in ("robot1", "robot2"):  # the formats flower-supernode and `flwr supernode register` load
+        priv = serialization.load_ssh_private_key((out / f"{name}.key").read_bytes(), None)
+        pub = serialization.load_ssh_public_key((out / f"{name}.pub").read_bytes())
+        assert priv.public_key().public_numbers() == pub.public_numbers()
+    for secret in ("ca.key", "server.key", "robot1.key", "robot2.key"):
+        assert stat.S_IMODE(os.stat(out / secret).st_mode) == 0o600, secret
+    assert stat.S_IMODE(os.stat(out / "robot1.pub").st_mode) & 0o044  # public keys are for sharing
+
+
+def _other_ca(tmp_path):
+    from emoji_privacy.federated.credentials import write_credentials
+
+    return write_credentials(tmp_path / "other", hosts=["aggregator.lan"]).ca_cert
+
+
+def test_credentials_are_never_overwritten_and_bad_names_are_refused(tmp_path, capsys):
+    from emoji_privacy.federated.cli import main as fed_main
+
+    out = tmp_path / "creds"
+    assert fed_main(["credentials", "--out", str(out), "--host", "localhost", "--nodes", "robot1"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    for args, says in ((["--host", "localhost"], "already holds ca.crt"),
+                       (["--nodes", "robot1"], "already holds robot1.key"),
+                       (["--nodes", "../escape"], "not usable as file names"),
+                       (["--nodes", "r2", "r2"], "repeat"),
+                       (["--host", "not a host"], "neither an IP address nor a DNS name"),
+                       (["--days", "0", "--nodes", "r3"], "--days must be >= 1"),
+                       ([], "nothing to make")):
+        assert fed_main(["credentials", "--out", str(out), *args]) == 2, args
+        assert says in capsys.readouterr().err, args
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written, nothing replaced
+    assert fed_main(["credentials", "--out", str(out), "--nodes", "robot9"]) == 0  # a robot joins later
+    assert (out / "robot9.pub").is_file() and (out / "ca.crt").read_bytes() == before["ca.crt"]

@@ -1,4 +1,4 @@
-"""`python -m emoji_privacy.federated`: partition, simulate, centralized, deploy-local (see cli.py)."""
+"""`python -m emoji_privacy.federated`: partition, simulate, centralized, deploy-local, credentials (see cli.py)."""
 
 import sys
 

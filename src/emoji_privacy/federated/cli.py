@@ -4,7 +4,10 @@
 - ``simulate``: a whole federation on this machine with Flower's simulation engine (Ray);
 - ``centralized``: the baseline with the same model and local recipe on the pooled client folders;
 - ``deploy-local``: a real deployment on this machine (a SuperLink and one SuperNode per client
-  folder as processes, ``flwr run config/flower``); a fleet runs the same programs (README).
+  folder as processes, ``flwr run config/flower``), with TLS and SuperNode authentication unless
+  ``--insecure``; a fleet runs the same programs (docs/federated.md);
+- ``credentials``: the files a fleet's TLS and SuperNode authentication need (a CA, the SuperLink's
+  certificate, a key pair per robot).
 """
 
 from __future__ import annotations
@@ -151,10 +154,26 @@ def cmd_deploy_local(args: argparse.Namespace) -> int:
     rc = _overrides(args, {"out": str(args.out.resolve()), "name": args.name})
     work = args.out.resolve() / f".deploy-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     work.mkdir(parents=True, exist_ok=True)
-    with LoopbackFederation(folders, work) as fed:
-        print(f"SuperLink on 127.0.0.1:{fed.port}, {len(folders)} SuperNodes; logs in {work}", file=sys.stderr)
+    with LoopbackFederation(folders, work, secure=not args.insecure) as fed:
+        how = "--insecure" if args.insecure else "TLS, SuperNode authentication"
+        print(f"SuperLink on 127.0.0.1:{fed.port} ({how}), {len(folders)} SuperNodes; logs in {work}",
+              file=sys.stderr)
         out = fed.run(rc)
     print(f"saved {out}")
+    return 0
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    from .credentials import write_credentials
+
+    creds = write_credentials(args.out, args.host, args.nodes, args.days)
+    if creds.ca_cert is not None:
+        print(f"{creds.ca_cert}: the CA every robot and operator trusts (--root-certificates)")
+        print(f"{creds.server_cert}, {creds.server_key}: the SuperLink's certificate and key for "
+              f"{', '.join(args.host)} (--ssl-certfile, --ssl-keyfile; keep ca.key offline)")
+    for name, (key, pub) in creds.node_keys.items():
+        print(f"{key}: {name}'s secret (--auth-supernode-private-key, on {name} only); "
+              f"register {pub} with `flwr supernode register {pub} <superlink>`")
     return 0
 
 
@@ -185,9 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--secagg", action="store_true", help="SecAgg+ secure aggregation")
         s.add_argument("--dp", action="store_true", help="client-side clipping + server noise (dp-noise, dp-clip)")
         s.add_argument("--cpus", type=int, default=0, help="cores for the simulation (default: all)")
+        if name == "deploy-local":
+            s.add_argument("--insecure", action="store_true", help="no TLS and no SuperNode authentication "
+                           "(default: both, with credentials made in the run's work folder)")
         if name == "simulate":
             s.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run after its last "
                            "round, with the arguments saved in RUN_DIR/run.json; give no other options")
+    c = sub.add_parser("credentials", help="a CA, the SuperLink's TLS certificate and a key pair per robot")
+    c.add_argument("--out", type=Path, required=True, help="folder for the files (never overwritten)")
+    c.add_argument("--host", action="append", default=[], metavar="NAME",
+                   help="a DNS name or IP address the robots use to reach the SuperLink (repeat for several); "
+                   "makes ca.crt/ca.key and server.pem/server.key")
+    c.add_argument("--nodes", nargs="*", default=[], metavar="ROBOT", help="robot names: ROBOT.key and ROBOT.pub each")
+    c.add_argument("--days", type=int, default=365, help="how long the certificates are valid")
     return ap
 
 
@@ -215,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_simulate(args, command, run_dir)
         if args.command == "deploy-local":
             return cmd_deploy_local(args)
+        if args.command == "credentials":
+            return cmd_credentials(args)
         return cmd_centralized(args, command)
     except ConfigError as e:  # DataError is a ConfigError
         print(f"federated: error: {e}", file=sys.stderr)

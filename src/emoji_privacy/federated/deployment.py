@@ -1,9 +1,11 @@
 """A real Flower deployment on this machine: one SuperLink and one SuperNode per client, as processes.
 
 The same three programs a fleet runs (``flower-superlink`` on the aggregator, ``flower-supernode``
-on each robot, ``flwr run`` from an operator's laptop), here over loopback without TLS. It is the
-smoke test of a deployment before robots join, and what the tests use; the README shows the
-multi-machine commands with TLS and SuperNode authentication.
+on each robot, ``flwr run`` from an operator's laptop), here over loopback, by default with the
+fleet's security too: TLS under a fresh CA and SuperNode authentication (each SuperNode's key
+registered with ``flwr supernode register`` before it starts; an unregistered one is refused). It is
+the smoke test of a deployment before robots join, and what the tests use; docs/federated.md shows the
+multi-machine commands, which take the same flags and files.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from ..model_files import REPO_ROOT
 from ..ros import processes
+from .credentials import Credentials, write_credentials
 
 __all__ = ["LoopbackFederation", "APP_DIR", "toml_run_config"]
 
@@ -49,14 +52,19 @@ def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> 
 
 
 class LoopbackFederation:
-    """``with LoopbackFederation(client_dirs, work) as fed: fed.run({...})`` -> the run folder."""
+    """``with LoopbackFederation(client_dirs, work) as fed: fed.run({...})`` -> the run folder.
 
-    def __init__(self, client_dirs: list[Path], work: Path, startup_timeout: float = 60.0):
+    ``secure`` (default): TLS and SuperNode authentication with credentials made in ``work/credentials``
+    (robot<i>.key / .pub per client folder); False: ``--insecure`` everywhere, as on a closed lab network."""
+
+    def __init__(self, client_dirs: list[Path], work: Path, startup_timeout: float = 60.0, secure: bool = True):
         if not client_dirs:
             raise ValueError("a federation needs at least one client folder")
         self.client_dirs = [Path(d).resolve() for d in client_dirs]
         self.work = Path(work).resolve()
         self.startup_timeout = startup_timeout
+        self.secure = secure
+        self.creds: Credentials | None = None
         self.procs: list[subprocess.Popen] = []
         self.port = processes.free_port()
         self.env = dict(os.environ, FLWR_HOME=str(self.work / "flwr_home"))
@@ -64,24 +72,55 @@ class LoopbackFederation:
     def __enter__(self) -> LoopbackFederation:
         home = Path(self.env["FLWR_HOME"])
         home.mkdir(parents=True, exist_ok=True)
+        link_args = ["flower-superlink", "--host", "127.0.0.1", "--port", str(self.port),
+                     "--database", str(self.work / "superlink.db"), "--disable-runtime-dependency-installation"]
+        if self.secure:
+            self.creds = write_credentials(self.work / "credentials", hosts=["127.0.0.1", "localhost"],
+                                           nodes=[f"robot{i}" for i in range(len(self.client_dirs))])
+            link_args += ["--ssl-ca-certfile", str(self.creds.ca_cert), "--ssl-certfile", str(self.creds.server_cert),
+                          "--ssl-keyfile", str(self.creds.server_key), "--enable-supernode-auth"]
+            security = f"root-certificates = {json.dumps(str(self.creds.ca_cert))}"
+        else:
+            link_args.append("--insecure")
+            security = "insecure = true"
         (home / "config.toml").write_text(
             f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{self.port}"\n'
-            f"insecure = true\n")
+            f"{security}\n")
         try:
             link_log = self.work / "superlink.log"
-            link = self._start(["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(self.port),
-                                "--database", str(self.work / "superlink.db"),
-                                "--disable-runtime-dependency-installation"], link_log)
+            link = self._start(link_args, link_log)
             _wait_port(self.port, link, link_log, self.startup_timeout)
             for i, d in enumerate(self.client_dirs):
-                self._start(["flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{self.port}",
-                             "--port", str(processes.free_port()),
-                             "--node-config", f"data-dir={json.dumps(str(d))} partition-id={i}"],
-                            self.work / f"supernode_{i}.log")
+                key = None
+                if self.creds is not None:
+                    key, pub = self.creds.node_keys[f"robot{i}"]
+                    self.register(pub)
+                self.start_supernode(d, i, key)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def register(self, public_key: Path) -> None:
+        """``flwr supernode register``: the operator admits one robot's key (secure federations only)."""
+        out = subprocess.run(["flwr", "supernode", "register", str(public_key), "loopback"], capture_output=True,
+                             text=True, env=self.env, cwd=self.work, timeout=self.startup_timeout, check=False)
+        if out.returncode:
+            raise RuntimeError(f"flwr supernode register {public_key} failed (exit {out.returncode}): "
+                               f"{(out.stdout + out.stderr).strip()[-400:]}")
+
+    def start_supernode(self, data_dir: Path, partition_id: int, key: Path | None = None,
+                        log: Path | None = None) -> subprocess.Popen:
+        """One ``flower-supernode`` on ``data_dir``; in a secure federation it proves itself with ``key``."""
+        args = ["flower-supernode", "--superlink", f"127.0.0.1:{self.port}", "--port", str(processes.free_port()),
+                "--node-config", f"data-dir={json.dumps(str(data_dir))} partition-id={partition_id}"]
+        if self.creds is not None:
+            args += ["--root-certificates", str(self.creds.ca_cert)]
+            if key is not None:
+                args += ["--auth-supernode-private-key", str(key)]
+        else:
+            args.append("--insecure")
+        return self._start(args, log or self.work / f"supernode_{partition_id}.log")
 
     def _start(self, args: list[str], log: Path) -> subprocess.Popen:
         proc = processes.start(args, log, env=self.env, cwd=self.work)
