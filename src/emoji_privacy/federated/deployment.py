@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> 
 class LoopbackFederation:
     """``with LoopbackFederation(client_dirs, work) as fed: fed.run({...})`` -> the run folder.
 
-    ``secure`` (default): TLS and SuperNode authentication with credentials made in ``work/credentials``
+    ``secure`` (default): TLS and SuperNode authentication with credentials made in ``work/credentials-*``
     (robot<i>.key / .pub per client folder); False: ``--insecure`` everywhere, as on a closed lab network."""
 
     def __init__(self, client_dirs: list[Path], work: Path, startup_timeout: float = 60.0, secure: bool = True):
@@ -75,7 +76,9 @@ class LoopbackFederation:
         link_args = ["flower-superlink", "--host", "127.0.0.1", "--port", str(self.port),
                      "--database", str(self.work / "superlink.db"), "--disable-runtime-dependency-installation"]
         if self.secure:
-            self.creds = write_credentials(self.work / "credentials", hosts=["127.0.0.1", "localhost"],
+            # fresh credentials per federation (they are never overwritten; the work folder may be reused)
+            folder = Path(tempfile.mkdtemp(prefix="credentials-", dir=self.work))
+            self.creds = write_credentials(folder, hosts=["127.0.0.1", "localhost"],
                                            nodes=[f"robot{i}" for i in range(len(self.client_dirs))])
             link_args += ["--ssl-ca-certfile", str(self.creds.ca_cert), "--ssl-certfile", str(self.creds.server_cert),
                           "--ssl-keyfile", str(self.creds.server_key), "--enable-supernode-auth"]
