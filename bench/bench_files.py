@@ -9,6 +9,8 @@ Four numbers per clip, each frames per second of the whole job:
   one run timed twice: by its own summary (models loaded before its clock starts) and as the whole
   process including start-up;
 - deface: `deface clip.mp4` end to end (its CLI, its defaults, `--keep-audio`), the whole process.
+The tool runs once more with `output/video_preset: veryfast` (a slower x264 preset, smaller files) to show
+what the encoder's preset costs; the output sizes of both are in the table.
 Run it on an idle machine: nothing else may share the cores."""
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import frames_one_face, frames_three_faces  # noqa: E402
 from common import describe_pipeline, save, table  # noqa: E402
 
+from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.pipeline import Anonymizer  # noqa: E402
 from emoji_privacy.streaming import PipelinedAnonymizer  # noqa: E402
 
@@ -80,12 +83,13 @@ def library_stream_fps(frames: list[np.ndarray], scan_small_faces: bool = True) 
     return len(frames) / wall
 
 
-def tool_fps(clip: Path, out: Path) -> tuple[float, float]:
+def tool_fps(clip: Path, out: Path, config: Path | None = None) -> tuple[float, float]:
     """(frames/s of the anonymization itself, from the command's own summary after its models loaded; frames/s
     of the whole command including start-up), both from one run of the CLI as a user runs it (in a process
     of its own: run inside this one it shared the interpreter with the library streams measured before it)."""
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "emoji_privacy", "anonymize", str(clip), "-o", str(out)],
+    extra = ["--config", str(config)] if config else []
+    res = subprocess.run([sys.executable, "-m", "emoji_privacy", "anonymize", str(clip), "-o", str(out), *extra],
                          check=True, capture_output=True, text=True)
     whole = time.perf_counter() - t0
     summary = re.search(r": (\d+) frames .*\(([\d.]+) frames/s\)", res.stdout + res.stderr)
@@ -106,16 +110,23 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300, help="frames per clip (at 30 fps)")
     args = ap.parse_args()
     rows = []
+    default = PipelineConfig().output
+    slower = "veryfast"
     with tempfile.TemporaryDirectory() as tmp:
+        slower_config = Path(tmp) / "slower.yaml"
+        slower_config.write_text(f"output:\n  video_preset: {slower}\n")
         for name, frames in (("640x480, 1 face", frames_one_face(args.frames)),
                              ("640x480, 3 faces", frames_three_faces(args.frames))):
             clip = write_clip(frames, Path(tmp) / "clip.mp4")
             lib = library_stream_fps(frames)
             lib_inline = library_stream_fps(frames, scan_small_faces=False)
             tool, tool_whole = tool_fps(clip, Path(tmp) / "tool.mp4")
+            tool_slow, _ = tool_fps(clip, Path(tmp) / "tool_slow.mp4", slower_config)
             dfs = deface_fps(clip, Path(tmp) / "deface.mp4", len(frames))
+            mb = [(Path(tmp) / f).stat().st_size / 1e6 for f in ("tool.mp4", "tool_slow.mp4")]
             rows.append([name, len(frames), f"{lib:.1f}", f"{lib_inline:.1f}", f"{tool:.1f}", f"{tool_whole:.1f}",
-                         f"{dfs:.1f}", f"{tool / lib:.2f}", f"{tool / lib_inline:.2f}", f"{tool_whole / dfs:.1f}x"])
+                         f"{dfs:.1f}", f"{tool / lib:.2f}", f"{tool / lib_inline:.2f}", f"{tool_whole / dfs:.1f}x",
+                         f"{tool_slow:.1f}", f"{mb[0]:.2f} / {mb[1]:.2f}"])
             print(" | ".join(map(str, rows[-1])), flush=True)
     notes = ("Frames per second, higher is better. 'library stream' is the decoded frames through PipelinedAnonymizer "
              "as the listener runs it: the small-face level (a 2x enlarged frame) in a background thread at the lowest "
@@ -125,11 +136,14 @@ def main() -> None:
              "frames/s from its own summary (after its models loaded); 'tool, whole command' is the same run timed "
              "from start to exit, and 'deface, whole command' likewise. Targets (issue 17): the tool at least as "
              "fast as the library stream (ratio >= 1) and at least 3x deface. "
+             f"The tool encodes with x264 preset {default.video_preset}, CRF {default.video_crf} (output/video_preset, "
+             f"output/video_crf); 'tool fps, {slower}' is the same command with preset {slower}. "
              f"Pipeline: {describe_pipeline(Anonymizer())}.")
     save("files", "Anonymizing video files: the tool, the library stream and deface", [
         table(["clip", "frames", "library stream fps", "library stream, same work as the tool fps", "tool fps",
                "tool, whole command fps", "deface, whole command fps", "tool / library", "tool / library (same work)",
-               "tool / deface (whole commands)"],
+               "tool / deface (whole commands)", f"tool fps, preset {slower}",
+               f"output MB, {default.video_preset} / {slower}"],
               rows), notes])
 
 

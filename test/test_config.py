@@ -26,6 +26,8 @@ def test_default_yaml_matches_code_defaults() -> None:
     ({"tracking": {"enabled": 1}}, "must be bool"),
     ({"output": {"on_error": "raw"}}, "on_error must be 'mask' or 'drop'"),
     ({"emoji": {"margin": 0.8}}, "margin must be >= 1.0"),
+    ({"output": {"video_preset": "turbo"}}, "'output.video_preset' is 'turbo': set it to one of ultrafast, "),
+    ({"output": {"video_crf": 52}}, "video_crf must be in 0..51"),
 ])
 def test_mistakes_are_named(data, message) -> None:
     with pytest.raises(ConfigError, match=message):

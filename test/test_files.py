@@ -208,6 +208,21 @@ def test_audio_track_survives(tmp_path: Path, anonymizer: Anonymizer, name, code
     assert sum(1 for _ in iter(lambda: cap.read()[0], False)) == 50
 
 
+@pytest.mark.parametrize(("preset", "crf", "subme"), [("ultrafast", 33, 0), ("veryfast", 18, 2)])
+def test_the_video_encoder_takes_its_settings_from_the_config(tmp_path: Path, anonymizer: Anonymizer,
+                                                              preset: str, crf: int, subme: int) -> None:
+    """output.video_preset and output.video_crf reach x264: it writes the settings it ran with into the stream
+    (subme, the sub-pixel motion search, is 0 in ultrafast and 2 in veryfast)."""
+    src, dst = tmp_path / "tone.mp4", tmp_path / "out.mp4"
+    tone_clip(src, "aac", seconds=0.4)
+    config = PipelineConfig.from_dict({"output": {"video_preset": preset, "video_crf": crf}})
+    chosen = Anonymizer(config, detector=anonymizer.detector, landmarker=anonymizer.landmarker,
+                        classifier=anonymizer.classifier)
+    assert anonymize_video(src, dst, chosen).frames == 10
+    written = dst.read_bytes()
+    assert f" crf={crf}.0 ".encode() in written and f" subme={subme} ".encode() in written
+
+
 def test_phone_rotation_is_applied_before_anonymizing(tmp_path: Path, anonymizer: Anonymizer) -> None:
     """A portrait phone clip stores its frames turned and says so in its display matrix: the faces must reach
     the detector upright, and the output is stored upright (OpenCV, applying the matrix itself, agrees)."""

@@ -28,6 +28,9 @@ EMOJI_STYLES: tuple[str, ...] = ("emoji", "blur", "pixelate", "solid")
 """What covers a face (emoji.STYLES; test_config checks they are equal)."""
 TRANSPORTS: tuple[str, ...] = ("raw", "compressed")
 """What the listener subscribes: camera/image_raw (sensor_msgs/Image) or camera/image_raw/compressed."""
+X264_PRESETS: tuple[str, ...] = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                                 "slower", "veryslow")
+"""libx264's presets, fastest first: how hard the encoder of anonymized video files works (docs/files.md)."""
 
 
 @dataclass
@@ -79,6 +82,8 @@ class OutputConfig:
     publish_landmarks: bool = False  # landmark geometry is identifying: off by default
     jpeg_quality: int = 80
     max_pixels: int = 8192 * 8192
+    video_preset: str = "superfast"  # x264 preset of anonymized video files: speed against file size
+    video_crf: int = 20  # x264 constant quality of anonymized video files: lower is better and larger
 
 
 @dataclass
@@ -130,6 +135,8 @@ class PipelineConfig:
         _check(self.output.on_error in ("mask", "drop"), "output.on_error must be 'mask' or 'drop'")
         _check(1 <= self.output.jpeg_quality <= 100, "output.jpeg_quality must be in 1..100")
         _check(self.output.max_pixels >= 1, "output.max_pixels must be >= 1")
+        _check_choice(self.output.video_preset, X264_PRESETS, "output.video_preset")
+        _check(0 <= self.output.video_crf <= 51, "output.video_crf must be in 0..51 (x264: 0 lossless, 51 worst)")
 
 
 def _check(ok: bool, message: str) -> None:

@@ -49,7 +49,6 @@ COPY_AUDIO: dict[str, frozenset[str] | None] = {
 """Audio codecs copied unchanged into each container (None: all); others are re-encoded to AAC."""
 
 VIDEO_CODEC = "libx264"
-X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
 """Visually lossless enough for anonymized footage, and fast: encoding is a small share of the time per frame."""
 
 JPEG_RANGE = 2
@@ -181,7 +180,9 @@ def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
             jf = None
             if faces_json is not None:
                 jf = stack.enter_context(open(stack.enter_context(atomic_output(Path(faces_json))), "w"))
-            writer = _Writer(tmp, fmt, rate, width, height, vin, ain)
+            out_cfg = anonymizer.config.output
+            x264 = {"preset": out_cfg.video_preset, "crf": str(out_cfg.video_crf)}
+            writer = _Writer(tmp, fmt, rate, width, height, vin, ain, x264)
             stack.callback(writer.close)
             frames, failed = _run(src, inp, vin, ain, writer, anonymizer, jf, progress, total, turns)
             writer.finish()
@@ -193,7 +194,7 @@ class _Writer:
     """The output container: H.264 video, and the audio copied or re-encoded to AAC."""
 
     def __init__(self, path: Path, fmt: str, rate: Fraction, width: int, height: int, vin: av.VideoStream,
-                 ain: av.AudioStream | None) -> None:
+                 ain: av.AudioStream | None, x264: dict[str, str]) -> None:
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         try:
             self.out = av.open(str(path), "w", format=fmt, options=options)
@@ -202,7 +203,7 @@ class _Writer:
         self.closed = False
         self.lock = threading.Lock()  # video is muxed by the pipeline's finishing thread, audio by the reader
         self.width, self.height = width + width % 2, height + height % 2
-        self.vout = self.out.add_stream(VIDEO_CODEC, rate=rate, options=dict(X264_OPTIONS))
+        self.vout = self.out.add_stream(VIDEO_CODEC, rate=rate, options=x264)
         self.vout.width, self.vout.height, self.vout.pix_fmt = self.width, self.height, "yuv420p"
         self.in_time_base = vin.time_base
         if fmt == "avi":  # AVI has a constant frame rate: one tick per frame (frame times rounded to it)
