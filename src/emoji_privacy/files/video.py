@@ -49,7 +49,8 @@ COPY_AUDIO: dict[str, frozenset[str] | None] = {
 """Audio codecs copied unchanged into each container (None: all); others are re-encoded to AAC."""
 
 VIDEO_CODEC = "libx264"
-"""Visually lossless enough for anonymized footage, and fast: encoding is a small share of the time per frame."""
+"""H.264, which browsers and phones play; its preset and quality are config keys (output/video_preset and
+output/video_crf: speed against file size)."""
 
 JPEG_RANGE = 2
 """FFmpeg's AVCOL_RANGE_JPEG: full-range luma and chroma (phone videos tagged yuvj420p or full range)."""
