@@ -11,6 +11,8 @@ Four numbers per clip, each frames per second of the whole job:
 - deface: `deface clip.mp4` end to end (its CLI, its defaults, `--keep-audio`), the whole process.
 The tool runs once more with `output/video_preset: veryfast` (a slower x264 preset, smaller files) to show
 what the encoder's preset costs; the output sizes of both are in the table.
+Every measurement is repeated (``--repeats``, 3) and the table gives medians with their ranges: the speed of
+this project's VM moves by up to a third between runs minutes apart, and single runs near a target flipped.
 Run it on an idle machine: nothing else may share the cores."""
 
 from __future__ import annotations
@@ -105,30 +107,60 @@ def deface_fps(clip: Path, out: Path, frames: int) -> float:
     return frames / (time.perf_counter() - t0)
 
 
+def spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    """The median, with the range over the repetitions when there are several."""
+    med = fmt.format(float(np.median(values)))
+    return med if len(values) == 1 else f"{med} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def measure(frames: list[np.ndarray], tmp: Path, slower_config: Path) -> dict[str, float]:
+    """One repetition of every measurement on one clip, in a fixed order (so a slow spell of the machine
+    touches neighbouring measurements alike, and the ratios of one repetition compare like with like)."""
+    clip = write_clip(frames, tmp / "clip.mp4")
+    m = {"lib": library_stream_fps(frames), "lib_inline": library_stream_fps(frames, scan_small_faces=False)}
+    m["tool"], m["tool_whole"] = tool_fps(clip, tmp / "tool.mp4")
+    m["tool_slow"], _ = tool_fps(clip, tmp / "tool_slow.mp4", slower_config)
+    m["deface"] = deface_fps(clip, tmp / "deface.mp4", len(frames))
+    m["mb"], m["mb_slow"] = ((tmp / f).stat().st_size / 1e6 for f in ("tool.mp4", "tool_slow.mp4"))
+    m["tool/lib"], m["tool/lib_inline"] = m["tool"] / m["lib"], m["tool"] / m["lib_inline"]
+    m["tool/deface"] = m["tool_whole"] / m["deface"]
+    return m
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=300, help="frames per clip (at 30 fps)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="repetitions per clip; the table gives each figure's median and range (this VM's speed "
+                         "moves by up to a third between runs minutes apart)")
     args = ap.parse_args()
+    if args.frames < 1 or args.repeats < 1:
+        raise SystemExit("bench_files: --frames and --repeats must be at least 1")
     rows = []
     default = PipelineConfig().output
     slower = "veryfast"
     with tempfile.TemporaryDirectory() as tmp:
         slower_config = Path(tmp) / "slower.yaml"
         slower_config.write_text(f"output:\n  video_preset: {slower}\n")
-        for name, frames in (("640x480, 1 face", frames_one_face(args.frames)),
-                             ("640x480, 3 faces", frames_three_faces(args.frames))):
-            clip = write_clip(frames, Path(tmp) / "clip.mp4")
-            lib = library_stream_fps(frames)
-            lib_inline = library_stream_fps(frames, scan_small_faces=False)
-            tool, tool_whole = tool_fps(clip, Path(tmp) / "tool.mp4")
-            tool_slow, _ = tool_fps(clip, Path(tmp) / "tool_slow.mp4", slower_config)
-            dfs = deface_fps(clip, Path(tmp) / "deface.mp4", len(frames))
-            mb = [(Path(tmp) / f).stat().st_size / 1e6 for f in ("tool.mp4", "tool_slow.mp4")]
-            rows.append([name, len(frames), f"{lib:.1f}", f"{lib_inline:.1f}", f"{tool:.1f}", f"{tool_whole:.1f}",
-                         f"{dfs:.1f}", f"{tool / lib:.2f}", f"{tool / lib_inline:.2f}", f"{tool_whole / dfs:.1f}x",
-                         f"{tool_slow:.1f}", f"{mb[0]:.2f} / {mb[1]:.2f}"])
-            print(" | ".join(map(str, rows[-1])), flush=True)
-    notes = ("Frames per second, higher is better. 'library stream' is the decoded frames through PipelinedAnonymizer "
+        clips = (("640x480, 1 face", frames_one_face(args.frames)),
+                 ("640x480, 3 faces", frames_three_faces(args.frames)))
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in clips}
+        for rep in range(args.repeats):  # clips alternate, so both see the machine's slow and fast spells
+            for name, frames in clips:
+                runs[name].append(m := measure(frames, Path(tmp), slower_config))
+                print(f"[{rep + 1}/{args.repeats}] {name}: tool {m['tool']:.1f} fps, library {m['lib']:.1f}, "
+                      f"same work {m['lib_inline']:.1f}, deface {m['deface']:.1f}", flush=True)
+        for name, frames in clips:
+            col = {k: [r[k] for r in runs[name]] for k in runs[name][0]}
+            rows.append([name, len(frames), args.repeats, spread(col["lib"]), spread(col["lib_inline"]),
+                         spread(col["tool"]), spread(col["tool_whole"]), spread(col["deface"]),
+                         spread(col["tool/lib"], "{:.2f}"), spread(col["tool/lib_inline"], "{:.2f}"),
+                         spread(col["tool/deface"], "{:.1f}x"), spread(col["tool_slow"]),
+                         f"{np.median(col['mb']):.2f} / {np.median(col['mb_slow']):.2f}"])
+    notes = ("Frames per second, higher is better; each cell is the median over the repetitions with their range "
+             "in brackets, and each ratio the median of the ratios measured within one repetition (the clips "
+             "alternate, every measurement of a repetition runs within about a minute). "
+             "'library stream' is the decoded frames through PipelinedAnonymizer "
              "as the listener runs it: the small-face level (a 2x enlarged frame) in a background thread at the lowest "
              "priority, which gets little CPU while both stages are busy; 'same work' searches a share of that level "
              "in every frame's detection stage, as the tool does so that no small face depends on timing. "
@@ -140,12 +172,11 @@ def main() -> None:
              f"output/video_crf); 'tool fps, {slower}' is the same command with preset {slower}. "
              f"Pipeline: {describe_pipeline(Anonymizer())}.")
     save("files", "Anonymizing video files: the tool, the library stream and deface", [
-        table(["clip", "frames", "library stream fps", "library stream, same work as the tool fps", "tool fps",
-               "tool, whole command fps", "deface, whole command fps", "tool / library", "tool / library (same work)",
-               "tool / deface (whole commands)", f"tool fps, preset {slower}",
+        table(["clip", "frames", "repetitions", "library stream fps", "library stream, same work as the tool fps",
+               "tool fps", "tool, whole command fps", "deface, whole command fps", "tool / library",
+               "tool / library (same work)", "tool / deface (whole commands)", f"tool fps, preset {slower}",
                f"output MB, {default.video_preset} / {slower}"],
               rows), notes])
-
 
 if __name__ == "__main__":
     main()
