@@ -20,7 +20,8 @@ from .facemesh import FaceMeshLandmarks
 from .fan import FanLandmarks
 from .geometry import TEMPLATE_POINTS, TEMPLATE_WEIGHTS, similarity_transform, template_points
 
-__all__ = ["LANDMARK_BACKENDS", "LandmarkDetector", "align_face", "fer_template", "load_landmark_detector"]
+__all__ = ["LANDMARK_BACKENDS", "LandmarkDetector", "align_face", "alignment_matrix", "fer_template",
+           "load_landmark_detector"]
 
 LANDMARK_BACKENDS: dict[str, type[LandmarkDetector]] = {"facemesh": FaceMeshLandmarks, "fan": FanLandmarks}
 
@@ -56,13 +57,19 @@ def fer_template(path: str | os.PathLike | None = None) -> np.ndarray:
     return _template_cache[key]
 
 
+def alignment_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(2, 3) similarity from frame pixels to a (size, size) crop framed like FER2013: the landmarks' template
+    points onto the fitted template, the eye line level."""
+    dst = fer_template().astype(np.float64) * size - 0.5  # 0..1 image extent -> pixel centres
+    return similarity_transform(template_points(landmarks), dst, TEMPLATE_WEIGHTS)
+
+
 def align_face(image_gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
     """(size, size) uint8 upright crop framed like FER2013, which is what the emotion CNN was trained on."""
     img = image_gray
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
-    dst = fer_template().astype(np.float64) * size - 0.5  # 0..1 image extent -> pixel centres
-    m = similarity_transform(template_points(landmarks), dst, TEMPLATE_WEIGHTS)
+    m = alignment_matrix(landmarks, size)
     crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # a colour frame is converted after the warp: the crop, not the (maybe 4K) frame
     return cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
