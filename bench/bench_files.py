@@ -1,10 +1,11 @@
 """Anonymizing a video file: the `emoji-privacy anonymize` tool against the library pipeline's own
 speed and against `deface` on the same 640x480 clip (1-3 faces), in the same run.
 
-Four numbers per clip, each frames per second of the whole job:
+Frames per second of the whole job, per clip:
 - library stream: the decoded frames through `PipelinedAnonymizer` (what bench_pipeline measures),
   no decoding or encoding; once as the listener runs it (small-face level in the background) and once
-  doing the tool's work (a share of the small-face level in every frame);
+  doing the tool's work (a share of the small-face level in every frame); and the same work through
+  `Anonymizer.process` one frame at a time (bench_pipeline's first table);
 - the tool: `emoji-privacy anonymize clip.mp4` end to end (decode, anonymize, H.264 encode, audio copy),
   one run timed twice: by its own summary (models loaded before its clock starts) and as the whole
   process including start-up;
@@ -85,6 +86,19 @@ def library_stream_fps(frames: list[np.ndarray], scan_small_faces: bool = True) 
     return len(frames) / wall
 
 
+def library_sequential_fps(frames: list[np.ndarray]) -> float:
+    """The decoded frames through ``Anonymizer.process`` one at a time: bench_pipeline's first table, the same
+    work as the tool (a share of the small-face level in every frame) without its overlapping stages."""
+    anonymizer = Anonymizer()
+    for f in frames[:5]:
+        anonymizer.process(f)
+    anonymizer.reset()
+    t0 = time.perf_counter()
+    for i, f in enumerate(frames):
+        anonymizer.process(f, i / FPS)
+    return len(frames) / (time.perf_counter() - t0)
+
+
 def tool_fps(clip: Path, out: Path, config: Path | None = None) -> tuple[float, float]:
     """(frames/s of the anonymization itself, from the command's own summary after its models loaded; frames/s
     of the whole command including start-up), both from one run of the CLI as a user runs it (in a process
@@ -117,12 +131,14 @@ def measure(frames: list[np.ndarray], tmp: Path, slower_config: Path) -> dict[st
     """One repetition of every measurement on one clip, in a fixed order (so a slow spell of the machine
     touches neighbouring measurements alike, and the ratios of one repetition compare like with like)."""
     clip = write_clip(frames, tmp / "clip.mp4")
-    m = {"lib": library_stream_fps(frames), "lib_inline": library_stream_fps(frames, scan_small_faces=False)}
+    m = {"lib": library_stream_fps(frames), "lib_inline": library_stream_fps(frames, scan_small_faces=False),
+         "lib_seq": library_sequential_fps(frames)}
     m["tool"], m["tool_whole"] = tool_fps(clip, tmp / "tool.mp4")
     m["tool_slow"], _ = tool_fps(clip, tmp / "tool_slow.mp4", slower_config)
     m["deface"] = deface_fps(clip, tmp / "deface.mp4", len(frames))
     m["mb"], m["mb_slow"] = ((tmp / f).stat().st_size / 1e6 for f in ("tool.mp4", "tool_slow.mp4"))
     m["tool/lib"], m["tool/lib_inline"] = m["tool"] / m["lib"], m["tool"] / m["lib_inline"]
+    m["tool/lib_seq"] = m["tool"] / m["lib_seq"]
     m["tool/deface"] = m["tool_whole"] / m["deface"]
     return m
 
@@ -153,8 +169,9 @@ def main() -> None:
         for name, frames in clips:
             col = {k: [r[k] for r in runs[name]] for k in runs[name][0]}
             rows.append([name, len(frames), args.repeats, spread(col["lib"]), spread(col["lib_inline"]),
-                         spread(col["tool"]), spread(col["tool_whole"]), spread(col["deface"]),
+                         spread(col["lib_seq"]), spread(col["tool"]), spread(col["tool_whole"]), spread(col["deface"]),
                          spread(col["tool/lib"], "{:.2f}"), spread(col["tool/lib_inline"], "{:.2f}"),
+                         spread(col["tool/lib_seq"], "{:.2f}"),
                          spread(col["tool/deface"], "{:.1f}x"), spread(col["tool_slow"]),
                          f"{np.median(col['mb']):.2f} / {np.median(col['mb_slow']):.2f}"])
     notes = ("Frames per second, higher is better; each cell is the median over the repetitions with their range "
@@ -163,8 +180,9 @@ def main() -> None:
              "'library stream' is the decoded frames through PipelinedAnonymizer "
              "as the listener runs it: the small-face level (a 2x enlarged frame) in a background thread at the lowest "
              "priority, which gets little CPU while both stages are busy; 'same work' searches a share of that level "
-             "in every frame's detection stage, as the tool does so that no small face depends on timing. "
-             "'tool' is `emoji-privacy anonymize clip.mp4` as a user runs it, "
+             "in every frame's detection stage, as the tool does so that no small face depends on timing; 'one frame "
+             "at a time' is `Anonymizer.process` on each frame in turn (bench_pipeline's first table: the tool's "
+             "work, without overlapping stages). 'tool' is `emoji-privacy anonymize clip.mp4` as a user runs it, "
              "frames/s from its own summary (after its models loaded); 'tool, whole command' is the same run timed "
              "from start to exit, and 'deface, whole command' likewise. Targets (issue 17): the tool at least as "
              "fast as the library stream (ratio >= 1) and at least 3x deface. "
@@ -173,10 +191,12 @@ def main() -> None:
              f"Pipeline: {describe_pipeline(Anonymizer())}.")
     save("files", "Anonymizing video files: the tool, the library stream and deface", [
         table(["clip", "frames", "repetitions", "library stream fps", "library stream, same work as the tool fps",
-               "tool fps", "tool, whole command fps", "deface, whole command fps", "tool / library",
-               "tool / library (same work)", "tool / deface (whole commands)", f"tool fps, preset {slower}",
+               "library, one frame at a time fps", "tool fps", "tool, whole command fps", "deface, whole command fps",
+               "tool / library", "tool / library (same work)", "tool / library (one frame at a time)",
+               "tool / deface (whole commands)", f"tool fps, preset {slower}",
                f"output MB, {default.video_preset} / {slower}"],
               rows), notes])
+
 
 if __name__ == "__main__":
     main()
