@@ -46,6 +46,12 @@ RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("fedavgm-a0.5", "a0.5", "fedavgm", [], ["server-lr=0.1"]),  # FedAvg's step size in the long run
     ("fedbn-a0.5", "a0.5", "fedbn", [], []),
     ("fedbn-a0.1", "a0.1", "fedbn", [], []),
+    # the rest of the strategy x alpha grid (issue 16 item 2), run after the rows above
+    ("fedprox-a0.1", "a0.1", "fedprox", [], []),
+    ("fedavgm-a0.1", "a0.1", "fedavgm", [], ["server-lr=0.1"]),
+    ("fedprox-iid", "iid", "fedprox", [], []),
+    ("fedavgm-iid", "iid", "fedavgm", [], ["server-lr=0.1"]),
+    ("fedbn-iid", "iid", "fedbn", [], []),
     # logit adjustment against the label skew (each robot's class prior in its loss only)
     ("fedavg-a0.5-secagg-la", "a0.5", "fedavg", ["--secagg"], ["logit-adjust=1"]),
     ("fedavg-a0.1-la", "a0.1", "fedavg", [], ["logit-adjust=1"]),
