@@ -8,7 +8,7 @@ trained on, which a camera pipeline does not have. "Detector box" is what a pipe
 landmarks would give it: the square around the detector's box. "Aligned" is what the pipeline
 does: the project's detector finds the face (when it misses, the whole crop is the box), the default
 landmark backend gives 68 points and landmarks.align_face cuts the upright crop by the eye line.
-The classifier is the default one, emotion.load_emotion_classifier().
+The classifier is the default one, emotion.load_emotion_classifier(), or ``--model``.
 
 A second table takes the upright faces apart: why does the aligned crop lose about a point against the whole
 crop at 0 degrees? It applies each part of the alignment alone (its scale, its shift, all but its rotation),
@@ -30,34 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
 from emoji_privacy.config import PipelineConfig  # noqa: E402
-from emoji_privacy.detection import load_face_detector  # noqa: E402
 from emoji_privacy.emotion.classifiers import load_emotion_classifier  # noqa: E402
-from emoji_privacy.landmarks.align import align_face, alignment_matrix, load_landmark_detector  # noqa: E402
+from emoji_privacy.landmarks.align import align_face, alignment_matrix  # noqa: E402
+from emoji_privacy.training.crops import UPSCALE, face_box, pipeline_tools, upscaled  # noqa: E402
 from emoji_privacy.training.data import load_fer2013  # noqa: E402
 
-UPSCALE = 192
 ANGLES = (0.0, 20.0, -20.0)
-
-
-def turned(face48: np.ndarray, angle: float) -> np.ndarray:
-    """The FER crop upscaled to UPSCALE and turned by ``angle`` degrees (counter-clockwise), as BGR."""
-    big = cv2.resize(face48, (UPSCALE, UPSCALE), interpolation=cv2.INTER_CUBIC)
-    if angle:
-        m = cv2.getRotationMatrix2D(((UPSCALE - 1) / 2, (UPSCALE - 1) / 2), angle, 1.0)
-        big = cv2.warpAffine(big, m, (UPSCALE, UPSCALE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
-
-
-def face_box(dets: object) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """The detection holding the crop's centre (the largest if several), else the whole crop."""
-    c = (UPSCALE - 1) / 2
-    best, area = -1, 0.0
-    for i, (x0, y0, x1, y1) in enumerate(dets.boxes):
-        if x0 <= c <= x1 and y0 <= c <= y1 and (x1 - x0) * (y1 - y0) > area:
-            best, area = i, (x1 - x0) * (y1 - y0)
-    if best < 0:
-        return np.array([[0, 0, UPSCALE, UPSCALE]], np.float32), None, False
-    return dets.boxes[best:best + 1], dets.keypoints[best:best + 1], True
 
 
 def paired_change(a: np.ndarray, b: np.ndarray) -> str:
@@ -110,22 +88,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="FER2013 (folder, .tar.gz or csv); default: the shared copy")
     ap.add_argument("--limit", type=int, default=0, help="first N PrivateTest faces only (0 = all 3589)")
+    ap.add_argument("--model", default=None, help="an emotion .pt to measure instead of the default (e.g. one "
+                    "trained with --crops aligned); the table is then saved as emotion_alignment_<name>.md")
     args = ap.parse_args()
     images, labels = load_fer2013(args.data).split("PrivateTest")
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
     cfg = PipelineConfig()
-    detector = load_face_detector(cfg.detector.backend, score_threshold=cfg.detector.score_threshold,
-                                  max_side=cfg.detector.max_side)
-    landmarker = load_landmark_detector(cfg.landmarks.backend)
-    classifier = load_emotion_classifier(cfg.emotion.backend, model_path=cfg.emotion.model_path or None)
+    detector, landmarker = pipeline_tools()
+    classifier = load_emotion_classifier(cfg.emotion.backend, model_path=args.model or cfg.emotion.model_path or None)
     size = classifier.input_size
     rows = []
     upright: list[tuple[np.ndarray, np.ndarray]] = []  # (gray, alignment matrix) of every upright face
     for angle in ANGLES:
         plain, boxed, aligned, found = [], [], [], 0
         for face in tqdm(images, desc=f"rotation {angle:+.0f}", leave=False):
-            bgr = turned(face, angle)
+            bgr = upscaled(face, angle)
             gray = bgr[..., 0]
             plain.append(cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA))
             box, kps, hit = face_box(detector.detect(bgr))
@@ -144,7 +122,9 @@ def main() -> None:
                      f"{100 * right['box'].mean():.1f}%", f"{100 * right['aligned'].mean():.1f}%",
                      paired_change(right["aligned"], right["plain"]), paired_change(right["aligned"], right["box"]),
                      f"{100 * found / len(images):.1f}%"])
-    notes = (f"Classifier: `{classifier.name}` (input {size}x{size}); landmarks: `{landmarker.name}`; detector: "
+    model_file = Path(getattr(classifier, "path", "") or "?").name
+    notes = (f"Classifier: `{classifier.name}` ({model_file}, input {size}x{size}); landmarks: `{landmarker.name}`; "
+             "detector: "
              f"`{cfg.detector.backend}`. Accuracy over the 7 FER2013 classes, higher is better. The changes are "
              "aligned minus the other crop on the same faces, +- one standard error of that paired difference. "
              "'detector found' is the share of crops where the detector found the face (else the whole crop "
@@ -163,7 +143,8 @@ def main() -> None:
                   "alignment' applies the change of framing that a randomly chosen other face's alignment makes: "
                   "a reframing of the same size that this face's landmarks did not choose. Nothing was chosen on "
                   "these figures.")
-    save("emotion_alignment", "Emotion accuracy with and without alignment (FER2013 PrivateTest)", [table(
+    name = "emotion_alignment" + (f"_{Path(args.model).stem}" if args.model else "")
+    save(name, "Emotion accuracy with and without alignment (FER2013 PrivateTest)", [table(
         ["rotation", "faces", "whole crop (FER framing)", "detector box", "aligned by landmarks",
          "aligned - whole crop (points)", "aligned - detector box (points)", "detector found"], rows), notes,
         "## Why the aligned crop loses at 0 degrees: its parts alone", table(

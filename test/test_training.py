@@ -402,3 +402,69 @@ def test_the_library_leaves_openmp_workers_asleep_while_its_process_waits():
     policy, _ = _idle_cpu("import torch\nfrom emoji_privacy.training.openmp import spin_openmp_workers\n"
                           "assert not spin_openmp_workers()")
     assert policy == "None"
+
+
+def test_init_from_starts_the_fit_from_a_checkpoint(fer, tmp_path):
+    """--init-from loads the checkpoint's weights before the first step: with a learning rate too small to move
+    them, the fitted net is the checkpoint's net. A checkpoint of another net is refused by name."""
+    x, y = fer.split("Training")
+    x, y = x[:128], y[:128]
+    quick = dict(architecture="paper42", epochs=1, batch_size=32, ema_decay=0.0, erase_p=0.0, threads=1)
+    start = train(TrainConfig(**quick), x, y, progress=False, checkpoint=tmp_path / "training_state.pt").model
+    tuned = train(TrainConfig(**quick, lr=1e-9, seed=1, init_from=str(tmp_path / "training_state.pt")), x, y,
+                  progress=False).model
+    fresh = train(TrainConfig(**quick, lr=1e-9, seed=1), x, y, progress=False).model
+    name = next(k for k, v in start.state_dict().items() if v.dtype.is_floating_point and v.dim() == 4)
+    w0, w1, w2 = (m.state_dict()[name] for m in (start, tuned, fresh))
+    assert torch.allclose(w0, w1, atol=1e-5) and not torch.allclose(w0, w2, atol=1e-3)
+    with pytest.raises(ConfigError, match="pass the checkpoint's own --arch"):
+        train(TrainConfig(**{**quick, "architecture": "compact_resnet"}, init_from=str(tmp_path / "training_state.pt")),
+              x, y, progress=False)
+    with pytest.raises(ConfigError, match="init_from: .* does not exist"):
+        train(TrainConfig(**quick, init_from=str(tmp_path / "missing.pt")), x, y, progress=False)
+    with pytest.raises(ConfigError, match="crops must be whole or aligned"):
+        TrainConfig(crops="centred").validate()
+
+
+def test_pipeline_crops_frame_each_face_like_the_pipeline(small_folder, tmp_path, monkeypatch):
+    """Every face is replaced by the pipeline's aligned crop of itself, labels, splits and order kept: the default
+    classifier reads the crops about as well as the whole faces (shuffled crops would score near chance). The
+    crops are cached: a second call does not run the detector, and a damaged cache file is rebuilt."""
+    from emoji_privacy.training import crops
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    data = load_labelled_folder(small_folder / "test", split="PublicTest")  # 84 real faces, 12 per class
+    aligned = crops.pipeline_crops(data, progress=False)
+    assert aligned.images.shape == data.images.shape and aligned.images.dtype == np.uint8
+    assert (aligned.labels == data.labels).all() and (aligned.splits == data.splits).all()
+    assert "pipeline crops" in aligned.source
+    classifier = load_emotion_classifier("torch")
+    right = {name: float((classifier.predict(d.images).argmax(1) == d.labels).mean())
+             for name, d in (("whole", data), ("aligned", aligned))}
+    assert right["aligned"] > 0.45 and right["aligned"] > right["whole"] - 0.15, right
+    assert not np.array_equal(aligned.images, data.images)  # reframed, not passed through
+
+    def no_detector():
+        raise AssertionError("the cached crops should have been used")
+
+    monkeypatch.setattr(crops, "pipeline_tools", no_detector)
+    again = crops.pipeline_crops(data, progress=False)
+    assert np.array_equal(again.images, aligned.images)
+    (cached,) = (tmp_path / "cache").rglob("fer2013-aligned-*.npz")
+    cached.write_bytes(b"not an npz")
+    with pytest.raises(AssertionError, match="cached crops"):  # rebuilt: the detector is asked for again
+        crops.pipeline_crops(data, progress=False)
+    assert not cached.exists()
+
+
+def test_cli_trains_on_pipeline_crops(small_folder, tmp_path, monkeypatch):
+    """``--crops aligned`` trains, selects and reports on the pipeline's crops, and the model says so."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rc = train_main(["--data", str(small_folder), "--arch", "paper42", "--name", "tiny", "--epochs", "1",
+                     "--batch-size", "16", "--crops", "aligned", "--out", str(tmp_path), "--quiet"])
+    assert rc == 0
+    (run,) = tmp_path.glob("tiny-*")
+    meta = json.loads((run / "metrics.json").read_text())["metadata"]
+    assert meta["training"]["hyperparameters"]["crops"] == "aligned"
+    assert meta["dataset"]["source"].endswith("(pipeline crops)")
+    assert list((tmp_path / "cache").rglob("fer2013-aligned-*.npz"))

@@ -17,6 +17,7 @@ from ..config import argparse_type, key_value_pairs
 from ..emotion.nets import EMOTION_NETS
 from ..errors import ConfigError
 from .core import TrainConfig, TrainResult, evaluate_model, train
+from .crops import pipeline_crops
 from .data import FerData, load_fer2013
 from .outputs import export_folder, per_class_markdown, write_run
 from .search import cross_validate, cv_markdown, search_trials
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.export:
             export_folder()  # fail now, not after hours of training
         data = load_fer2013(args.data, progress=not args.quiet)
+        if cfg.crops == "aligned":  # every split, so that PublicTest selects and PrivateTest reports on them too
+            data = pipeline_crops(data, progress=not args.quiet)
         name = args.name or cfg.architecture
         if args.cv:
             out_dir = resume or new_run_folder(args.out, f"{name}-cv{args.cv}", argv)

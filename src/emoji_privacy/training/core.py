@@ -66,6 +66,10 @@ class TrainConfig:
     distill_from: str = ""
     distill_weight: float = 0.7  # share of the loss that matches the teachers (the rest: the labels)
     distill_temperature: float = 4.0
+    # the faces trained on: "whole" (FER2013's own crops) or "aligned" (cut by the pipeline's detector, landmarks
+    # and align_face, training/crops.py: the framing a camera face gets); the trainer's caller applies it
+    crops: str = "whole"
+    init_from: str = ""  # a checkpoint (.pt or training_state.pt) of the same net whose weights start the fit
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
     device: str = "cpu"  # cpu | cuda | auto (cuda when one is visible); cuda trains in bfloat16 autocast
@@ -85,6 +89,8 @@ class TrainConfig:
             raise ConfigError(f"class_weighting must be none or sqrt, not {self.class_weighting!r}")
         if self.mixup < 0 or not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
             raise ConfigError("mixup >= 0, distill_weight in [0, 1] and distill_temperature > 0 are required")
+        if self.crops not in ("whole", "aligned"):
+            raise ConfigError(f"crops must be whole or aligned, not {self.crops!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"device must be cpu, cuda or auto, not {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -225,16 +231,17 @@ def evaluate_model(model: nn.Module, images: np.ndarray, labels: np.ndarray, tta
 # --------------------------------------------------------------------------- training
 
 
-def load_teachers(paths: list[Path], device: torch.device) -> list[nn.Module]:
+def load_teachers(paths: list[Path], device: torch.device, option: str = "distill_from") -> list[nn.Module]:
     """Teacher nets for distillation: project ``.pt`` files, or a run's ``training_state.pt`` (its best
-    epoch so far, so a student can learn from a teacher whose run is still going or was stopped)."""
+    epoch so far, so a student can learn from a teacher whose run is still going or was stopped).
+    ``option``: the setting that named them, for the errors."""
     from ..emotion.checkpoint import load_checkpoint
     from ..errors import ModelFileError
 
     teachers = []
     for path in paths:
         if not path.is_file():
-            raise ConfigError(f"distill_from: {path} does not exist; pass trained .pt files or training_state.pt")
+            raise ConfigError(f"{option}: {path} does not exist; pass trained .pt files or training_state.pt")
         if path.name == "training_state.pt":
             state = _read_state(path)
             cfg = state.get("config") or {}
@@ -243,13 +250,13 @@ def load_teachers(paths: list[Path], device: torch.device) -> list[nn.Module]:
                 net = build_emotion_net(cfg["architecture"], **cfg.get("net", {}))
                 net.load_state_dict(weights)
             except Exception as e:
-                raise ConfigError(f"distill_from: {path} holds no usable weights ({type(e).__name__}: "
+                raise ConfigError(f"{option}: {path} holds no usable weights ({type(e).__name__}: "
                                   f"{str(e)[:150]})") from e
         else:
             try:
                 net = load_checkpoint(path).model
             except ModelFileError as e:
-                raise ConfigError(f"distill_from: {e}") from e
+                raise ConfigError(f"{option}: {e}") from e
         teachers.append(net.to(device).eval())
     return teachers
 
@@ -333,6 +340,18 @@ def _load_training_state(path: Path, cfg: TrainConfig, fingerprint: str) -> dict
     return state
 
 
+def _start_from(model: nn.Module, path: Path, cfg: TrainConfig, device: torch.device) -> None:
+    """Load ``path``'s weights into ``model`` (fine-tuning): the same architecture and options, or a ConfigError
+    that names what the checkpoint holds."""
+    (net,) = load_teachers([path], device, "init_from")
+    try:
+        model.load_state_dict(net.state_dict())
+    except RuntimeError:
+        held = dict(getattr(net, "config", {}))
+        raise ConfigError(f"init_from: {path} holds a {type(net).__name__} with {held}, not the {cfg.architecture} "
+                          f"with {dict(cfg.net)} asked for; pass the checkpoint's own --arch and --net") from None
+
+
 def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
           val_x: np.ndarray | None = None, val_y: np.ndarray | None = None,
           progress: bool = True, log: Any = None, checkpoint: Path | None = None) -> TrainResult:
@@ -352,6 +371,8 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build_emotion_net(cfg.architecture, **cfg.net).to(device, memory_format=torch.channels_last)
+    if cfg.init_from:
+        _start_from(model, Path(cfg.init_from), cfg, device)
     size = model.input_size
     xs = torch.from_numpy(resize_faces(train_x, size)).to(device)
     ys = torch.from_numpy(np.asarray(train_y, np.int64)).to(device)
