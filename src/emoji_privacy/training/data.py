@@ -173,6 +173,27 @@ def _cache_file(path: Path, default_split: str | None) -> Path:
     return cache_dir("data") / f"fer2013-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
+def read_npz_cache(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays ``keys`` of a cache file, or None when there is none; a broken one is deleted, so that it is
+    rebuilt, never trusted."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in keys}
+    except (OSError, ValueError, KeyError):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def write_npz_cache(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cache file whole or not at all (a stopped write leaves no file that looks complete)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
 def load_fer2013(path: str | os.PathLike | None = None, default_split: str | None = None,
                  cache: bool = True, progress: bool = True) -> FerData:
     """FER2013 (or a folder laid out like it) from a folder, a .tar.gz or the Kaggle CSV.
@@ -191,12 +212,9 @@ def load_fer2013(path: str | os.PathLike | None = None, default_split: str | Non
     if not path.exists():
         raise DataError(f"{path} does not exist; pass an image folder, a .tar.gz of one, or fer2013.csv")
     cached = _cache_file(path, default_split) if cache and path.is_file() else None
-    if cached is not None and cached.is_file():
-        try:
-            with np.load(cached) as z:
-                return FerData(z["images"], z["labels"], z["splits"], str(path))
-        except (OSError, ValueError, KeyError):
-            cached.unlink(missing_ok=True)  # a broken cache is rebuilt, never trusted
+    arrays = read_npz_cache(cached, ("images", "labels", "splits")) if cached is not None else None
+    if arrays is not None:
+        return FerData(arrays["images"], arrays["labels"], arrays["splits"], str(path))
     if path.is_dir():
         arrays = _read_images(_folder_entries(path), str(path), default_split, progress)
     elif path.name.endswith(".csv"):
@@ -207,10 +225,7 @@ def load_fer2013(path: str | os.PathLike | None = None, default_split: str | Non
         raise DataError(f"{path}: not a folder, a tar archive or a .csv; pass FER2013 in one of those forms")
     data = FerData(*arrays, source=str(path))
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".part.npz")
-        np.savez(tmp, images=data.images, labels=data.labels, splits=data.splits)
-        os.replace(tmp, cached)
+        write_npz_cache(cached, images=data.images, labels=data.labels, splits=data.splits)
     return data
 
 
