@@ -134,7 +134,14 @@ def test_learns_real_faces_quickly(fer, arch):
     assert acc > 0.5, f"{arch}: {acc:.3f} on held-out {LEARN_CLASSES} (chance 0.333)"
 
 
-def test_run_folder_export_and_listener_load(small_folder, tmp_path):
+def test_run_folder_export_and_listener_load(small_folder, tmp_path, monkeypatch):
+    import emoji_privacy.training.calibrate as calibrate
+    import emoji_privacy.training.outputs as outputs
+
+    passes = []  # predictions of both test splits (the metrics and the calibration share one)
+    predict = calibrate.probs_on_test_splits
+    for module in (calibrate, outputs):
+        monkeypatch.setattr(module, "probs_on_test_splits", lambda *a: passes.append(1) or predict(*a))
     out = tmp_path / "runs"
     rc = train_main(["--data", str(small_folder), "--arch", "paper42", "--name", "tiny", "--epochs", "2",
                      "--batch-size", "16", "--out", str(out), "--quiet"])
@@ -153,6 +160,12 @@ def test_run_folder_export_and_listener_load(small_folder, tmp_path):
     cal = meta["calibration"]  # confidence calibrated on PublicTest, measured on both test splits
     assert cal["fitted_on"] == "PublicTest" and cal["temperature"] > 0
     assert set(cal["ece"]) == {"PublicTest", "PrivateTest"}
+    assert len(passes) == 1
+    data = load_fer2013(small_folder, progress=False)
+    net = load_emotion_classifier("torch", str(run / "tiny.pt")).model
+    for split in ("PublicTest", "PrivateTest"):  # the reported metrics are the saved model's
+        x, y = data.split(split)
+        assert meta["metrics"][split]["accuracy"] == pytest.approx(evaluate_model(net, x, y)["accuracy"])
     clf = load_emotion_classifier("torch", str(run / "tiny.pt"))  # what the listener does
     faces = load_fer2013(small_folder, progress=False).images[:4]
     crops = np.stack([cv2.resize(f, (42, 42), interpolation=cv2.INTER_AREA) for f in faces])

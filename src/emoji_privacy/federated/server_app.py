@@ -33,7 +33,7 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import ServerApp
 
 from ..errors import ConfigError
-from ..training.core import TrainResult, evaluate_model, resize_faces
+from ..training.core import TrainResult, resize_faces
 from ..training.data import FerData, load_fer2013
 from ..training.outputs import export_folder, write_run
 from .task import (
@@ -361,9 +361,6 @@ class FederatedRun:
                             "round_seconds": r.get("round_seconds", np.nan), "lr": round_lr(cfg, r["round"])})
         result = TrainResult(copy.deepcopy(self.model), cfg.train_config(), history, best_round, {},
                              time.perf_counter() - self.t0)
-        for split in ("PublicTest", "PrivateTest"):
-            x, y = self.data.split(split)
-            result.metrics[split] = evaluate_model(result.model, x, y)
         fed = {"run_config": cfg.to_run_config(), "best_round": best_round, "rounds": self.rounds,
                "fit_metrics": self.fit_log}
         if cfg.dp:

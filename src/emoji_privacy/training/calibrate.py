@@ -46,9 +46,13 @@ def probs_on_test_splits(model: nn.Module, data: FerData) -> tuple[dict[str, np.
 
 
 def calibrate(model: nn.Module, data: FerData, diagram: Path | None = None, title: str = "",
-              criterion: str = CRITERIA[0]) -> dict[str, Any]:
-    """Temperature fitted on PublicTest (selection split) and ECE on both test splits, raw and scaled."""
-    probs, labels = probs_on_test_splits(model, data)
+              criterion: str = CRITERIA[0],
+              predictions: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+    """Temperature fitted on PublicTest (selection split) and ECE on both test splits, raw and scaled.
+
+    ``predictions``: ``probs_on_test_splits(model, data)`` when the caller has it already (the net is not run
+    again)."""
+    probs, labels = predictions or probs_on_test_splits(model, data)
     temperature = fit_temperature(probs["PublicTest"], labels["PublicTest"], criterion)
     ece = {split: {"raw": round(expected_calibration_error(p, labels[split]), 5),
                    "calibrated": round(expected_calibration_error(apply_temperature(p, temperature), labels[split]),

@@ -109,7 +109,6 @@ def run_training(cfg: TrainConfig, data: FerData, name: str, run_dir: Path, expo
     res = train(cfg, tx, ty, vx, vy, progress=progress, checkpoint=run_dir / "training_state.pt")
     for split in ("PublicTest", "PrivateTest"):  # PrivateTest: once, on the finished model, reported only
         x, y = data.split(split)
-        res.metrics[split] = evaluate_model(res.model, x, y)
         res.metrics[f"{split}+flip"] = evaluate_model(res.model, x, y, tta=True)
     write_run(res, data, run_dir, name, command, export_folder() if export else None)
     return res

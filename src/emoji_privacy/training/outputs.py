@@ -21,8 +21,8 @@ from ..errors import ConfigError
 from ..markdown import markdown_table
 from ..model_files import sha256_of, source_tree
 from ..provenance import code_version
-from .calibrate import calibrate
-from .core import NORMALIZATION, TrainResult
+from .calibrate import calibrate, probs_on_test_splits
+from .core import NORMALIZATION, TrainResult, classification_report
 from .data import FerData
 
 
@@ -147,10 +147,16 @@ def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, comm
     """The run folder: metrics, plots, per-class table, calibration (reliability.png), checkpoint (+ONNX);
     optionally copy the checkpoint to models/ (the package loads the ``.pt``; the ``.onnx`` is for other runtimes).
 
+    The finished model is evaluated here, once, on PublicTest and PrivateTest (``result.metrics``); the same
+    predictions fit its temperature.
+
     ``extra_metadata`` adds keys to the checkpoint's metadata (e.g. how a federated run trained it).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    calibration = calibrate(result.model, data, out_dir / "reliability.png", name)
+    probs, labels = probs_on_test_splits(result.model, data)
+    for split, p in probs.items():
+        result.metrics[split] = classification_report(labels[split], p)
+    calibration = calibrate(result.model, data, out_dir / "reliability.png", name, predictions=(probs, labels))
     result.model = result.model.cpu()  # saved and exported as it is deployed
     meta = model_metadata(result, data, command, {**(extra_metadata or {}), "calibration": calibration})
     pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)
