@@ -46,6 +46,9 @@ RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("fedavgm-a0.5", "a0.5", "fedavgm", [], ["server-lr=0.1"]),  # FedAvg's step size in the long run
     ("fedbn-a0.5", "a0.5", "fedbn", [], []),
     ("fedbn-a0.1", "a0.1", "fedbn", [], []),
+    # the centralized curve: the same model and local recipe (SGD, lr 0.05 cosine) on the pooled faces of the
+    # a0.5 robots (the whole Training split), one epoch per "round": what federation costs at the same recipe
+    ("centralized-pooled", "a0.5", "centralized", [], []),
     # the rest of the strategy x alpha grid (issue 16 item 2), run after the rows above
     ("fedprox-a0.1", "a0.1", "fedprox", [], []),
     ("fedavgm-a0.1", "a0.1", "fedavgm", [], ["server-lr=0.1"]),
@@ -80,6 +83,7 @@ RUNS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("dp100p-eps1-head", "iid100p", "fedavg", ["--dp"], ["fraction-fit=0.2", "init=@public-pretrain",
                                                          "train-layers=head", "dp-clip=0.05", "epsilon=1"]),
 ]
+ROW_STRATEGY = {name: strategy for name, _, strategy, _, _ in RUNS}
 PARTITIONS = {"iid": (10, None), "a0.5": (10, 0.5), "a0.1": (10, 0.1), "iid100": (100, None), "iid100p": (100, None)}
 PUBLIC_FACES = {"iid100p": 2871}
 """Training faces a partition holds out as the server's public data (10%)."""
@@ -151,13 +155,15 @@ def made_by(work: Path | None, name: str) -> Path:
 
 def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], extra: list[str],
             args: argparse.Namespace) -> dict:
-    """One simulation (or, for strategy "centralized", the server's pretraining on the partition's public faces);
-    a run folder left by an earlier, stopped benchmark is resumed, not started over."""
+    """One simulation (or, for strategy "centralized", one model on the pooled faces: the server's pretraining on
+    the partition's public faces, or all the robots' faces of a partition without them); a run folder left by an
+    earlier, stopped simulation is resumed, not started over."""
     clients = PARTITIONS[part.name.replace("clients-", "")][0]
     runs = work / "runs"
     if strategy == "centralized":
         rc = run_config(args, extra, 1, work)  # the row's num-rounds comes later and wins
-        cmd = [sys.executable, "-m", "emoji_privacy.federated", "centralized", "--partitions", str(part / "public"),
+        pooled = part / "public" if (part / "public").is_dir() else part
+        cmd = [sys.executable, "-m", "emoji_privacy.federated", "centralized", "--partitions", str(pooled),
                "--out", str(runs), "--name", name, "--run-config", *rc]
         return _run_logged(cmd, work, name)
     rc = run_config(args, extra, clients, work) + [f"strategy={strategy}"]
@@ -193,11 +199,15 @@ def collect(name: str, run_dir: Path, wall: float | None = None) -> dict:
     rounds = [r for r in fed["rounds"] if r["round"] > 0]
     times = [r["round_seconds"] for r in rounds if "round_seconds" in r]
     sampled = max(1, int(rc["min-clients"] * rc["fraction-fit"]))
-    passes = rc["local-epochs"] * sampled / rc["min-clients"]  # passes over the Training faces per round
+    # passes over the Training faces per round: the sampled robots' share of the faces the robots hold
+    passes = rc["local-epochs"] * sampled / rc["min-clients"] * info.get("total", TRAINING_FACES) / TRAINING_FACES
     if part.name == "public":  # the server's pretraining: its public faces, pooled (no client)
         part = part.parent
         info = json.loads((part / "partition.json").read_text()) if (part / "partition.json").is_file() else {}
         strategy = f"centralized on the {info.get('public', '?')} public faces"
+        passes = rc["local-epochs"] * info.get("public", 0) / TRAINING_FACES
+    elif ROW_STRATEGY.get(name) == "centralized":
+        strategy = "centralized on the robots' pooled faces, same recipe"
     else:
         strategy = rc["strategy"] + (f" + logit-adjust {rc['logit-adjust']:g}" if rc.get("logit-adjust") else "")
         if rc.get("init"):
@@ -233,24 +243,36 @@ def reference(path: Path) -> dict:
 
 
 def plot(results: list[dict], ref: dict, path: Path) -> None:
+    """PublicTest accuracy per round and per client epoch: the 10-robot runs above (with the centralized curve
+    of the same recipe, black), the 100-robot DP runs below; dashed: SecAgg+."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
-    for r in results:
-        rounds, acc = zip(*r["curve"], strict=True)
-        style = dict(label=r["name"], ls="--" if r["secagg"] else "-", lw=1.2)
-        axes[0].plot(rounds, acc, **style)
-        axes[1].plot([k * r["passes_per_round"] for k in rounds], acc, **style)
-    for ax in axes:
-        ax.axhline(ref["private"]["accuracy"], color="k", lw=2, label=f"{ref['name']}: PrivateTest")
-    axes[0].set_xlabel("round"), axes[1].set_xlabel("client epochs (passes over the Training faces)")
-    axes[0].set_ylabel("PublicTest accuracy")
-    axes[1].legend(fontsize=7, ncol=2)
+    groups = [[r for r in results if "100" not in r["partition"]], [r for r in results if "100" in r["partition"]]]
+    groups = [g for g in groups if g]
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 5.5 * len(groups)), sharey=True, squeeze=False)
+    colours = plt.get_cmap("tab20").colors
+    for row, group in zip(axes, groups, strict=True):
+        top = ref["private"]["accuracy"]
+        for i, r in enumerate(group):
+            rounds, acc = zip(*r["curve"], strict=True)
+            pooled = r["strategy"].startswith("centralized on the robots")
+            style = dict(label=r["name"], ls="--" if r["secagg"] else "-", lw=2.2 if pooled else 1.1,
+                         color="k" if pooled else colours[i % len(colours)])
+            row[0].plot(rounds, acc, **style)
+            row[1].plot([k * r["passes_per_round"] for k in rounds], acc, **style)
+            top = max(top, *acc)
+        for ax in row:
+            ax.axhline(ref["private"]["accuracy"], color="0.4", lw=1, ls=":", label=f"{ref['name']}: PrivateTest")
+            ax.set_ylim(0, top + 0.03)
+            ax.grid(alpha=0.3)
+        row[0].set_xlabel("round"), row[1].set_xlabel("client epochs (passes over the Training faces)")
+        row[0].set_ylabel("PublicTest accuracy")
+        row[1].legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -290,6 +312,12 @@ def report(results: list[dict], ref: dict, args: argparse.Namespace, cmdline: st
         sec = [b["private"]["accuracy"] * 100 for _, b in pairs]
         goals.append(f"- SecAgg+ over {len(pairs)} seed(s) at alpha 0.5: without {statistics.mean(plain):.2f} "
                      f"+- {sd(plain):.2f}%, with {statistics.mean(sec):.2f} +- {sd(sec):.2f}%")
+    if "centralized-pooled" in by:  # the same recipe without federation: what federating itself costs
+        pooled = by["centralized-pooled"]["private"]["accuracy"]
+        for n in ("fedavg-iid", "fedavg-a0.5", "fedavg-a0.1"):
+            if n in by:
+                goals.append(f"- {n} against centralized-pooled (the same recipe and epochs on the pooled faces, "
+                             f"{pooled:.2%}): {(by[n]['private']['accuracy'] - pooled) * 100:+.2f} points")
     for r in results:
         if not r["dp"]:
             continue
