@@ -157,21 +157,21 @@ def run_one(work: Path, name: str, part: Path, strategy: str, flags: list[str], 
             args: argparse.Namespace) -> dict:
     """One simulation (or, for strategy "centralized", one model on the pooled faces: the server's pretraining on
     the partition's public faces, or all the robots' faces of a partition without them); a run folder left by an
-    earlier, stopped simulation is resumed, not started over."""
+    earlier, stopped run is resumed, not started over."""
     clients = PARTITIONS[part.name.replace("clients-", "")][0]
     runs = work / "runs"
-    if strategy == "centralized":
-        rc = run_config(args, extra, 1, work)  # the row's num-rounds comes later and wins
-        pooled = part / "public" if (part / "public").is_dir() else part
-        cmd = [sys.executable, "-m", "emoji_privacy.federated", "centralized", "--partitions", str(pooled),
-               "--out", str(runs), "--name", name, "--run-config", *rc]
-        return _run_logged(cmd, work, name)
-    rc = run_config(args, extra, clients, work) + [f"strategy={strategy}"]
+    command = "centralized" if strategy == "centralized" else "simulate"
     stopped = [d for d in sorted(runs.glob(f"{name}-2*")) if (d / "server_state.pt").is_file()
                and not (d / "rounds.json").is_file()]
     if stopped:
-        cmd = [sys.executable, "-m", "emoji_privacy.federated", "simulate", "--resume", str(stopped[-1])]
+        cmd = [sys.executable, "-m", "emoji_privacy.federated", command, "--resume", str(stopped[-1])]
+    elif strategy == "centralized":
+        rc = run_config(args, extra, 1, work)  # the row's num-rounds comes later and wins
+        pooled = part / "public" if (part / "public").is_dir() else part
+        cmd = [sys.executable, "-m", "emoji_privacy.federated", "centralized", "--partitions", str(pooled),
+               "--out", str(runs), "--name", name, "--cpus", str(args.cpus), "--run-config", *rc]
     else:
+        rc = run_config(args, extra, clients, work) + [f"strategy={strategy}"]
         cmd = [sys.executable, "-m", "emoji_privacy.federated", "simulate", "--partitions", str(part), "--out",
                str(runs), "--name", name, "--cpus", str(args.cpus), *flags, "--run-config", *rc]
     return _run_logged(cmd, work, name)

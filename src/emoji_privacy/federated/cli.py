@@ -2,7 +2,8 @@
 
 - ``partition``: FER2013 ``Training`` -> ``client_<i>/<class>/`` folders (IID or Dirichlet alpha);
 - ``simulate``: a whole federation on this machine with Flower's simulation engine (Ray);
-- ``centralized``: the baseline with the same model and local recipe on the pooled client folders;
+- ``centralized``: the baseline with the same model and local recipe on the pooled client folders (checkpointed
+  every round; ``--resume RUN_DIR`` continues it, as for ``simulate``);
 - ``deploy-local``: a real deployment on this machine (a SuperLink and one SuperNode per client
   folder as processes, ``flwr run config/flower``), with TLS and SuperNode authentication unless
   ``--insecure``; a fleet runs the same programs (docs/federated.md);
@@ -122,26 +123,35 @@ def _simulate(args: argparse.Namespace, command: str, run_dir: Path) -> int:
     return 0
 
 
-def cmd_centralized(args: argparse.Namespace, command: str) -> int:
+def cmd_centralized(args: argparse.Namespace, command: str, run_dir: Path) -> int:
+    """The pooled baseline, one "round" per pass over the faces; checkpointed after every round into ``run_dir``
+    like a simulation, so ``--resume`` continues it exactly (each round's optimizer and shuffling start afresh
+    from the round's seed, as a robot's do)."""
     import numpy as np
 
     from .server_app import FederatedRun
-    from .task import get_weights, load_client_data, local_train, round_lr
+    from .task import get_weights, load_client_data, local_train, round_lr, set_weights
 
     folders = _client_folders(args.partitions)
     cfg = _config(args, 1)
+    cfg.checkpoint = str(run_dir.resolve() / "server_state.pt")
+    if not any(a.startswith("threads=") for a in args.run_config):  # one process: every core, not one per robot
+        cfg.threads = args.cpus or os.cpu_count() or 1
     data = load_fer2013(cfg.data, progress=False)
-    run = FederatedRun(cfg, data)
+    run = FederatedRun(cfg, data)  # resumes from the checkpoint when there is one
+    set_weights(run.model, run.global_weights)
     size = int(run.model.input_size)
     pooled = [load_client_data(f, size) for f in folders]
     x = np.concatenate([p[0] for p in pooled])
     y = np.concatenate([p[1] for p in pooled])
-    run.evaluate(0, get_weights(run.model), {})
-    for epoch in range(1, cfg.num_rounds + 1):  # one "round" = local_epochs passes over the pooled faces
-        run.fit_config(epoch)
+    if not run.done_rounds:
+        run.evaluate(0, run.global_weights, {})
+    for k in range(1, cfg.num_rounds - run.done_rounds + 1):  # numbered from 1 in this process, as Flower does
+        epoch = k + run.done_rounds
+        run.fit_config(k)
         m = local_train(run.model, x, y, cfg, lr=round_lr(cfg, epoch), seed=cfg.seed * 100_003 + epoch * 1009)
         run.fit_log.append(m)
-        run.evaluate(epoch, get_weights(run.model), {})
+        run.evaluate(k, get_weights(run.model), {})
     out = run.finish(command)
     print(f"saved {out}")
     return 0
@@ -207,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "deploy-local":
             s.add_argument("--insecure", action="store_true", help="no TLS and no SuperNode authentication "
                            "(default: both, with credentials made in the run's work folder)")
-        if name == "simulate":
+        if name in ("simulate", "centralized"):
             s.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run after its last "
                            "round, with the arguments saved in RUN_DIR/run.json; give no other options")
     c = sub.add_parser("credentials", help="a CA, the SuperLink's TLS certificate and a key pair per robot")
@@ -227,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run_dir: Path | None = None
     try:
-        if args.command == "simulate" and args.resume is not None:
+        if args.command in ("simulate", "centralized") and args.resume is not None:
             run_dir = args.resume
-            extra = [a for a in argv if a not in ("simulate", "--resume", str(run_dir))]
+            extra = [a for a in argv if a not in (args.command, "--resume", str(run_dir))]
             if extra:
                 raise ConfigError(f"--resume continues a run with its own saved arguments; drop {' '.join(extra)}")
             argv = saved_arguments(run_dir)
@@ -237,16 +247,15 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m emoji_privacy.federated " + " ".join(shlex.quote(a) for a in argv)
         if args.command == "partition":
             return cmd_partition(args)
-        if args.command == "simulate":
+        if args.command in ("simulate", "centralized"):
             _client_folders(args.partitions)  # say what is wrong before making a run folder
             if run_dir is None:
                 run_dir = new_run_folder(args.out, args.name, argv)
-            return cmd_simulate(args, command, run_dir)
+            run = cmd_simulate if args.command == "simulate" else cmd_centralized
+            return run(args, command, run_dir)
         if args.command == "deploy-local":
             return cmd_deploy_local(args)
-        if args.command == "credentials":
-            return cmd_credentials(args)
-        return cmd_centralized(args, command)
+        return cmd_credentials(args)
     except ConfigError as e:  # DataError is a ConfigError
         print(f"federated: error: {e}", file=sys.stderr)
         return 2

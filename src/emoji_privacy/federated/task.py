@@ -297,7 +297,11 @@ def local_train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig, 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     try:
-        return _local_epochs(model, x, y, cfg, lr, seed, proximal_mu)
+        # dropout draws from torch's global generator: seeded from the round's seed too, so a round is the same
+        # whichever process runs it (a resumed run continues exactly); the caller's generator is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return _local_epochs(model, x, y, cfg, lr, seed, proximal_mu)
     finally:
         torch.set_num_threads(threads)
         for p in model.parameters():  # train-layers=head froze the others; the model leaves whole
