@@ -597,7 +597,6 @@ def test_simulation_fedbn_with_dp_reports_epsilon(fer, tmp_path):
     assert len(rounds["fit_metrics"]) == 2 and (run_dir / "sim.pt").is_file()
 
 
-@pytest.mark.timeout(900)
 def stop_server_after_round_1(monkeypatch):
     """Make the server raise right after its round-1 checkpoint (a session that ends); returns the real evaluate."""
     from emoji_privacy.federated import server_app
@@ -614,6 +613,7 @@ def stop_server_after_round_1(monkeypatch):
     return evaluate
 
 
+@pytest.mark.timeout(900)
 def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
     """A server run stopped after round 1 continues with --resume from its checkpoint (global weights,
     FedAvgM's momentum, log) and ends where an uninterrupted run ends."""

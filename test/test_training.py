@@ -162,12 +162,11 @@ def test_run_folder_export_and_listener_load(small_folder, tmp_path, monkeypatch
     assert set(cal["ece"]) == {"PublicTest", "PrivateTest"}
     assert len(passes) == 1
     data = load_fer2013(small_folder, progress=False)
-    net = load_emotion_classifier("torch", str(run / "tiny.pt")).model
+    clf = load_emotion_classifier("torch", str(run / "tiny.pt"))  # what the listener does
     for split in ("PublicTest", "PrivateTest"):  # the reported metrics are the saved model's
         x, y = data.split(split)
-        assert meta["metrics"][split]["accuracy"] == pytest.approx(evaluate_model(net, x, y)["accuracy"])
-    clf = load_emotion_classifier("torch", str(run / "tiny.pt"))  # what the listener does
-    faces = load_fer2013(small_folder, progress=False).images[:4]
+        assert meta["metrics"][split]["accuracy"] == pytest.approx(evaluate_model(clf.model, x, y)["accuracy"])
+    faces = data.images[:4]
     crops = np.stack([cv2.resize(f, (42, 42), interpolation=cv2.INTER_AREA) for f in faces])
     p = clf.predict(crops)
     assert p.shape == (4, 7)
