@@ -613,17 +613,16 @@ def stop_server_after_round_1(monkeypatch):
     return evaluate
 
 
-@pytest.mark.timeout(900)
-def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
-    """A server run stopped after round 1 continues with --resume from its checkpoint (global weights,
-    FedAvgM's momentum, log) and ends where an uninterrupted run ends."""
+def run_whole_then_stopped_and_resumed(fer, tmp_path, monkeypatch, command, run_config):
+    """Run `command` uninterrupted, then again stopped after round 1 and continued with --resume (which takes
+    only the saved arguments); returns the two run folders and the checkpoint the stopped run left."""
     from emoji_privacy.federated import server_app
     from emoji_privacy.federated.cli import main as fed_main
 
     x, y = fer.split("Training")
     write_partitions(x, y, partition_indices(y, 2, 0.5, total=200, seed=0), tmp_path / "clients")
-    args = ["simulate", "--partitions", str(tmp_path / "clients"), "--cpus", "2", "--run-config", "num-rounds=2",
-            "strategy=fedavgm", "eval-limit=300", "augment=false", "lr=0.02"]
+    args = [command, "--partitions", str(tmp_path / "clients"), "--cpus", "2", "--run-config", "num-rounds=2",
+            "eval-limit=300", "lr=0.02", *run_config]
     assert fed_main(args + ["--out", str(tmp_path / "whole"), "--name", "run"]) == 0
     (whole,) = (tmp_path / "whole").glob("run-*")
 
@@ -631,49 +630,39 @@ def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="the session ended"):  # Flower re-raises the server's error
         fed_main(args + ["--out", str(tmp_path / "parts"), "--name", "run"])
     (parts,) = (tmp_path / "parts").glob("run-*")
-    state = torch.load(parts / "server_state.pt", weights_only=True)
-    assert state["round"] == 1 and state["momentum"] is not None and not (parts / "run.pt").exists()
+    stopped = torch.load(parts / "server_state.pt", weights_only=True)
+    assert stopped["round"] == 1 and not (parts / "run.pt").exists()
     monkeypatch.setattr(server_app.FederatedRun, "evaluate", evaluate)
-    assert fed_main(["simulate", "--resume", str(parts), "--cpus", "2"]) == 2  # only the saved arguments
-    assert fed_main(["simulate", "--resume", str(parts)]) == 0
-    a = json.loads((whole / "rounds.json").read_text())
-    b = json.loads((parts / "rounds.json").read_text())
-    assert [r["round"] for r in b["rounds"]] == [0, 1, 2]
+    assert fed_main([command, "--resume", str(parts), "--cpus", "2"]) == 2  # only the saved arguments
+    assert fed_main([command, "--resume", str(parts)]) == 0
+    assert [r["round"] for r in json.loads((parts / "rounds.json").read_text())["rounds"]] == [0, 1, 2]
+    return whole, parts, stopped
+
+
+def rounds_and_weights(run_dir):
+    return (json.loads((run_dir / "rounds.json").read_text()),
+            torch.load(run_dir / "run.pt", weights_only=True)["state_dict"])
+
+
+@pytest.mark.timeout(900)
+def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
+    """A server run stopped after round 1 continues with --resume from its checkpoint (global weights,
+    FedAvgM's momentum, log) and ends where an uninterrupted run ends."""
+    whole, parts, stopped = run_whole_then_stopped_and_resumed(
+        fer, tmp_path, monkeypatch, "simulate", ["strategy=fedavgm", "augment=false"])
+    assert stopped["momentum"] is not None
+    (a, wa), (b, wb) = rounds_and_weights(whole), rounds_and_weights(parts)
     for ra, rb in zip(a["rounds"], b["rounds"], strict=True):
         assert rb["val_acc"] == pytest.approx(ra["val_acc"], abs=0.004), (a["rounds"], b["rounds"])
-    wa = torch.load(whole / "run.pt", weights_only=True)["state_dict"]
-    wb = torch.load(parts / "run.pt", weights_only=True)["state_dict"]
     assert max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa) < 1e-3
 
 
 def test_centralized_baseline_resumes_exactly(fer, tmp_path, monkeypatch):
     """The pooled baseline checkpoints every round like a simulation: stopped after round 1 and continued with
     --resume, it ends with the weights of an uninterrupted run."""
-    from emoji_privacy.federated import server_app
-    from emoji_privacy.federated.cli import main as fed_main
-
-    x, y = fer.split("Training")
-    write_partitions(x, y, partition_indices(y, 2, 0.5, total=200, seed=0), tmp_path / "clients")
-    args = ["centralized", "--partitions", str(tmp_path / "clients"), "--cpus", "2", "--run-config",
-            "num-rounds=2", "eval-limit=300", "lr=0.02"]
-    assert fed_main(args + ["--out", str(tmp_path / "whole"), "--name", "run"]) == 0
-    (whole,) = (tmp_path / "whole").glob("run-*")
-
-    evaluate = stop_server_after_round_1(monkeypatch)
-    with pytest.raises(RuntimeError, match="the session ended"):
-        fed_main(args + ["--out", str(tmp_path / "parts"), "--name", "run"])
-    (parts,) = (tmp_path / "parts").glob("run-*")
-    assert torch.load(parts / "server_state.pt", weights_only=True)["round"] == 1
-    assert not (parts / "run.pt").exists()
-    monkeypatch.setattr(server_app.FederatedRun, "evaluate", evaluate)
-    assert fed_main(["centralized", "--resume", str(parts), "--cpus", "2"]) == 2  # only the saved arguments
-    assert fed_main(["centralized", "--resume", str(parts)]) == 0
-    a = json.loads((whole / "rounds.json").read_text())
-    b = json.loads((parts / "rounds.json").read_text())
-    assert [r["round"] for r in b["rounds"]] == [0, 1, 2]
+    whole, parts, _ = run_whole_then_stopped_and_resumed(fer, tmp_path, monkeypatch, "centralized", [])
+    (a, wa), (b, wb) = rounds_and_weights(whole), rounds_and_weights(parts)
     assert len(b["fit_metrics"]) == 2
-    wa = torch.load(whole / "run.pt", weights_only=True)["state_dict"]
-    wb = torch.load(parts / "run.pt", weights_only=True)["state_dict"]
     # batch norm's batch counters are not part of the weights (a robot's restart at every round too) and do not
     # change what the net computes; everything else must be the uninterrupted run's
     assert max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if "num_batches" not in k) < 1e-5
