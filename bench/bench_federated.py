@@ -336,12 +336,13 @@ def report(results: list[dict], ref: dict, args: argparse.Namespace, cmdline: st
             gain = (r["private"]["accuracy"] - by[start]["private"]["accuracy"]) * 100
             goals.append(f"- {r['name']}: {gain:+.2f} points against its starting model {start} "
                          f"({by[start]['private']['accuracy']:.2%}): what the robots added")
+    net_options = f" (options {args.net})" if json.loads(args.net) else ""
     return "\n".join([
         "# Federated training of the emotion CNN (Flower)", "",
         f"Machine: {machine()}  ", f"Commit: {commit()}  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
         f"Command: `{cmdline}` (after `source build/setup.bash`)", "",
         f"Every FER2013 Training face, shared out over the clients of each partition (Dirichlet over classes; "
-        f"seed 0); model {args.arch} ({args.net}); {args.rounds} rounds (unless the row says otherwise) x "
+        f"seed 0); model {args.arch}{net_options}; {args.rounds} rounds (unless the row says otherwise) x "
         f"{args.local_epochs} local epoch(s), "
         f"SGD batch {args.batch_size}, lr {args.lr} with momentum 0.9, cosine over the rounds. Each run keeps "
         f"the round best on PublicTest and is evaluated once on PrivateTest (3589 faces). The centralized "
