@@ -615,7 +615,8 @@ def stop_server_after_round_1(monkeypatch):
 
 def run_whole_then_stopped_and_resumed(fer, tmp_path, monkeypatch, command, run_config):
     """Run `command` uninterrupted, then again stopped after round 1 and continued with --resume (which takes
-    only the saved arguments); returns the two run folders and the checkpoint the stopped run left."""
+    only the saved arguments); returns each run's (rounds.json, final weights) and the checkpoint the stopped run
+    left."""
     from emoji_privacy.federated import server_app
     from emoji_privacy.federated.cli import main as fed_main
 
@@ -635,23 +636,19 @@ def run_whole_then_stopped_and_resumed(fer, tmp_path, monkeypatch, command, run_
     monkeypatch.setattr(server_app.FederatedRun, "evaluate", evaluate)
     assert fed_main([command, "--resume", str(parts), "--cpus", "2"]) == 2  # only the saved arguments
     assert fed_main([command, "--resume", str(parts)]) == 0
-    assert [r["round"] for r in json.loads((parts / "rounds.json").read_text())["rounds"]] == [0, 1, 2]
-    return whole, parts, stopped
-
-
-def rounds_and_weights(run_dir):
-    return (json.loads((run_dir / "rounds.json").read_text()),
-            torch.load(run_dir / "run.pt", weights_only=True)["state_dict"])
+    whole_run, resumed_run = ((json.loads((d / "rounds.json").read_text()),
+                               torch.load(d / "run.pt", weights_only=True)["state_dict"]) for d in (whole, parts))
+    assert [r["round"] for r in resumed_run[0]["rounds"]] == [0, 1, 2]
+    return whole_run, resumed_run, stopped
 
 
 @pytest.mark.timeout(900)
 def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
     """A server run stopped after round 1 continues with --resume from its checkpoint (global weights,
     FedAvgM's momentum, log) and ends where an uninterrupted run ends."""
-    whole, parts, stopped = run_whole_then_stopped_and_resumed(
+    (a, wa), (b, wb), stopped = run_whole_then_stopped_and_resumed(
         fer, tmp_path, monkeypatch, "simulate", ["strategy=fedavgm", "augment=false"])
     assert stopped["momentum"] is not None
-    (a, wa), (b, wb) = rounds_and_weights(whole), rounds_and_weights(parts)
     for ra, rb in zip(a["rounds"], b["rounds"], strict=True):
         assert rb["val_acc"] == pytest.approx(ra["val_acc"], abs=0.004), (a["rounds"], b["rounds"])
     assert max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa) < 1e-3
@@ -660,8 +657,7 @@ def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
 def test_centralized_baseline_resumes_exactly(fer, tmp_path, monkeypatch):
     """The pooled baseline checkpoints every round like a simulation: stopped after round 1 and continued with
     --resume, it ends with the weights of an uninterrupted run."""
-    whole, parts, _ = run_whole_then_stopped_and_resumed(fer, tmp_path, monkeypatch, "centralized", [])
-    (a, wa), (b, wb) = rounds_and_weights(whole), rounds_and_weights(parts)
+    (a, wa), (b, wb), _ = run_whole_then_stopped_and_resumed(fer, tmp_path, monkeypatch, "centralized", [])
     assert len(b["fit_metrics"]) == 2
     # batch norm's batch counters are not part of the weights (a robot's restart at every round too) and do not
     # change what the net computes; everything else must be the uninterrupted run's
