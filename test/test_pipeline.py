@@ -98,3 +98,30 @@ def test_emotion_is_refreshed_every_refresh_frames(astronaut) -> None:
     for i in range(3):
         every.process(astronaut, i / 30)
     assert calls == [1, 1, 1]
+
+
+def test_warm_up_runs_every_stage_and_leaves_no_trace(pipeline) -> None:
+    """After warm_up a stream starts as on a fresh Anonymizer (same covers, same track ids from 1, no stage
+    times), and the warm-up itself reached the several-face tracking (three faces on its second frame)."""
+    from emoji_privacy.pipeline import Anonymizer, StageTimes
+    from emoji_privacy.sources import DemoScene
+
+    scene = DemoScene(640, 480)
+    frames = [scene.frame(t, 150) for t in (40, 41, 42)]
+
+    def run(a: Anonymizer) -> list:
+        return [a.process(f, i / 30) for i, f in enumerate(frames)]
+
+    fresh = Anonymizer(pipeline.config, detector=pipeline.detector, landmarker=pipeline.landmarker,
+                       classifier=pipeline.classifier, renderer=pipeline.renderer)
+    expected = run(fresh)
+    warmed = Anonymizer(pipeline.config, detector=pipeline.detector, landmarker=pipeline.landmarker,
+                        classifier=pipeline.classifier, renderer=pipeline.renderer)
+    assert warmed.warm_up() == 3
+    assert warmed.tracker.tracks == [] and warmed.held == [] and warmed.times == StageTimes()
+    got = run(warmed)
+    assert [f.track_id for f in expected[0][1]] == [1, 2, 3]
+    for (out_e, faces_e), (out_g, faces_g) in zip(expected, got, strict=True):
+        assert np.array_equal(out_e, out_g)
+        assert [(f.track_id, f.emotion) for f in faces_e] == [(f.track_id, f.emotion) for f in faces_g]
+        assert all(np.allclose(a.box, b.box) for a, b in zip(faces_e, faces_g, strict=True))

@@ -135,9 +135,7 @@ class Anonymizer:
         self.head_pose = HeadPoseEstimator()  # the 3D mean face (face3d_68.npz): missing -> ModelFileError now
         self.camera_matrix: np.ndarray | None = None  # None: the nominal camera (head_pose.nominal_camera_matrix)
         t = cfg.tracking
-        # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.
-        self.tracker = FaceTracker(t.iou_threshold, t.hold_frames if t.enabled else 0,
-                                   t.smoothing if t.enabled else 1.0, t.hysteresis if t.enabled else 0.0)
+        self.tracker = self._new_tracker()
         self.times = StageTimes()
         self.held: list[HeldFace] = []
         self._last_stamp: float | None = None
@@ -147,6 +145,31 @@ class Anonymizer:
         self._stream_index = 0  # frames detected since the last reset (0: the next one is searched whole)
         self._seeds: list[np.ndarray] = []
         self._seed_lock = threading.Lock()
+
+    def _new_tracker(self) -> FaceTracker:
+        t = self.config.tracking
+        # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.
+        return FaceTracker(t.iou_threshold, t.hold_frames if t.enabled else 0,
+                           t.smoothing if t.enabled else 1.0, t.hysteresis if t.enabled else 0.0)
+
+    def warm_up(self, width: int = 640, height: int = 480) -> int:
+        """Run every stage on two frames of the demo scene (three faces) at the stream's frame size, then forget
+        them as if they never came (tracks, ids, stage times); returns the faces the second frame held.
+
+        The first calls of each model (memory arenas, kernels for a new input shape) and the tracker's first
+        assignment of several faces cost a few hundred milliseconds: start-up should pay them, not the first
+        frames of a camera or a clip. A model that fails on its first real input fails here, before any frame
+        is taken."""
+        from .sources import DemoScene
+
+        scene = DemoScene(width, height)
+        faces: list[FaceResult] = []
+        for i in range(2):
+            _, faces = self.process(scene.frame(i, 150), i * NOMINAL_FRAME_S)
+        self.reset()
+        self.tracker = self._new_tracker()
+        self.times = StageTimes()
+        return len(faces)
 
     def set_camera_matrix(self, k: object | None) -> None:
         """The camera's intrinsics for the head pose: 3x3 or the 9 values of CameraInfo.K; None (or an all-zero
