@@ -27,7 +27,7 @@ NO_MATCH = 1e6
 def _min_cost_pairs(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns of the cheapest one-to-one assignment. With one face or one track (most frames) that is
     the cheapest entry; only several of each need the Hungarian method (scipy, imported then: a few hundred
-    milliseconds, which ``Anonymizer.warm_up`` pays at start-up)."""
+    milliseconds, which a service pays at start-up with ``Anonymizer.warm_up``)."""
     if cost.shape[0] == 1 or cost.shape[1] == 1:
         k = int(np.argmin(cost))
         return np.array([k // cost.shape[1]]), np.array([k % cost.shape[1]])

@@ -217,7 +217,6 @@ class _BagAnonymizer:
             self.summary.faces_topics[topic] = faces_topic(topic)
         self.summary.topics = list(self.images)
         self.mask_renderer = first.renderer
-        first.warm_up()  # the models' first-call costs, once, before the first message
 
     # --- frames -----------------------------------------------------------------------------------------------
 

@@ -242,7 +242,6 @@ def anonymize(args: argparse.Namespace) -> int:
         from ..pipeline import Anonymizer
 
         anonymizer = Anonymizer(config)
-        anonymizer.warm_up()  # first-call costs belong to start-up, not to the progress bar's first frames
     with _faces_parts(args.faces_json, len(jobs)) as parts:
         for job, faces in zip(jobs, parts, strict=True):
             try:
