@@ -24,6 +24,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("models", nargs="*", default=MODELS, help="backend names or .pt files")
     ap.add_argument("--data", help="FER2013 (default: the shared copy)")
+    ap.add_argument("--save-as", default="emotion", metavar="NAME",
+                    help="results/NAME.md and NAME.json (another name keeps an experiment beside the main table)")
     args = ap.parse_args()
     specs = list(args.models)
     try:
@@ -66,8 +68,8 @@ def main() -> int:
                   f"{m['per_class']['disgust']['recall']:.2f}"]]
     if rows:
         sections.append("## Against the targets\n\n" + table(["target", "wanted", "measured"], rows))
-    save("emotion", "Emotion models on FER2013", sections)
-    (Path(__file__).resolve().parent / "results" / "emotion.json").write_text(json.dumps(
+    save(args.save_as, "Emotion models on FER2013", sections)
+    (Path(__file__).resolve().parent / "results" / f"{args.save_as}.json").write_text(json.dumps(
         {"classes": list(EMOTIONS), "PrivateTest": [{k: v for k, v in r.items() if k != "metadata"}
                                                     for r in private]}, indent=1))
     return 0
