@@ -288,6 +288,21 @@ def test_pipeline_that_cannot_start_fails_closed(astronaut: np.ndarray) -> None:
             assert "not running" in ws.receive_json()["error"]
 
 
+def test_pipeline_that_fails_its_warm_up_is_not_served(astronaut: np.ndarray, monkeypatch) -> None:
+    """Models that load but fail on their first input (the warm-up) leave the service refusing, with the reason."""
+    from emoji_privacy.pipeline import Anonymizer
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("the landmark model failed on its first frame")
+
+    monkeypatch.setattr(Anonymizer, "warm_up", fail)
+    with TestClient(create_app(WebSettings(ros="off"), PipelineConfig())) as c:
+        assert "failed on its first frame" in c.get("/api/info").json()["pipeline_error"]
+        r = c.post("/api/anonymize", content=encode(astronaut, ".png"))
+        assert r.status_code == 503 and "failed on its first frame" in r.json()["detail"]
+        assert "image_data_url" not in r.json()
+
+
 def test_pipeline_error_returns_no_image(astronaut: np.ndarray) -> None:
     """A frame the real pipeline raises on ends in a 500 and no image, not in the original."""
     service = AnonymizerService(PipelineConfig())

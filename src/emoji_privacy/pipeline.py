@@ -154,12 +154,12 @@ class Anonymizer:
 
     def warm_up(self, width: int = 640, height: int = 480) -> int:
         """Run every stage on two frames of the demo scene (three faces) at the stream's frame size, then forget
-        them as if they never came (tracks, ids, stage times); returns the faces the second frame held.
+        them as if they never came (tracks, ids, stage times); returns how many faces its second frame found.
 
         The first calls of each model (memory arenas, kernels for a new input shape) and the tracker's first
-        assignment of several faces cost a few hundred milliseconds: start-up should pay them, not the first
-        frames of a camera or a clip. A model that fails on its first real input fails here, before any frame
-        is taken."""
+        assignment of several faces cost a few hundred milliseconds: a service's start-up should pay them, not
+        its first camera frames or its first visitor. A model that fails on its first real input fails here,
+        before any frame is taken."""
         from .sources import DemoScene
 
         scene = DemoScene(width, height)

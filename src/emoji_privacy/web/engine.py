@@ -44,8 +44,9 @@ class AnonymizerService:
     def load(self) -> None:
         """Load the models; a failure is kept (and reported on every request) instead of raised."""
         try:
-            self.base = Anonymizer(self.config)
-            self.base.warm_up()  # the first visitor's image does not pay the models' first-call costs
+            base = Anonymizer(self.config)
+            base.warm_up()  # the first visitor's image does not pay the models' first-call costs
+            self.base = base  # only a pipeline that ran is served
         except Exception as e:  # noqa: BLE001 - any failure: serve the page and refuse images, saying why
             self.startup_error = f"{type(e).__name__}: {e}"
             log.error("the anonymizer could not start: %s", self.startup_error)
