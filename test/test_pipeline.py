@@ -112,11 +112,8 @@ def test_warm_up_runs_every_stage_and_leaves_no_trace(pipeline) -> None:
     def run(a: Anonymizer) -> list:
         return [a.process(f, i / 30) for i, f in enumerate(frames)]
 
-    fresh = Anonymizer(pipeline.config, detector=pipeline.detector, landmarker=pipeline.landmarker,
-                       classifier=pipeline.classifier, renderer=pipeline.renderer)
-    expected = run(fresh)
-    warmed = Anonymizer(pipeline.config, detector=pipeline.detector, landmarker=pipeline.landmarker,
-                        classifier=pipeline.classifier, renderer=pipeline.renderer)
+    expected = run(pipeline.sharing_models())
+    warmed = pipeline.sharing_models()
     assert warmed.warm_up() == 3
     assert warmed.tracker.tracks == [] and warmed.held == [] and warmed.times == StageTimes()
     got = run(warmed)

@@ -146,6 +146,12 @@ class Anonymizer:
         self._seeds: list[np.ndarray] = []
         self._seed_lock = threading.Lock()
 
+    def sharing_models(self) -> Anonymizer:
+        """Another Anonymizer over these loaded models and this config, with its own tracking (one per stream:
+        a webcam connection, a clip, a bag topic), so a second stream costs no model load."""
+        return Anonymizer(self.config, detector=self.detector, landmarker=self.landmarker,
+                          classifier=self.classifier, renderer=self.renderer)
+
     def _new_tracker(self) -> FaceTracker:
         t = self.config.tracking
         # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.

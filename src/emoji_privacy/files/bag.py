@@ -208,9 +208,7 @@ class _BagAnonymizer:
 
         first = None
         for topic in self.images:
-            a = Anonymizer(self.config) if first is None else Anonymizer(
-                self.config, detector=first.detector, landmarker=first.landmarker, classifier=first.classifier,
-                renderer=first.renderer)
+            a = Anonymizer(self.config) if first is None else first.sharing_models()
             first = first or a
             self.streams[topic] = _Stream(topic, self.infos[topic].msg_type, a)
             self.summary.frames[topic] = 0

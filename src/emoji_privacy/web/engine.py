@@ -59,9 +59,7 @@ class AnonymizerService:
 
     def session(self) -> Anonymizer:
         """An anonymizer with its own tracker over the shared models (one per webcam connection)."""
-        b = self._require()
-        return Anonymizer(self.config, detector=b.detector, landmarker=b.landmarker, classifier=b.classifier,
-                          renderer=b.renderer)
+        return self._require().sharing_models()
 
     @contextmanager
     def _queued(self) -> Iterator[None]:

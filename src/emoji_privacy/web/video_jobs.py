@@ -214,9 +214,7 @@ class ClipAnonymizers:
         if self._base is None:
             self._base = Anonymizer(self.config)
             return self._base
-        b = self._base
-        return Anonymizer(self.config, detector=b.detector, landmarker=b.landmarker, classifier=b.classifier,
-                          renderer=b.renderer)
+        return self._base.sharing_models()
 
 
 class VideoJobs:
