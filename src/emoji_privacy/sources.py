@@ -224,8 +224,12 @@ def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return frame
 
 
-def open_source(spec: str, width: int = 0, height: int = 0, loop: bool = False) -> FrameSource:
-    """Open ``spec``: 'demo', a device index or /dev/videoN, a video file, an image folder or a URL."""
+def open_source(spec: str, width: int = 0, height: int = 0, loop: bool = False,
+                cwd: str | Path | None = None) -> FrameSource:
+    """Open ``spec``: 'demo', a device index or /dev/videoN, a video file, an image folder or a URL.
+
+    A relative file or folder path is taken from ``cwd`` (default: this process's folder): a node started
+    by roslaunch runs in ROS_HOME, not in the folder where the user typed ``source:=clip.mp4``."""
     spec = str(spec).strip()
     if not spec:
         raise SourceError("empty source: give a device index (0), /dev/videoN, a video file, a folder or a URL")
@@ -237,7 +241,7 @@ def open_source(spec: str, width: int = 0, height: int = 0, loop: bool = False) 
         return CaptureSource(spec, f"camera {spec}", True, width, height)
     if spec.startswith(STREAM_PREFIXES):
         return CaptureSource(spec, f"stream {spec}", True, width, height)
-    path = Path(os.path.expanduser(spec))
+    path = Path(cwd or ".") / os.path.expanduser(spec)
     if path.is_dir():
         return FolderSource(path, width, height, loop)
     if path.is_file():
