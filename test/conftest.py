@@ -77,9 +77,10 @@ def roscore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class Launched:
     """A roslaunch/rosrun process; it and every node it started are stopped at teardown."""
 
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(self, args: list[str], log_path: Path, cwd: Path | None = None) -> None:
         self.log_path = log_path
-        self.proc = processes.start(args, log_path)
+        env = dict(os.environ, PWD=str(cwd)) if cwd else None  # as a shell in that folder sets it
+        self.proc = processes.start(args, log_path, env=env, cwd=cwd)
 
     def stop(self) -> None:
         processes.stop(self.proc)
@@ -92,8 +93,8 @@ class Launched:
 def launch(roscore: str, tmp_path: Path) -> Iterator:
     started: list[Launched] = []
 
-    def start(*args: str) -> Launched:
-        p = Launched(list(args), tmp_path / f"launch{len(started)}.log")
+    def start(*args: str, cwd: Path | None = None) -> Launched:
+        p = Launched(list(args), tmp_path / f"launch{len(started)}.log", cwd)
         started.append(p)
         return p
 
