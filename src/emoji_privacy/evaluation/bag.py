@@ -14,7 +14,6 @@ Two modes, chosen from the bag's topics (or --mode):
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -22,11 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from ..config import PipelineConfig
-from ..errors import BagError, ConfigError, EmojiPrivacyError, ImageFormatError
+from ..errors import BagError, ImageFormatError
 from .leaks import LeakMeter, independent_backend
 from .records import Evaluation, FaceObservation, FrameRecord, frame_interval
 from .report import SheetFrames, VideoOut, write_report
@@ -283,81 +281,8 @@ def evaluate(path: str | Path, out: Path | None, options: Options,
     return ev, report
 
 
-def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
-    """The pipeline config from a YAML file (default: the built-in defaults) and `section.key=value` overrides."""
-    data: dict = {}
-    if path:
-        PipelineConfig.from_yaml(path)  # validates the file with its own error messages
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise ConfigError(f"--set wants section.key=value (e.g. tracking.hold_frames=0), got '{item}'")
-        data.setdefault(section, {})[name] = yaml.safe_load(value)
-    return PipelineConfig.from_dict(data)
+if __name__ == "__main__":  # python -m emoji_privacy.evaluation.bag: the command line is in cli
+    from .cli import evaluate_bag_main
 
-
-def summary_lines(ev: Evaluation, report: Path | None) -> list[str]:
-    lines = [f"{ev.frames} frames ({ev.mode} mode), {ev.faces_per_frame():.2f} faces per frame, "
-             f"{len(ev.tracks())} tracks"]
-    s = ev.leak_summary()
-    if s is not None:
-        lines.append(f"leaked face-frames: {s.leaked} of {s.face_frames} ({s.leaked_hidden} with the face hidden); "
-                     f"longest leaked run {s.max_run} frames; track id switches {s.id_switches}")
-    if ev.mode == "offline":
-        lines.append(f"pipeline {ev.pipeline_fps():.1f} fps ({np.mean(ev.process_ms()):.1f} ms per frame); "
-                     f"evaluation {ev.evaluation_fps():.1f} fps")
-    else:
-        lat = ev.latency_ms()
-        dropped = f"{ev.dropped} of {ev.input_frames} dropped" if ev.input_frames else "drops unknown (no input)"
-        lines.append(f"output {ev.output_fps():.1f} fps, {dropped}, latency p50 "
-                     f"{np.percentile(lat, 50):.1f} ms p99 {np.percentile(lat, 99):.1f} ms")
-    if ev.undecodable:
-        lines.append(f"{ev.undecodable} undecodable frames (first: {ev.first_error})")
-    if report is not None:
-        lines.append(f"report: {report} (and report.html)")
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="evaluate_bag", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bag", help="ROS 1 bag file")
-    ap.add_argument("--out", help="report folder (default: <bag name>_report beside the bag)")
-    ap.add_argument("--topic", help="offline: the image topic to anonymize; listener mode: the recorded input "
-                                    "topic (default: the only candidate)")
-    ap.add_argument("--mode", choices=("auto", "offline", "listener"), default="auto",
-                    help="auto (default): listener mode when the bag holds anonymized/image, else offline")
-    ap.add_argument("--config", help="pipeline YAML (default: the built-in defaults = config/default.yaml)")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override one config value, e.g. --set tracking.hold_frames=0 (repeatable)")
-    ap.add_argument("--no-leak-check", action="store_true", help="skip the privacy leak metric (faster)")
-    ap.add_argument("--truth-threshold", type=float, default=0.5,
-                    help="score at which the independent detector counts a face in the original frame")
-    ap.add_argument("--probe-threshold", type=float, default=0.2,
-                    help="score at which it counts a face still visible in the anonymized frame")
-    ap.add_argument("--no-video", action="store_true", help="do not write anonymized.mp4")
-    ap.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames; 0 = all")
-    ap.add_argument("--fail-on-leak", action="store_true", help=f"exit with status {EXIT_LEAK} if any face leaked")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    out = Path(args.out) if args.out else Path(args.bag).with_name(Path(args.bag).stem + "_report")
-    try:
-        options = Options(args.topic, args.mode, load_config(args.config, args.set), not args.no_leak_check,
-                          args.truth_threshold, args.probe_threshold, not args.no_video, args.max_frames,
-                          not args.quiet)
-        ev, report = evaluate(args.bag, out, options)
-    except EmojiPrivacyError as e:
-        print(f"evaluate_bag: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    for line in summary_lines(ev, report):
-        print(f"evaluate_bag: {line}")
-    s = ev.leak_summary()
-    return EXIT_LEAK if args.fail_on_leak and s is not None and s.leaked else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(evaluate_bag_main())
 
