@@ -212,6 +212,14 @@ def test_the_other_documented_python_m_tools_answer_help(module: str, usage: str
     assert res.returncode == 0 and usage in res.stdout, res.stderr
 
 
+def test_ros_modules_do_not_import_evaluation() -> None:
+    """ros sits below evaluation (evaluation reads bags through ros, never the reverse)."""
+    code = ("import sys\nimport emoji_privacy.ros.messages, emoji_privacy.ros.bags, emoji_privacy.ros.processes\n"
+            "assert not [m for m in sys.modules if m.startswith('emoji_privacy.evaluation')], 'evaluation imported'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+
+
 def test_library_does_not_import_rospy() -> None:
     """Only bag_io (loaded by the tools' entry points) pulls rospy in, through rosbag."""
     modules = ["pipeline", "tracking", "evaluation.records", "evaluation.leaks", "evaluation.report",

@@ -186,7 +186,7 @@ class Evaluator:
                              anonymized)
 
     def _listener(self, ev: Evaluation) -> None:
-        from ..ros.messages import diagnostics_values, image_to_bgr, observations_from_message, stamp_seconds
+        from ..ros.messages import diagnostics_values, image_to_bgr, stamp_seconds
 
         ev.settings = {"listener configuration": "as it ran when recorded (not known to this tool)"}
         diag = [t.name for t in self.infos.values() if t.msg_type == self.bag_io.DIAGNOSTICS_TYPE]
@@ -254,6 +254,14 @@ class Evaluator:
         if ev.records and input_stamps:
             first = int(round(ev.records[0].stamp * 1e9))
             ev.dropped_at_start = sum(1 for s in input_stamps if s < first)
+
+
+def observations_from_message(msg: object) -> list[FaceObservation]:
+    """emoji_privacy/FaceEmotionArray (e.g. read back from a bag) -> one FaceObservation per face."""
+    from ..ros.messages import faces_from_message
+
+    return [FaceObservation(track_id=f.track_id, box=f.box, score=f.score, probabilities=f.probabilities,
+                            emotion_index=f.emotion_index, confidence=f.confidence) for f in faces_from_message(msg)]
 
 
 def settings_of(cfg: PipelineConfig) -> dict[str, str]:
