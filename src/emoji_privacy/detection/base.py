@@ -1,6 +1,6 @@
 """The interface every face detection backend implements: ``FaceDetector`` (it runs a backend's
 ``_detect_raw`` over the search of ``pyramid``), ``Detections``, and the helpers the backends share
-(non-maximum suppression, box IoU, clipping, the dynamic-size onnxruntime session).
+(``nms``, ``box_iou``, ``clip_boxes``, ``empty_raw``, ``dynamic_onnx_session``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Detections:
         return Detections(self.boxes[keep], self.scores[keep], self.keypoints[keep])
 
 
-def _empty_raw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def empty_raw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
 
 
@@ -169,7 +169,6 @@ class FaceDetector:
                 out.append(to_frame(boxes, scores, kps, scale, x, y))
         return out
 
-
     def _search_windows(self, image_bgr: np.ndarray, boxes: np.ndarray, scale: float,
                         threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The small-face level in a window of FOLLOW_WINDOW box sizes around each of ``boxes``."""
@@ -192,7 +191,7 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-def _dynamic_onnx_session(path: object, output_dims: dict[int, str], threads: int) -> object:
+def dynamic_onnx_session(path: object, output_dims: dict[int, str], threads: int) -> object:
     """An onnxruntime session of a fixed-size image model whose batch size, input height and width
     (and the output dimensions named in ``output_dims``) are made dynamic."""
     import onnx

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelFileError
 from ..model_files import find_model_file
-from .base import FaceDetector, _dynamic_onnx_session, _empty_raw, nms
+from .base import FaceDetector, dynamic_onnx_session, empty_raw, nms
 from .pyramid import RELIABLE_FACE_PX
 
 
@@ -28,7 +28,7 @@ class CenterFaceDetector(FaceDetector):
             raise ConfigError(f"centerface score_threshold must be in (0, 1), got {score_threshold}")
         self._set_search(max_side, min_face, low_light)
         try:
-            self._session = _dynamic_onnx_session(path, {2: "h", 3: "w"}, threads)
+            self._session = dynamic_onnx_session(path, {2: "h", 3: "w"}, threads)
         except Exception as e:  # noqa: BLE001 - onnx DecodeError, ORT errors
             raise ModelFileError(f"CenterFace model {path} could not be loaded; the file is corrupt: "
                                  "reinstall it with `make setup`") from e
@@ -48,7 +48,7 @@ class CenterFaceDetector(FaceDetector):
         heat = heat[0, 0]
         rows, cols = np.nonzero(heat > threshold)
         if len(rows) == 0:
-            return _empty_raw()
+            return empty_raw()
         s0 = np.exp(scale[0, 0, rows, cols]) * 4
         s1 = np.exp(scale[0, 1, rows, cols]) * 4
         cy = (rows + offset[0, 0, rows, cols] + 0.5) * 4

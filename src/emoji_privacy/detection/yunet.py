@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelFileError
 from ..model_files import find_model_file
-from .base import FaceDetector, _dynamic_onnx_session, _empty_raw, nms
+from .base import FaceDetector, dynamic_onnx_session, empty_raw, nms
 from .pyramid import RELIABLE_FACE_PX
 
 
@@ -39,7 +39,7 @@ class YuNetDetector(FaceDetector):
                 self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.score_threshold,
                                                       self.nms_threshold, self.top_k)
             else:
-                self._session = _dynamic_onnx_session(path, {1: "N"}, threads)
+                self._session = dynamic_onnx_session(path, {1: "N"}, threads)
         except Exception as e:  # noqa: BLE001 - cv2.error, onnx DecodeError, ORT errors
             raise ModelFileError(f"YuNet model {path} could not be loaded ({str(e).strip().splitlines()[-1][:120]}); "
                                  "the file is corrupt: delete it and run `make setup`") from e
@@ -57,7 +57,7 @@ class YuNetDetector(FaceDetector):
             self._size = size
         _, faces = self._net.detect(img)
         if faces is None or len(faces) == 0:
-            return _empty_raw()
+            return empty_raw()
         faces = faces.astype(np.float32)
         boxes = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], 1)
         return boxes, faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2)
@@ -86,7 +86,7 @@ class YuNetDetector(FaceDetector):
             all_kps.append(np.stack([(kp[..., 0] + c[:, None]) * st, (kp[..., 1] + r[:, None]) * st], -1))
             all_scores.append(score[idx])
         if not all_boxes:
-            return _empty_raw()
+            return empty_raw()
         boxes = np.concatenate(all_boxes).astype(np.float32)
         scores = np.concatenate(all_scores).astype(np.float32)
         kps = np.concatenate(all_kps).astype(np.float32)
