@@ -18,6 +18,7 @@ from std_msgs.msg import String  # noqa: E402
 from emoji_privacy import image_io  # noqa: E402
 from emoji_privacy.evaluation import bag as evaluate_bag
 from emoji_privacy.evaluation import video_to_bag
+from emoji_privacy.evaluation.cli import evaluate_bag_main
 from emoji_privacy.ros import bags as bag_io
 from emoji_privacy.ros.messages import bgr_to_message, image_to_bgr, make_header  # noqa: E402
 
@@ -146,7 +147,7 @@ def write_bag(path: Path, messages: list[tuple[str, object]]) -> Path:
 
 
 def run_tool(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
-    code = evaluate_bag.main([*args, "--quiet"])
+    code = evaluate_bag_main([*args, "--quiet"])
     return code, capsys.readouterr().err
 
 
@@ -201,6 +202,22 @@ def test_tools_run_with_rosrun_and_python_m(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluation.bag", str(cut)], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 1 and res.stderr.startswith("evaluate_bag: error: bag ")
+
+
+@pytest.mark.parametrize(("module", "usage"), [("video_to_bag", "source bag"), ("emotion", "models")])
+def test_the_other_documented_python_m_tools_answer_help(module: str, usage: str) -> None:
+    """docs/evaluation.md and docs/training.md give `python -m emoji_privacy.evaluation.<module>` too."""
+    res = subprocess.run([sys.executable, "-m", f"emoji_privacy.evaluation.{module}", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and usage in res.stdout, res.stderr
+
+
+def test_ros_modules_do_not_import_evaluation() -> None:
+    """ros sits below evaluation (evaluation reads bags through ros, never the reverse)."""
+    code = ("import sys\nimport emoji_privacy.ros.messages, emoji_privacy.ros.bags, emoji_privacy.ros.processes\n"
+            "assert not [m for m in sys.modules if m.startswith('emoji_privacy.evaluation')], 'evaluation imported'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr
 
 
 def test_library_does_not_import_rospy() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO, shared_path
 
+from emoji_privacy.evaluation.cli import evaluate_landmarks_main as main
 from emoji_privacy.evaluation.landmarks import (
     annotated_images,
     box_nme,
@@ -22,7 +23,6 @@ from emoji_privacy.evaluation.landmarks import (
     fallback_box,
     inter_ocular_nme,
     landmarks_box,
-    main,
     match_detection,
 )
 

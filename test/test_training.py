@@ -18,7 +18,7 @@ from conftest import shared_path
 from emoji_privacy import EMOTIONS
 from emoji_privacy.emotion.classifiers import load_emotion_classifier
 from emoji_privacy.errors import ConfigError, ModelFileError
-from emoji_privacy.evaluation.emotion import main as evaluate_main
+from emoji_privacy.evaluation.cli import evaluate_emotion_main as evaluate_main
 from emoji_privacy.training.cli import main as train_main
 from emoji_privacy.training.core import TrainConfig, classification_report, evaluate_model, train
 from emoji_privacy.training.data import SPLITS, DataError, load_fer2013, load_labelled_folder

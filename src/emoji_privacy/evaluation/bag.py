@@ -14,19 +14,17 @@ Two modes, chosen from the bag's topics (or --mode):
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from ..config import PipelineConfig
-from ..errors import BagError, ConfigError, EmojiPrivacyError, ImageFormatError
+from ..errors import BagError, ImageFormatError
 from .leaks import LeakMeter, independent_backend
 from .records import Evaluation, FaceObservation, FrameRecord, frame_interval
 from .report import SheetFrames, VideoOut, write_report
@@ -188,74 +186,115 @@ class Evaluator:
                              anonymized)
 
     def _listener(self, ev: Evaluation) -> None:
-        from ..ros.messages import diagnostics_values, image_to_bgr, observations_from_message, stamp_seconds
+        """Listener mode: read the bag in order, file each message (``_file``), evaluate every output as soon
+        as its parts and its input are read (``_emit_ready``), the rest at the end; then count the inputs."""
+        from ..ros.messages import diagnostics_values
 
         ev.settings = {"listener configuration": "as it ran when recorded (not known to this tool)"}
         diag = [t.name for t in self.infos.values() if t.msg_type == self.bag_io.DIAGNOSTICS_TYPE]
         names = [n for n in (self.topic, self.out_faces, self.input_topic, *diag) if n]
-        pending: dict[int, tuple[float, object]] = {}  # input stamp (ns) -> (receipt, message)
-        outputs: dict[int, dict[str, object]] = {}  # output stamp (ns) -> {"image": (receipt, msg), "faces": msg}
-        input_stamps: list[int] = []
-        newest_input = -1  # newest input stamp read so far (ns)
-        last_stamp = None
-
-        def emit(ns: int) -> None:
-            nonlocal last_stamp
-            out = outputs.pop(ns)
-            received, msg = out["image"]
-            for k in [k for k in pending if k < ns]:  # inputs the listener skipped
-                del pending[k]
-            original_in = pending.pop(ns, None)
-            stamp = stamp_seconds(msg)
-            try:
-                anonymized = image_to_bgr(msg)
-                original = image_to_bgr(original_in[1]) if original_in else None
-            except ImageFormatError as e:
-                self._undecodable(ev, e)
-                return
-            faces = observations_from_message(out["faces"]) if "faces" in out else []
-            latency = (received - (original_in[0] if original_in else stamp)) * 1e3
-            if latency < 0:  # the recorder got the output first: the difference is its own receive jitter
-                ev.output_first += 1
-                latency = 0.0
-            dt = stamp - last_stamp if last_stamp is not None and stamp > last_stamp else 1.0
-            last_stamp = stamp
-            ev.output_times.append(received)
-            leaks = self._leaks(original, anonymized, faces, dt, len(ev.records), None)
-            self._frame_done(ev, FrameRecord(len(ev.records), stamp, faces, latency_ms=latency, leaks=leaks),
-                             original, anonymized)
-
+        state = _ListenerState()
         for topic, msg, received in self.bag_io.read(self.bag, names):
             if topic in diag:
                 ev.diagnostics = diagnostics_values(msg) or ev.diagnostics
                 continue
-            ns = msg.header.stamp.to_nsec()
-            if topic == self.input_topic:
-                input_stamps.append(ns)
-                ev.input_times.append(received)
-                pending[ns] = (received, msg)
-                newest_input = max(newest_input, ns)
-            elif topic == self.topic:
-                outputs.setdefault(ns, {})["image"] = (received, msg)
-            else:
-                outputs.setdefault(ns, {})["faces"] = msg
-            for k in sorted(outputs):
-                if "image" not in outputs[k] or ("faces" not in outputs[k] and self.out_faces):
-                    continue
-                # a fast listener's output can reach the recorder before its input: wait for the input (or for
-                # a later input, which shows this one was not recorded) so the original is there to compare
-                if self.input_topic and k not in pending and newest_input < k:
-                    break
-                if self.opt.max_frames and len(ev.records) >= self.opt.max_frames:
-                    break
-                emit(k)
-        for k in sorted(outputs):  # outputs whose faces message was not recorded
-            if "image" in outputs[k] and not (self.opt.max_frames and len(ev.records) >= self.opt.max_frames):
-                emit(k)
-        ev.input_frames = len(input_stamps)
-        if ev.records and input_stamps:
+            self._file(ev, state, topic, msg, received)
+            self._emit_ready(ev, state)
+        self._emit_rest(ev, state)
+        ev.input_frames = len(state.input_stamps)
+        if ev.records and state.input_stamps:
             first = int(round(ev.records[0].stamp * 1e9))
-            ev.dropped_at_start = sum(1 for s in input_stamps if s < first)
+            ev.dropped_at_start = sum(1 for s in state.input_stamps if s < first)
+
+    def _file(self, ev: Evaluation, state: _ListenerState, topic: str, msg: object, received: float) -> None:
+        """File one recorded message by its stamp: an input frame, or the image or the faces of an output."""
+        ns = msg.header.stamp.to_nsec()
+        if topic == self.input_topic:
+            state.input_stamps.append(ns)
+            ev.input_times.append(received)
+            state.pending[ns] = (received, msg)
+            state.newest_input = max(state.newest_input, ns)
+        elif topic == self.topic:
+            state.outputs.setdefault(ns, {})["image"] = (received, msg)
+        else:
+            state.outputs.setdefault(ns, {})["faces"] = msg
+
+    def _enough_frames(self, ev: Evaluation) -> bool:
+        return bool(self.opt.max_frames and len(ev.records) >= self.opt.max_frames)
+
+    def _emit_ready(self, ev: Evaluation, state: _ListenerState) -> None:
+        """Evaluate, oldest first, the outputs whose image and faces are read, up to the first whose input may
+        still come."""
+        for k in sorted(state.outputs):
+            if "image" not in state.outputs[k] or ("faces" not in state.outputs[k] and self.out_faces):
+                continue
+            # a fast listener's output can reach the recorder before its input: wait for the input (or for
+            # a later input, which shows this one was not recorded) so the original is there to compare
+            if self.input_topic and k not in state.pending and state.newest_input < k:
+                break
+            if self._enough_frames(ev):
+                break
+            self._emit(ev, state, k)
+
+    def _emit_rest(self, ev: Evaluation, state: _ListenerState) -> None:
+        """At the end of the bag: the outputs whose faces message was not recorded."""
+        for k in sorted(state.outputs):
+            if "image" in state.outputs[k] and not self._enough_frames(ev):
+                self._emit(ev, state, k)
+
+    def _emit(self, ev: Evaluation, state: _ListenerState, ns: int) -> None:
+        """Evaluate the output stamped ``ns`` against its input (the recorded original, when there is one):
+        latency, leaks, the frame's record."""
+        from ..ros.messages import image_to_bgr, stamp_seconds
+
+        out, original_in = state.take(ns)
+        received, msg = out["image"]
+        stamp = stamp_seconds(msg)
+        try:
+            anonymized = image_to_bgr(msg)
+            original = image_to_bgr(original_in[1]) if original_in else None
+        except ImageFormatError as e:
+            self._undecodable(ev, e)
+            return
+        faces = observations_from_message(out["faces"]) if "faces" in out else []
+        latency = (received - (original_in[0] if original_in else stamp)) * 1e3
+        if latency < 0:  # the recorder got the output first: the difference is its own receive jitter
+            ev.output_first += 1
+            latency = 0.0
+        dt = stamp - state.last_stamp if state.last_stamp is not None and stamp > state.last_stamp else 1.0
+        state.last_stamp = stamp
+        ev.output_times.append(received)
+        leaks = self._leaks(original, anonymized, faces, dt, len(ev.records), None)
+        self._frame_done(ev, FrameRecord(len(ev.records), stamp, faces, latency_ms=latency, leaks=leaks),
+                         original, anonymized)
+
+
+@dataclass
+class _ListenerState:
+    """Listener mode: the recorded inputs and outputs read so far and not yet evaluated, by stamp."""
+
+    pending: dict[int, tuple[float, object]] = field(default_factory=dict)  # input stamp (ns) -> (receipt, msg)
+    # output stamp (ns) -> {"image": (receipt, msg), "faces": msg}
+    outputs: dict[int, dict[str, object]] = field(default_factory=dict)
+    input_stamps: list[int] = field(default_factory=list)
+    newest_input: int = -1  # newest input stamp read so far (ns)
+    last_stamp: float | None = None  # stamp of the last output evaluated (s)
+
+    def take(self, ns: int) -> tuple[dict[str, object], tuple[float, object] | None]:
+        """The output stamped ``ns`` and its input (None if not recorded); inputs older than it are dropped: the
+        listener skipped them."""
+        out = self.outputs.pop(ns)
+        for k in [k for k in self.pending if k < ns]:
+            del self.pending[k]
+        return out, self.pending.pop(ns, None)
+
+
+def observations_from_message(msg: object) -> list[FaceObservation]:
+    """emoji_privacy/FaceEmotionArray (e.g. read back from a bag) -> one FaceObservation per face."""
+    from ..ros.messages import faces_from_message
+
+    return [FaceObservation(track_id=f.track_id, box=f.box, score=f.score, probabilities=f.probabilities,
+                            emotion_index=f.emotion_index, confidence=f.confidence) for f in faces_from_message(msg)]
 
 
 def settings_of(cfg: PipelineConfig) -> dict[str, str]:
@@ -283,81 +322,8 @@ def evaluate(path: str | Path, out: Path | None, options: Options,
     return ev, report
 
 
-def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
-    """The pipeline config from a YAML file (default: the built-in defaults) and `section.key=value` overrides."""
-    data: dict = {}
-    if path:
-        PipelineConfig.from_yaml(path)  # validates the file with its own error messages
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise ConfigError(f"--set wants section.key=value (e.g. tracking.hold_frames=0), got '{item}'")
-        data.setdefault(section, {})[name] = yaml.safe_load(value)
-    return PipelineConfig.from_dict(data)
+if __name__ == "__main__":  # python -m emoji_privacy.evaluation.bag: the command line is in cli
+    from .cli import evaluate_bag_main
 
-
-def summary_lines(ev: Evaluation, report: Path | None) -> list[str]:
-    lines = [f"{ev.frames} frames ({ev.mode} mode), {ev.faces_per_frame():.2f} faces per frame, "
-             f"{len(ev.tracks())} tracks"]
-    s = ev.leak_summary()
-    if s is not None:
-        lines.append(f"leaked face-frames: {s.leaked} of {s.face_frames} ({s.leaked_hidden} with the face hidden); "
-                     f"longest leaked run {s.max_run} frames; track id switches {s.id_switches}")
-    if ev.mode == "offline":
-        lines.append(f"pipeline {ev.pipeline_fps():.1f} fps ({np.mean(ev.process_ms()):.1f} ms per frame); "
-                     f"evaluation {ev.evaluation_fps():.1f} fps")
-    else:
-        lat = ev.latency_ms()
-        dropped = f"{ev.dropped} of {ev.input_frames} dropped" if ev.input_frames else "drops unknown (no input)"
-        lines.append(f"output {ev.output_fps():.1f} fps, {dropped}, latency p50 "
-                     f"{np.percentile(lat, 50):.1f} ms p99 {np.percentile(lat, 99):.1f} ms")
-    if ev.undecodable:
-        lines.append(f"{ev.undecodable} undecodable frames (first: {ev.first_error})")
-    if report is not None:
-        lines.append(f"report: {report} (and report.html)")
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="evaluate_bag", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bag", help="ROS 1 bag file")
-    ap.add_argument("--out", help="report folder (default: <bag name>_report beside the bag)")
-    ap.add_argument("--topic", help="offline: the image topic to anonymize; listener mode: the recorded input "
-                                    "topic (default: the only candidate)")
-    ap.add_argument("--mode", choices=("auto", "offline", "listener"), default="auto",
-                    help="auto (default): listener mode when the bag holds anonymized/image, else offline")
-    ap.add_argument("--config", help="pipeline YAML (default: the built-in defaults = config/default.yaml)")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override one config value, e.g. --set tracking.hold_frames=0 (repeatable)")
-    ap.add_argument("--no-leak-check", action="store_true", help="skip the privacy leak metric (faster)")
-    ap.add_argument("--truth-threshold", type=float, default=0.5,
-                    help="score at which the independent detector counts a face in the original frame")
-    ap.add_argument("--probe-threshold", type=float, default=0.2,
-                    help="score at which it counts a face still visible in the anonymized frame")
-    ap.add_argument("--no-video", action="store_true", help="do not write anonymized.mp4")
-    ap.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames; 0 = all")
-    ap.add_argument("--fail-on-leak", action="store_true", help=f"exit with status {EXIT_LEAK} if any face leaked")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    out = Path(args.out) if args.out else Path(args.bag).with_name(Path(args.bag).stem + "_report")
-    try:
-        options = Options(args.topic, args.mode, load_config(args.config, args.set), not args.no_leak_check,
-                          args.truth_threshold, args.probe_threshold, not args.no_video, args.max_frames,
-                          not args.quiet)
-        ev, report = evaluate(args.bag, out, options)
-    except EmojiPrivacyError as e:
-        print(f"evaluate_bag: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    for line in summary_lines(ev, report):
-        print(f"evaluate_bag: {line}")
-    s = ev.leak_summary()
-    return EXIT_LEAK if args.fail_on_leak and s is not None and s.leaked else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(evaluate_bag_main())
 

@@ -11,7 +11,6 @@ A model is a backend name (``mini_xception``) or a path to a project ``.pt``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -24,12 +23,11 @@ import torch
 from .. import EMOTIONS
 from ..emotion.calibration import expected_calibration_error
 from ..emotion.classifiers import EMOTION_BACKENDS, EmotionClassifier, load_emotion_classifier
-from ..errors import EmojiPrivacyError
 from ..markdown import markdown_table
 from ..training.core import classification_report, resize_faces
-from ..training.data import SPLITS, load_fer2013
+from ..training.data import load_fer2013
 
-__all__ = ["load_model_spec", "evaluate_classifier", "time_per_face", "comparison_table", "main"]
+__all__ = ["load_model_spec", "evaluate_classifier", "time_per_face", "comparison_table"]
 
 
 def load_model_spec(spec: str) -> EmotionClassifier:
@@ -101,31 +99,7 @@ def compare(specs: list[str], split: str = "PrivateTest", data: str | None = Non
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="evaluate_emotion", description="Compare emotion models on one FER2013 "
-                                 "split: accuracy, macro-F1, per-class recall, calibration error (ECE), parameters, "
-                                 "ms per face (batch 1, one CPU thread). Higher accuracy/F1/recall is better; lower "
-                                 "ECE and ms are better.")
-    ap.add_argument("models", nargs="+", help="backend names (mini_xception) or .pt files")
-    ap.add_argument("--split", default="PublicTest", choices=SPLITS,
-                    help="PublicTest for choosing; PrivateTest only to report finished models")
-    ap.add_argument("--data", help="FER2013 folder, .tar.gz or fer2013.csv (default: the shared copy)")
-    ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        rows = compare(args.models, args.split, args.data, progress=not args.quiet)
-    except EmojiPrivacyError as e:
-        print(f"evaluate_emotion: error: {e}", file=sys.stderr)
-        return 2
-    text = f"FER2013 {args.split} (n={rows[0]['report']['n']}); higher is better except ms/face\n\n" \
-        + comparison_table(rows)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    return 0
+if __name__ == "__main__":  # python -m emoji_privacy.evaluation.emotion: the command line is in cli
+    from .cli import evaluate_emotion_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(evaluate_emotion_main())

@@ -12,7 +12,6 @@ missed and the box used for them instead. Lower NME is better.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -308,30 +307,7 @@ def report(results: list[Result]) -> str:
     return markdown_table(HEADERS, rows) + "\n\n" + LEGEND
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..landmarks.align import LANDMARK_BACKENDS
+if __name__ == "__main__":  # python -m emoji_privacy.evaluation.landmarks: the command line is in cli
+    from .cli import evaluate_landmarks_main
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, nargs="+", required=True,
-                    help="300-W style folders (<stem>.jpg + <stem>.pts), e.g. ../shared/data/landmarks/helen_test")
-    ap.add_argument("--backend", nargs="+", default=["facemesh"], choices=sorted(LANDMARK_BACKENDS),
-                    help="landmark backends to evaluate (default: facemesh)")
-    ap.add_argument("--detector", default="yunet", help="face detector backend that supplies the boxes (default yunet)")
-    ap.add_argument("--ced", type=Path, default=None, help="write the CED plot (PNG) here")
-    ap.add_argument("--limit", type=int, default=0, help="first N faces of each folder only (0 = all)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = ap.parse_args(argv)
-    try:
-        results = run(args.data, args.backend, args.detector, args.ced, args.limit, not args.quiet)
-    except (EmojiPrivacyError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report(results))
-    if args.ced is not None:
-        print(f"\nCED plot: {args.ced}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(evaluate_landmarks_main())

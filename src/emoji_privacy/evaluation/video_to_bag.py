@@ -11,7 +11,6 @@ harder variants of the same footage for the privacy benchmarks.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import time
@@ -135,37 +134,7 @@ def convert(source: str, out: str | Path, topic: str = "/camera/image_raw", enco
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="video_to_bag", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("source", help="video file, image folder, or 'demo' (the built-in scene)")
-    ap.add_argument("bag", help="bag file to write")
-    ap.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
-    ap.add_argument("--encoding", default="bgr8",
-                    help=f"{', '.join(ENCODINGS)} (sensor_msgs/Image) or jpeg, png (CompressedImage); "
-                         "default %(default)s")
-    ap.add_argument("--fps", type=float, default=0.0, help="stamp rate; 0 = the video's own (folders: 10)")
-    ap.add_argument("--width", type=int, default=0, help="resize frames to this width (with --height); 0 = keep")
-    ap.add_argument("--height", type=int, default=0)
-    ap.add_argument("--start", type=float, default=None, help="stamp of the first frame, seconds (default: now)")
-    ap.add_argument("--frame-id", default="camera")
-    ap.add_argument("--max-frames", type=int, default=0, help="stop after this many source frames; 0 = all")
-    ap.add_argument("--perturb", action="append", default=[], choices=PERTURBATION_NAMES,
-                    help="blur: motion blur; dark: brightness drops; downscale: 320x240; lowlight: a dim hall (dark, "
-                         "low contrast, uneven light, sensor noise); drop: remove 30%% of the frames (stamps keep "
-                         "the gaps). Repeat to combine.")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the 'drop' perturbation")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    try:
-        n = convert(args.source, args.bag, args.topic, args.encoding, args.fps, args.width, args.height, args.start,
-                    args.frame_id, args.max_frames, tuple(args.perturb), args.seed, not args.quiet)
-    except EmojiPrivacyError as e:
-        print(f"video_to_bag: error: {e}", file=sys.stderr)
-        return 1
-    print(f"video_to_bag: wrote {n} frames on {args.topic} ({args.encoding}) to {args.bag}")
-    return 0
+if __name__ == "__main__":  # python -m emoji_privacy.evaluation.video_to_bag: the command line is in cli
+    from .cli import video_to_bag_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(video_to_bag_main())

@@ -18,7 +18,6 @@ from std_msgs.msg import Header
 
 from .. import EMOTIONS, image_io
 from ..errors import ConfigError, ImageFormatError
-from ..evaluation.records import FaceObservation
 from ..pipeline import FaceResult
 
 COMPRESSED_FORMATS = ("jpeg", "png")
@@ -110,12 +109,6 @@ def faces_from_message(msg: object) -> list[FaceResult]:
             yaw_deg=float(f.yaw_deg), pitch_deg=float(f.pitch_deg),
         ))
     return out
-
-
-def observations_from_message(msg: object) -> list[FaceObservation]:
-    """emoji_privacy/FaceEmotionArray (e.g. read back from a bag) -> one FaceObservation per face."""
-    return [FaceObservation(track_id=f.track_id, box=f.box, score=f.score, probabilities=f.probabilities,
-                            emotion_index=f.emotion_index, confidence=f.confidence) for f in faces_from_message(msg)]
 
 
 def diagnostics_values(msg: object, name_part: str = "emoji anonymizer") -> dict[str, str] | None:

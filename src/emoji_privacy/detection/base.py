@@ -1,0 +1,235 @@
+"""The interface every face detection backend implements: ``FaceDetector`` (it runs a backend's
+``_detect_raw`` over the search of ``pyramid``), ``Detections``, and the helpers the backends share
+(``nms``, ``box_iou``, ``clip_boxes``, ``empty_raw``, ``dynamic_onnx_session``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+from .pyramid import (
+    DARK_SCORE_FACTOR,
+    DARK_SHARE,
+    FINE_LEVEL_MAX_PX,
+    FOLLOW_WINDOW,
+    LOW_LIGHT_MODES,
+    RELIABLE_FACE_PX,
+    SHARED_TILE,
+    TILE,
+    brighten,
+    dark_share,
+    enlarged_window,
+    pyramid_scales,
+    tile_spans,
+    to_frame,
+)
+
+
+@dataclass
+class Detections:
+    """Faces found in one image: boxes (N,4) x0,y0,x1,y1, scores (N,), keypoints (N,5,2)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+
+    @staticmethod
+    def empty() -> Detections:
+        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def select(self, keep: np.ndarray) -> Detections:
+        return Detections(self.boxes[keep], self.scores[keep], self.keypoints[keep])
+
+
+def empty_raw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+
+
+class FaceDetector:
+    """Finds faces in a BGR image, at every size from ``min_face`` px wide up, in dim frames too.
+
+    Backends implement ``_detect_raw`` for one image at its own size; ``detect`` runs it on a pyramid
+    (``pyramid_scales``) whose large levels are cut into overlapping tiles, and, when the frame is dark
+    (``low_light``: auto), once more on a brightened copy; all boxes are merged by non-maximum suppression.
+    """
+
+    name = "base"
+    max_side: int = 640
+    min_face: int = RELIABLE_FACE_PX
+    low_light: str = "auto"
+    nms_threshold: float = 0.3
+
+    score_threshold: float = 0.5
+
+    def _detect_raw(self, image_bgr: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N,4), scores (N,), keypoints (N,5,2) with a score of at least ``threshold``, in the pixels of
+        ``image_bgr``, before NMS across calls."""
+        raise NotImplementedError
+
+    def _set_search(self, max_side: int, min_face: int, low_light: str) -> None:
+        if int(max_side) < 64:
+            raise ConfigError(f"{self.name} max_side must be >= 64, got {max_side}")
+        if int(min_face) < 0:
+            raise ConfigError(f"{self.name} min_face must be >= 0 (0: only the max_side level), got {min_face}")
+        if low_light not in LOW_LIGHT_MODES:
+            raise ConfigError(f"{self.name} low_light must be one of {', '.join(LOW_LIGHT_MODES)}, got '{low_light}'")
+        self.max_side, self.min_face, self.low_light = int(max_side), int(min_face), low_light
+        self.last_levels: list[float] = []
+        self.last_dark = False
+
+    def detect(self, image_bgr: np.ndarray, share: tuple[int, int] | None = None,
+               follow: np.ndarray | None = None, levels: str = "all") -> Detections:
+        """Faces of one frame, searched at every level of ``pyramid_scales``.
+
+        ``share`` (k, n): search only every n-th tile of the small-face level (those whose index is k mod n),
+        so a stream spreads that level over n frames; the other levels are searched whole in every frame.
+        None: the whole pyramid (a still image). ``follow``: boxes (N,4) of small faces already tracked; each
+        is searched at the small-face scale in a window around it, so a small face, once found, does not wait
+        for its tile's turn. ``levels``: "all"; "regular" (all but the small-face level, for a stream whose
+        small-face level is searched in the background); "small" (that level alone, the background's part).
+        """
+        h, w = image_bgr.shape[:2]
+        if h == 0 or w == 0:
+            return Detections.empty()
+        scales = pyramid_scales(image_bgr.shape, self.max_side, self.min_face)
+        dark = self.low_light == "always" or (self.low_light == "auto" and dark_share(image_bgr) >= DARK_SHARE)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # dim faces: every level once more on a brightened copy
+        passes = [(image_bgr, self.score_threshold)]
+        if dark:
+            passes.append((brighten(image_bgr), DARK_SCORE_FACTOR * self.score_threshold))
+        if levels not in ("all", "regular", "small"):
+            raise ValueError(f"levels must be all, regular or small, got {levels!r}")
+        for source, threshold in passes:
+            for i, scale in enumerate(scales):
+                if (scale > 1 and levels == "regular") or (scale <= 1 and levels == "small"):
+                    continue
+                parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1,
+                                                share if scale > 1 else None, threshold))
+            if follow is not None and len(follow) and scales[-1] > 1:
+                parts.extend(self._search_windows(source, follow, scales[-1], threshold))
+        self.last_levels, self.last_dark = scales, dark
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            return Detections.empty()
+        boxes = np.concatenate([p[0] for p in parts]).astype(np.float32)
+        scores = np.concatenate([p[1] for p in parts]).astype(np.float32)
+        kps = np.concatenate([p[2] for p in parts]).astype(np.float32)
+        if len(parts) > 1:
+            keep = nms(boxes, scores, self.nms_threshold)
+            boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
+        boxes = clip_boxes(boxes, w, h)
+        inside = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
+        return Detections(boxes[inside], scores[inside], kps[inside])
+
+    @staticmethod
+    def _level_image(image_bgr: np.ndarray, scale: float) -> np.ndarray:
+        return image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale,
+                                                         interpolation=cv2.INTER_AREA)
+
+    def _search_level(self, image_bgr: np.ndarray, scale: float, coarsest: bool, tiled: bool,
+                      share: tuple[int, int] | None,
+                      threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """One pyramid level, in tiles of at most TILE px when it is larger, mapped back to frame pixels.
+
+        Levels up to native size are resized whole and cut; an enlarged level is never built whole (a 4K frame
+        at 2x would take 400 MB): each of its tiles is warped from the frame on its own. A finer level keeps only
+        faces up to FINE_LEVEL_MAX_PX wide (in its pixels): larger ones are the coarser levels' job, and at high
+        resolution large textures (a shirt's print) pass for faces.
+        """
+        h, w = image_bgr.shape[:2]
+        iw, ih = max(1, round(w * scale)), max(1, round(h * scale))
+        if not tiled:
+            origins = [(0, 0, iw, ih)]
+        else:  # tiles share FINE_LEVEL_MAX_PX so that every face this level keeps lies whole in one of them
+            side = SHARED_TILE if share is not None else TILE
+            origins = [(x, y, tw, th) for y, th in tile_spans(ih, side, FINE_LEVEL_MAX_PX)
+                       for x, tw in tile_spans(iw, side, FINE_LEVEL_MAX_PX)]
+        if share is not None:
+            origins = [o for k, o in enumerate(origins) if k % share[1] == share[0] % share[1]]
+        level = self._level_image(image_bgr, scale) if scale <= 1.0 and origins else None
+        out = []
+        for x, y, tw, th in origins:
+            tile = level[y:y + th, x:x + tw] if level is not None else enlarged_window(image_bgr, scale, x, y, tw, th)
+            boxes, scores, kps = self._detect_raw(tile, threshold)
+            if not coarsest and len(boxes):
+                keep = (boxes[:, 2] - boxes[:, 0]) <= FINE_LEVEL_MAX_PX
+                # a face cut by an inner tile edge lies whole in the neighbouring tile: its cut box must not win
+                keep &= ((boxes[:, 0] > 1) | (x == 0)) & ((boxes[:, 1] > 1) | (y == 0))
+                keep &= ((boxes[:, 2] < tw - 1) | (x + tw >= iw)) & ((boxes[:, 3] < th - 1) | (y + th >= ih))
+                boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
+            if len(boxes):
+                out.append(to_frame(boxes, scores, kps, scale, x, y))
+        return out
+
+    def _search_windows(self, image_bgr: np.ndarray, boxes: np.ndarray, scale: float,
+                        threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The small-face level in a window of FOLLOW_WINDOW box sizes around each of ``boxes``."""
+        out = []
+        for b in np.asarray(boxes, np.float32).reshape(-1, 4):
+            side = FOLLOW_WINDOW * max(float(b[2] - b[0]), float(b[3] - b[1]), 1.0)
+            n = max(32, int(round(side * scale)))
+            x0, y0 = (b[0] + b[2]) / 2 * scale - n / 2, (b[1] + b[3]) / 2 * scale - n / 2
+            found, scores, kps = self._detect_raw(enlarged_window(image_bgr, scale, x0, y0, n, n), threshold)
+            if len(found):
+                out.append(to_frame(found, scores, kps, scale, x0, y0))
+        return out
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip boxes to the image so downstream crops never index outside it."""
+    out = boxes.copy()
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+    return out
+
+
+def dynamic_onnx_session(path: object, output_dims: dict[int, str], threads: int) -> object:
+    """An onnxruntime session of a fixed-size image model whose batch size, input height and width
+    (and the output dimensions named in ``output_dims``) are made dynamic."""
+    import onnx
+
+    from ..onnx_session import cpu_session
+
+    model = onnx.load(str(path))
+    shape = model.graph.input[0].type.tensor_type.shape
+    shape.dim[0].dim_param, shape.dim[2].dim_param, shape.dim[3].dim_param = "B", "H", "W"
+    for out in model.graph.output:
+        for i, name in {0: "B", **output_dims}.items():
+            out.type.tensor_type.shape.dim[i].dim_param = name
+    del model.graph.value_info[:]  # stale fixed shapes of intermediate tensors
+    return cpu_session(model.SerializeToString(), threads)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of boxes kept by greedy non-maximum suppression, best first."""
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        if order.size == 1:
+            break
+        rest = order[1:]
+        ious = box_iou(boxes[i:i + 1], boxes[rest])[0]
+        order = rest[ious < iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU between boxes a (N,4) and b (M,4)."""
+    ix0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
