@@ -23,6 +23,7 @@ import numpy as np
 
 from . import EMOTIONS
 from .errors import ConfigError
+from .fail_closed import mask_in_place
 
 log = logging.getLogger(__name__)
 
@@ -422,15 +423,5 @@ class EmojiRenderer:
         roi[...] = cv2.add(color, under)
 
     def mask(self, frame: np.ndarray) -> None:
-        """Fail-closed: overwrite the whole frame with a gray diagonal stripe pattern in place.
-
-        Used when faces cannot be located reliably; the stripes show that masking happened
-        (a plain fill could be mistaken for a dark scene).
-        """
-        frame[...] = 96
-        try:
-            h, w = frame.shape[:2]
-            stripes = ((np.arange(h)[:, None] + np.arange(w)[None, :]) // 24) % 2 == 1
-            frame[stripes] = 160
-        except Exception:  # noqa: BLE001 - pattern is cosmetic; the frame is already overwritten
-            log.exception("privacy stripe pattern failed; frame left plain gray")
+        """Fail-closed: overwrite the whole frame with the privacy mask in place (``fail_closed.mask_in_place``)."""
+        mask_in_place(frame)

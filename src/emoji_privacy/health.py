@@ -99,20 +99,3 @@ class StreamHealth:
                 return WARN, f"{failed} of {failed + delivered} frames of the last {self.failure_window:g} s " \
                              f"failed closed: {self.last_error}", values
             return OK, "anonymizing", values
-
-
-def fail_closed_plan(on_error: str, size: tuple[int, int] | None, max_pixels: int) -> tuple[bool, str]:
-    """What a failed frame becomes: (publish a masked frame of ``size``?, what was done, as it is logged).
-
-    ``size`` is the (height, width) to mask at: the raw frame's own, or for a compressed frame the last
-    decoded one (None before any decoded: unknown, so nothing can be published)."""
-    if on_error != "mask":
-        return False, "nothing published (~output/on_error is drop)"
-    if size is None:
-        return False, "nothing published: a compressed frame's size is unknown until one decodes"
-    h, w = size
-    if h * w <= 0:
-        return False, f"nothing published: the frame is empty ({w}x{h})"
-    if h * w > max_pixels:
-        return False, f"nothing published: {w}x{h} is more than ~output/max_pixels ({max_pixels})"
-    return True, f"masked {w}x{h} frame published"

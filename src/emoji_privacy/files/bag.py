@@ -36,6 +36,7 @@ import numpy as np
 from .. import image_io
 from ..config import PipelineConfig
 from ..errors import BagError, EmojiPrivacyError
+from ..fail_closed import masked_frame
 from . import atomic_output
 
 IMAGE_TYPE, COMPRESSED_TYPE = "sensor_msgs/Image", "sensor_msgs/CompressedImage"
@@ -214,7 +215,6 @@ class _BagAnonymizer:
             self.summary.frames[topic] = 0
             self.summary.faces_topics[topic] = faces_topic(topic)
         self.summary.topics = list(self.images)
-        self.mask_renderer = first.renderer
 
     # --- frames -----------------------------------------------------------------------------------------------
 
@@ -291,8 +291,7 @@ class _BagAnonymizer:
             msg.data = bytes(len(msg.data))  # an encoding this tool cannot draw in: every byte zeroed
             return
         h, w = self._size(stream, msg)
-        mask = np.empty((h, w, 3), np.uint8)
-        self.mask_renderer.mask(mask)
+        mask = masked_frame(h, w)
         if stream.msg_type == IMAGE_TYPE:
             data, h, w, step = image_io.encode_raw(mask, msg.encoding)
             msg.data, msg.height, msg.width, msg.step = data, h, w, step

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from ..errors import EmojiPrivacyError, SourceError
+from ..fail_closed import masked_frame
 from ..image_io import check_size
 from . import OutputError, atomic_output, face_record, held_record, json_line
 
@@ -334,8 +335,7 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
     def fail(item, error: Exception) -> None:  # fail closed, as the listener does: the frame is masked whole
         log.error("frame %d of %s failed (%s: %s); it is masked whole", state["frames"], src,
                   type(error).__name__, error)
-        out = item.payload[0].copy()
-        anonymizer.renderer.mask(out)
+        out = masked_frame(*item.payload[0].shape[:2])
         state["failed"] += 1
         encode_queue.put((item, out, [], []))
 
