@@ -62,7 +62,7 @@ def load_cached_export(key: str, threads: int) -> CachedExport | None:
 def store_export(key: str, pt_path: Path, onnx: bytes, info: dict[str, Any]) -> None:
     """Keep a checked export of ``pt_path`` under ``key``; a cache that cannot be written only costs the next
     start-up."""
-    from ..files import OutputError, atomic_output
+    from ..atomic import OutputError, atomic_output
 
     entry = _entry(key)
     record = {**info, "onnx_sha256": hashlib.sha256(onnx).hexdigest(), "source": str(pt_path)}
