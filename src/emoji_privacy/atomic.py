@@ -3,7 +3,8 @@ folder) beside its output and renames it at the end, so a crash, a kill or Ctrl-
 where a finished one is expected.
 
 ``atomic_output`` (one file) and ``atomic_folder`` (a folder of files) raise ``OutputError`` when the
-folder cannot take the output. Standard library only: every layer may use it.
+folder cannot take the output; ``atomic_write`` (any writer that takes a path: ``torch.save``, ``np.savez``)
+and ``atomic_write_bytes`` are the one-call forms. Standard library only: every layer may use it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import EmojiPrivacyError
 
-__all__ = ["OutputError", "atomic_output", "atomic_folder"]
+__all__ = ["OutputError", "atomic_output", "atomic_folder", "atomic_write", "atomic_write_bytes"]
 
 
 class OutputError(EmojiPrivacyError):
@@ -75,6 +76,19 @@ def atomic_folder(dst: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def atomic_write(dst: Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` on a temporary path beside ``dst`` (it keeps ``dst``'s suffix), then the rename to ``dst``;
+    nothing is left when ``write`` raises. Returns ``dst``."""
+    with atomic_output(dst) as tmp:
+        write(tmp)
+    return Path(dst)
+
+
+def atomic_write_bytes(dst: Path, data: bytes) -> Path:
+    """``data`` as the whole of ``dst``, or no file at all."""
+    return atomic_write(dst, lambda tmp: tmp.write_bytes(data))
 
 
 def _umask() -> int:

@@ -11,9 +11,9 @@ command line (``python -m emoji_privacy.training --help``) in :mod:`.cli`.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import EMOTIONS
+from ..atomic import atomic_write
 from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
 
@@ -313,12 +314,6 @@ def data_fingerprint(*arrays: np.ndarray | None) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill during the write leaves the previous epoch's checkpoint intact
-
-
 def _read_state(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -466,13 +461,15 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
                 best = (row["val_acc"], epoch, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()})
         history.append(row)
         if checkpoint is not None:
-            _save_atomic({"format": TRAINING_STATE_FORMAT, "config": asdict(cfg), "data": fingerprint, "epoch": epoch,
-                          "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
-                          "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                          "torch_rng": torch.get_rng_state(),
-                          "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                          "history": history, "seconds": row["seconds"],
-                          "best_acc": best[0], "best_epoch": best[1], "best_state": best[2]}, Path(checkpoint))
+            state = {"format": TRAINING_STATE_FORMAT, "config": asdict(cfg), "data": fingerprint, "epoch": epoch,
+                     "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
+                     "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                     "torch_rng": torch.get_rng_state(),
+                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                     "history": history, "seconds": row["seconds"],
+                     "best_acc": best[0], "best_epoch": best[1], "best_state": best[2]}
+            # atomic: a kill during the write leaves the previous epoch's checkpoint intact
+            atomic_write(Path(checkpoint), functools.partial(torch.save, state))
         msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
         (log or (lambda s: print(s, file=sys.stderr, flush=True)))(msg)
     final = ema if ema is not None else model  # still on the training device: evaluating it there is fast
