@@ -121,7 +121,7 @@ def load_checkpoint(model_path: str | os.PathLike | None) -> Checkpoint:
             raise ValueError("out of [0.01, 100]")
     except (TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"emotion model {path}: bad calibration temperature in its metadata ({e}); "
-                             "recalibrate it with `python -m emoji_privacy.training.calibrate`") from e
+                             "recalibrate it with `python -m emoji_privacy.training calibrate`") from e
     return Checkpoint(path, model, meta, int(size), mean, std, temperature)
 
 
