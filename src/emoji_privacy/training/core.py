@@ -16,6 +16,7 @@ import hashlib
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,8 @@ from ..atomic import atomic_write
 from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "sgd_optimizer", "probs_cross_entropy", "evaluate_model",
-           "classification_report", "resize_faces", "predict_probs"]
+__all__ = ["TrainConfig", "TrainResult", "train", "epoch_batches", "sgd_step", "sgd_optimizer", "probs_cross_entropy",
+           "evaluate_model", "classification_report", "resize_faces", "predict_probs"]
 
 NORMALIZATION = {"mean": 127.5, "std": 127.5}
 DEFAULT_SIZES = {"paper42": 42}
@@ -171,6 +172,26 @@ def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Te
         box = inside_y[:, :, None] & inside_x[:, None, :] & on[:, None, None]
         x = x.masked_fill(box[:, None], 0.0)
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def epoch_batches(xs: torch.Tensor, ys: torch.Tensor, batch_size: int, steps: int, gen: torch.Generator,
+                  augment_with: TrainConfig | None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """One epoch of ``(step, x, y)`` batches for SGD, shared by the trainer and the federated client: a fresh
+    permutation of the uint8 faces ``xs`` drawn from ``gen``, each batch normalized for the net and, with
+    ``augment_with``, augmented by its settings. Every random number comes from ``gen``, drawn as each batch is
+    asked for, so a caller's own draws between batches keep their place in the stream."""
+    perm = torch.randperm(len(xs), generator=gen).to(xs.device)
+    for step in range(steps):
+        idx = perm[step * batch_size:(step + 1) * batch_size]
+        x = _to_input(xs[idx])
+        yield step, (x if augment_with is None else augment(x, augment_with, gen)), ys[idx]
+
+
+def sgd_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimizer step on ``loss``'s gradients (gradients cleared first)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 def mix_pairs(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -410,16 +431,13 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
     t0 = time.perf_counter() - spent
     for epoch in range(start, cfg.epochs + 1):
         model.train()
-        perm = torch.randperm(len(xs), generator=gen).to(device)
         tot_loss = torch.zeros((), device=device)
         tot_ok = torch.zeros((), device=device)
         seen = 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-                   disable=not progress, mininterval=1.0)
-        for step in bar:
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = augment(_to_input(xs[idx]), cfg, gen)
-            y = ys[idx]
+        bar = tqdm(epoch_batches(xs, ys, cfg.batch_size, steps_per_epoch, gen, cfg), total=steps_per_epoch,
+                   desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, disable=not progress,
+                   mininterval=1.0)
+        for step, x, y in bar:
             order, lam = None, 1.0
             if cfg.mixup > 0:
                 x, order, lam = mix_pairs(x, cfg.mixup, gen)
@@ -434,9 +452,7 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
                 kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft / t, 1), log_target=True,
                               reduction="batchmean") * t * t
                 loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            sgd_step(opt, loss)
             sched.step()
             if ema is not None:
                 with torch.no_grad():
