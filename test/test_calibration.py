@@ -58,7 +58,7 @@ def test_shipped_model_is_calibrated_and_applies_its_temperature(tmp_path) -> No
     cal = ckpt.metadata.get("calibration")
     assert cal and cal["fitted_on"] == "PublicTest" and ckpt.temperature == cal["temperature"] != 1.0
     assert cal["method"] == f"temperature scaling ({CRITERIA[0]})", \
-        "recalibrate it: python -m emoji_privacy.training.calibrate models/fer_resnet.pt"
+        "recalibrate it: python -m emoji_privacy.training calibrate models/fer_resnet.pt"
     assert cal["ece"]["PrivateTest"]["calibrated"] < cal["ece"]["PrivateTest"]["raw"]  # fitted on PublicTest
     faces = np.random.default_rng(2).integers(0, 255, (4, ckpt.input_size, ckpt.input_size), dtype=np.uint8)
     clf = load_emotion_classifier("torch", engine="torch")

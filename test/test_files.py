@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from conftest import REPO, shared_path
 
+from emoji_privacy.atomic import atomic_write, atomic_write_bytes
 from emoji_privacy.config import PipelineConfig
 from emoji_privacy.emoji import EmojiRenderer
 from emoji_privacy.errors import SourceError
@@ -429,6 +430,23 @@ def test_ctrl_c_and_errors_mid_video_remove_the_partial_files(tmp_path: Path, an
     with pytest.raises(SourceError, match="cannot decode"):
         anonymize_video(tmp_path / "empty.mp4", tmp_path / "o.mp4", anonymizer)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4"]
+
+
+def test_atomic_writes_leave_the_old_file_or_the_whole_new_one(tmp_path: Path) -> None:
+    """emoji_privacy.atomic, which every writer of the project uses (checkpoints, caches, outputs)."""
+    dst = tmp_path / "model.pt"
+    assert atomic_write_bytes(dst, b"old") == dst and dst.read_bytes() == b"old"
+
+    def fail(tmp: Path) -> None:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".model.") and tmp.name.endswith(".partial.pt")
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(dst, fail)
+    assert dst.read_bytes() == b"old" and not leftovers(tmp_path)
+    with pytest.raises(OutputError, match="check that .*missing exists"):
+        atomic_write_bytes(tmp_path / "missing" / "x.bin", b"")
 
 
 @pytest.mark.slow

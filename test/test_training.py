@@ -134,7 +134,7 @@ def test_learns_real_faces_quickly(fer, arch):
     assert acc > 0.5, f"{arch}: {acc:.3f} on held-out {LEARN_CLASSES} (chance 0.333)"
 
 
-def test_run_folder_export_and_listener_load(small_folder, tmp_path, monkeypatch):
+def test_run_folder_export_and_listener_load(small_folder, tmp_path, monkeypatch, capsys):
     import emoji_privacy.training.calibrate as calibrate
     import emoji_privacy.training.outputs as outputs
 
@@ -180,6 +180,15 @@ def test_run_folder_export_and_listener_load(small_folder, tmp_path, monkeypatch
     torch.save(ckpt, tmp_path / "wrong.pt")
     with pytest.raises(ModelFileError, match="paper42 is defined for 42x42|input_size 48"):
         load_emotion_classifier("torch", str(tmp_path / "wrong.pt"))
+    # the calibrate subcommand recalibrates a trained model in place, its ONNX twin with it
+    onnx_before = (run / "tiny.onnx").stat().st_mtime_ns
+    assert train_main(["calibrate", str(run / "tiny.pt"), "--data", str(small_folder), "--quiet",
+                       "--figures", str(tmp_path)]) == 0
+    assert "tiny.pt: temperature" in capsys.readouterr().out and (tmp_path / "tiny_reliability.png").is_file()
+    assert torch.load(run / "tiny.pt", weights_only=True)["metadata"]["calibration"]["temperature"] == \
+        pytest.approx(cal["temperature"]) and (run / "tiny.onnx").stat().st_mtime_ns != onnx_before
+    assert train_main(["calibrate", str(run / "tiny.pt"), "--data", str(tmp_path / "none"), "--quiet"]) == 2
+    assert "calibrate: error:" in capsys.readouterr().err
 
 
 def test_bad_arguments_exit_2(small_folder, tmp_path, capsys):

@@ -8,11 +8,11 @@ the model's onnxruntime export in the cache never needs it); loading and saving 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import EMOTIONS
+from ..atomic import atomic_write
 from ..errors import ModelFileError
 from ..model_files import ModelFile, candidate_paths, find_model_file
 
@@ -121,7 +121,7 @@ def load_checkpoint(model_path: str | os.PathLike | None) -> Checkpoint:
             raise ValueError("out of [0.01, 100]")
     except (TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"emotion model {path}: bad calibration temperature in its metadata ({e}); "
-                             "recalibrate it with `python -m emoji_privacy.training.calibrate`") from e
+                             "recalibrate it with `python -m emoji_privacy.training calibrate`") from e
     return Checkpoint(path, model, meta, int(size), mean, std, temperature)
 
 
@@ -132,12 +132,4 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[st
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"state_dict": state, "metadata": metadata}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save({"state_dict": state, "metadata": metadata}, tmp))

@@ -24,6 +24,7 @@ from .checkpoint import FER_NORMALIZATION, PT_FORMAT_VERSION, load_checkpoint, r
 from .onnx_cache import export_key, load_cached_export, store_export
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "TorchEmotionClassifier",
     "export_pt",
     "load_emotion_classifier",
+    "onnx_bytes",
     "onnx_export",
 ]
 
@@ -72,22 +74,34 @@ ONNX_TOLERANCE = 1e-4
 """Largest probability difference allowed between the onnxruntime export and torch at load."""
 
 
-def onnx_export(model: nn.Module, input_size: int, name: str) -> bytes:
-    """``model`` as ONNX, checked: an export that changed the network's meaning (probabilities on a
-    fixed input further than ONNX_TOLERANCE from torch's) stops start-up instead of mislabelling faces."""
+def onnx_bytes(model: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
+               opset: int | None = None) -> bytes:
+    """``model`` as ONNX (torch's TorchScript exporter, traced on ``example``, batch axis dynamic): the project's
+    one export, behind the pipeline's checked ``onnx_export`` and the training run folder's ``.onnx``.
+    ``opset``: None for the exporter's default. Raises what the exporter raises."""
     import io
     import warnings
 
     import torch
 
-    probe = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 1, input_size, input_size)).astype(np.float32))
     buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (example,), buf, input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "n"}, output_name: {0: "n"}}, dynamo=False,
+                          **({} if opset is None else {"opset_version": opset}))
+    return buf.getvalue()
+
+
+def onnx_export(model: nn.Module, input_size: int, name: str) -> bytes:
+    """``model`` as ONNX, checked: an export that changed the network's meaning (probabilities on a
+    fixed input further than ONNX_TOLERANCE from torch's) stops start-up instead of mislabelling faces."""
+    import torch
+
+    probe = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 1, input_size, input_size)).astype(np.float32))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(model, probe[:1], buf, input_names=["crops"], output_names=["probabilities"],
-                              dynamic_axes={"crops": {0: "n"}, "probabilities": {0: "n"}}, dynamo=False)
-        got = cpu_session(buf.getvalue(), 1).run(None, {"crops": probe.numpy()})[0]
+        onnx = onnx_bytes(model, probe[:1], "crops", "probabilities")
+        got = cpu_session(onnx, 1).run(None, {"crops": probe.numpy()})[0]
     except Exception as e:  # noqa: BLE001 - exporter and onnxruntime raise many types; all mean the same
         raise ModelFileError(f"emotion model {name}: cannot run it with onnxruntime ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:160] if str(e) else ''}); set emotion/engine: torch") from e
@@ -96,7 +110,7 @@ def onnx_export(model: nn.Module, input_size: int, name: str) -> bytes:
     if got.shape != want.shape or float(np.abs(got - want).max()) > ONNX_TOLERANCE:
         raise ModelFileError(f"emotion model {name}: the onnxruntime export disagrees with torch "
                              f"(max difference {float(np.abs(got - want).max()):.2g}); set emotion/engine: torch")
-    return buf.getvalue()
+    return onnx
 
 
 class _TorchModelClassifier(EmotionClassifier):

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import OutputError, atomic_write_bytes
 from ..model_files import cache_dir, sha256_of
 from ..onnx_session import cpu_session
 
@@ -62,14 +63,11 @@ def load_cached_export(key: str, threads: int) -> CachedExport | None:
 def store_export(key: str, pt_path: Path, onnx: bytes, info: dict[str, Any]) -> None:
     """Keep a checked export of ``pt_path`` under ``key``; a cache that cannot be written only costs the next
     start-up."""
-    from ..files import OutputError, atomic_output
-
     entry = _entry(key)
     record = {**info, "onnx_sha256": hashlib.sha256(onnx).hexdigest(), "source": str(pt_path)}
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         for suffix, data in ((".onnx", onnx), (".json", json.dumps(record, default=str).encode())):
-            with atomic_output(entry.with_suffix(suffix)) as tmp:
-                tmp.write_bytes(data)
+            atomic_write_bytes(entry.with_suffix(suffix), data)
     except (OSError, OutputError):
         pass

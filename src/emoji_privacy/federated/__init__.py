@@ -1,10 +1,18 @@
-"""Federated training of the emotion CNN on Flower: robots share model updates, never faces.
+"""Federated training of the emotion CNN on Flower: robots share model updates, never faces (docs/federated.md).
 
-Split the way Flower's quickstarts are: ``task`` (model, client data, local training and
-evaluation: no Flower), ``client_app`` (a robot), ``server_app`` (the aggregator: strategy,
-SecAgg+, DP, per-round evaluation on PublicTest, export), ``partition`` (FER2013 ``Training``
-into client folders) and ``__main__`` (the command line: partition, simulate). The Flower app
-configuration for ``flwr run`` is ``config/flower/pyproject.toml``.
+Split the way Flower's quickstarts are:
+
+- ``task``: the run's ``FedConfig``, the model, a robot's data, local training (the centralized trainer's SGD
+  loop) and evaluation, DP clipping; no Flower;
+- ``client_app``: a robot (Flower ClientApp);
+- ``server_app``: the aggregator (strategy, SecAgg+, DP, PublicTest every round, checkpoint, export);
+- ``partition``: FER2013 ``Training`` split into client folders, IID or label-skewed;
+- ``deployment``: a real deployment on this machine (SuperLink and SuperNodes as processes, TLS, authentication);
+- ``credentials``: the CA, SuperLink certificate and robot key pairs a fleet needs;
+- ``cli``: the command line, ``python -m emoji_privacy.federated {partition,simulate,centralized,deploy-local,
+  credentials} --help`` (``rosrun emoji_privacy federated``).
+
+The Flower app configuration for ``flwr run`` is ``config/flower/pyproject.toml``.
 """
 
 from .task import FedConfig

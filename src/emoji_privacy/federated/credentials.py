@@ -58,17 +58,9 @@ def _subject_names(hosts: list[str]) -> list:
     return names
 
 
-def write_credentials(folder: Path, hosts: list[str] | None = None, nodes: list[str] | None = None,
-                      days: int = 365) -> Credentials:
-    """Write a CA and a SuperLink certificate valid for ``hosts`` (when given), and a key pair per name in
-    ``nodes``, into ``folder``. Never overwrites: an existing file is a ConfigError, so a CA that robots
-    already trust cannot be replaced by accident."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    hosts, nodes = list(hosts or []), list(nodes or [])
+def _check_request(folder: Path, hosts: list[str], nodes: list[str], days: int) -> list:
+    """ConfigError for a request that cannot be met, before anything is written; the server certificate's
+    subject names otherwise."""
     if not hosts and not nodes:
         raise ConfigError("nothing to make: give --host NAME (the SuperLink's certificate) and/or --nodes ROBOT...")
     if days < 1:
@@ -79,50 +71,81 @@ def write_credentials(folder: Path, hosts: list[str] | None = None, nodes: list[
     if len(set(nodes)) != len(nodes):
         raise ConfigError(f"robot names repeat in {nodes}; each robot needs its own key pair")
     san = _subject_names(hosts)  # a bad name is refused before anything is written
-    folder = Path(folder)
     targets = (["ca.crt", "ca.key", "server.pem", "server.key"] if hosts else []) + \
         [f"{n}{s}" for n in nodes for s in (".key", ".pub")]
     existing = [t for t in targets if (folder / t).exists()]
     if existing:
         raise ConfigError(f"{folder} already holds {', '.join(existing)}; credentials are never overwritten "
                           "(robots may trust them): choose another folder or other robot names")
+    return san
+
+
+def _write_ca_and_server(creds: Credentials, hosts: list[str], san: list, days: int) -> None:
+    """A CA (``ca.crt``, ``ca.key``) and the SuperLink's certificate it signs for ``hosts`` (``server.pem``,
+    ``server.key``)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = creds.folder
+    pem, pkcs8, none = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    now = datetime.datetime.now(datetime.UTC)
+    until = now + datetime.timedelta(days=days)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+    ca = (x509.CertificateBuilder().subject_name(name("emoji_privacy federation CA")).issuer_name(
+        name("emoji_privacy federation CA")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(until)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP384R1())
+    cert = (x509.CertificateBuilder().subject_name(name(hosts[0])).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(until)
+            .add_extension(x509.SubjectAlternativeName(san), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    creds.ca_cert, creds.server_cert = folder / "ca.crt", folder / "server.pem"
+    creds.server_key = folder / "server.key"
+    creds.ca_cert.write_bytes(ca.public_bytes(pem))
+    _write_private(folder / "ca.key", ca_key.private_bytes(pem, pkcs8, none))
+    creds.server_cert.write_bytes(cert.public_bytes(pem))
+    _write_private(creds.server_key, key.private_bytes(pem, pkcs8, none))
+
+
+def _write_node_key(creds: Credentials, node: str) -> None:
+    """A robot's SSH-format EC key pair (``NODE.key``, ``NODE.pub``): Flower's SuperNode authentication takes EC
+    keys."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    k = ec.generate_private_key(ec.SECP384R1())
+    priv, pub = creds.folder / f"{node}.key", creds.folder / f"{node}.pub"
+    _write_private(priv, k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                         serialization.NoEncryption()))
+    pub.write_bytes(k.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                serialization.PublicFormat.OpenSSH) + f" {node}\n".encode())
+    creds.node_keys[node] = (priv, pub)
+
+
+def write_credentials(folder: Path, hosts: list[str] | None = None, nodes: list[str] | None = None,
+                      days: int = 365) -> Credentials:
+    """Write a CA and a SuperLink certificate valid for ``hosts`` (when given), and a key pair per name in
+    ``nodes``, into ``folder``. Never overwrites: an existing file is a ConfigError, so a CA that robots
+    already trust cannot be replaced by accident."""
+    hosts, nodes, folder = list(hosts or []), list(nodes or []), Path(folder)
+    san = _check_request(folder, hosts, nodes, days)
     folder.mkdir(parents=True, exist_ok=True)
     creds = Credentials(folder)
-    pem, pkcs8, none = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     if hosts:
-        now = datetime.datetime.now(datetime.UTC)
-        until = now + datetime.timedelta(days=days)
-
-        def name(cn: str) -> x509.Name:
-            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-        ca_key = ec.generate_private_key(ec.SECP384R1())
-        ca = (x509.CertificateBuilder().subject_name(name("emoji_privacy federation CA")).issuer_name(
-            name("emoji_privacy federation CA")).public_key(ca_key.public_key())
-              .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(until)
-              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-              .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                           data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                           crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-              .sign(ca_key, hashes.SHA256()))
-        key = ec.generate_private_key(ec.SECP384R1())
-        cert = (x509.CertificateBuilder().subject_name(name(hosts[0])).issuer_name(ca.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now).not_valid_after(until)
-                .add_extension(x509.SubjectAlternativeName(san), critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .sign(ca_key, hashes.SHA256()))
-        creds.ca_cert, creds.server_cert = folder / "ca.crt", folder / "server.pem"
-        creds.server_key = folder / "server.key"
-        creds.ca_cert.write_bytes(ca.public_bytes(pem))
-        _write_private(folder / "ca.key", ca_key.private_bytes(pem, pkcs8, none))
-        creds.server_cert.write_bytes(cert.public_bytes(pem))
-        _write_private(creds.server_key, key.private_bytes(pem, pkcs8, none))
+        _write_ca_and_server(creds, hosts, san, days)
     for n in nodes:
-        k = ec.generate_private_key(ec.SECP384R1())  # Flower's SuperNode authentication takes EC keys
-        priv, pub = folder / f"{n}.key", folder / f"{n}.pub"
-        _write_private(priv, k.private_bytes(pem, serialization.PrivateFormat.OpenSSH, none))
-        pub.write_bytes(k.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                                    serialization.PublicFormat.OpenSSH) + f" {n}\n".encode())
-        creds.node_keys[n] = (priv, pub)
+        _write_node_key(creds, n)
     return creds

@@ -32,6 +32,7 @@ from flwr.server.strategy import (
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import ServerApp
 
+from ..atomic import atomic_write
 from ..errors import ConfigError
 from ..training.core import TrainResult, resize_faces
 from ..training.data import FerData, load_fer2013
@@ -231,10 +232,8 @@ class FederatedRun:
                  "best_acc": self.best[0], "best_round": self.best[1],
                  "best_weights": None if self.best[2] is None else [torch.from_numpy(w) for w in self.best[2]],
                  "rounds": self.rounds, "fit_log": self.fit_log, "seconds": time.perf_counter() - self.t0}
-        path = Path(self.cfg.checkpoint)
-        tmp = path.with_name(path.name + ".part")
-        torch.save(state, tmp)
-        tmp.replace(path)  # a kill while writing leaves the previous round's state
+        # atomic: a kill while writing leaves the previous round's state
+        atomic_write(Path(self.cfg.checkpoint), lambda tmp: torch.save(state, tmp))
 
     def _resume(self, path: Path) -> None:
         try:

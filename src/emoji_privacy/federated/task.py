@@ -25,12 +25,12 @@ from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
 from ..training.core import (
     TrainConfig,
-    _to_input,
-    augment,
+    epoch_batches,
     predict_probs,
     probs_cross_entropy,
     resize_faces,
     sgd_optimizer,
+    sgd_step,
 )
 from ..training.data import DataError, load_labelled_folder
 
@@ -330,26 +330,19 @@ def _local_epochs(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FedConfig
                 m.eval()
     tot_loss = tot_ok = seen = 0.0
     for _ in range(cfg.local_epochs):
-        perm = torch.randperm(len(xs), generator=gen)
-        for step in range(steps):
-            idx = perm[step * bs:(step + 1) * bs]
-            xb = _to_input(xs[idx])
-            if cfg.augment:
-                xb = augment(xb, tcfg, gen)
+        for _, xb, yb in epoch_batches(xs, ys, bs, steps, gen, tcfg if cfg.augment else None):
             logits = model.logits(xb)
             if shift is not None:
                 logits = logits + shift
-            loss = loss_fn(logits, ys[idx])
+            loss = loss_fn(logits, yb)
             total = loss
             if proximal_mu > 0:
                 total = loss + proximal_mu / 2 * sum(((p - g) ** 2).sum() for p, g in
                                                      zip(model.parameters(), global_params, strict=True))
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            tot_loss += loss.item() * len(idx)
-            tot_ok += float((logits.argmax(1) == ys[idx]).sum())
-            seen += len(idx)
+            sgd_step(opt, total)
+            tot_loss += loss.item() * len(yb)
+            tot_ok += float((logits.argmax(1) == yb).sum())
+            seen += len(yb)
     model.eval()
     return {"train_loss": tot_loss / max(seen, 1), "train_acc": tot_ok / max(seen, 1), "steps": float(steps)}
 

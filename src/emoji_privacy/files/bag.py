@@ -34,10 +34,10 @@ import cv2
 import numpy as np
 
 from .. import image_io
+from ..atomic import atomic_output
 from ..config import PipelineConfig
 from ..errors import BagError, EmojiPrivacyError
 from ..fail_closed import masked_frame
-from . import atomic_output
 
 IMAGE_TYPE, COMPRESSED_TYPE = "sensor_msgs/Image", "sensor_msgs/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/CameraInfo"

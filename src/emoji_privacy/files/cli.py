@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import OutputError, atomic_output
 from ..errors import EmojiPrivacyError
 from ..image_io import IMAGE_SUFFIXES
-from . import OutputError, atomic_output
 
 PROG = "emoji-privacy"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")  # = video.VIDEO_SUFFIXES (without importing PyAV)

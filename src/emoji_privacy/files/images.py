@@ -19,9 +19,10 @@ from typing import IO
 import cv2
 import numpy as np
 
+from ..atomic import OutputError, atomic_folder, atomic_output
 from ..errors import EmojiPrivacyError, SourceError
 from ..image_io import IMAGE_SUFFIXES, ImageTooLargeError, check_size, decode_compressed, sniff_format
-from . import OutputError, atomic_folder, atomic_output, face_record, json_line
+from . import face_record, json_line
 
 JPEG_QUALITY = 95
 

@@ -28,10 +28,11 @@ import av
 import cv2
 import numpy as np
 
+from ..atomic import OutputError, atomic_output
 from ..errors import EmojiPrivacyError, SourceError
 from ..fail_closed import masked_frame
 from ..image_io import check_size
-from . import OutputError, atomic_output, face_record, held_record, json_line
+from . import face_record, held_record, json_line
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""`python -m emoji_privacy.training` / `rosrun emoji_privacy train_emotion`: one run, or a cross-validated search."""
+"""`python -m emoji_privacy.training` / `rosrun emoji_privacy train_emotion`: one run, or a cross-validated search;
+``calibrate MODEL.pt...`` as the first argument recalibrates trained models instead (``calibrate_main``)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..config import argparse_type, key_value_pairs
+from ..emotion.calibration import CRITERIA, ECE_BINS
 from ..emotion.nets import EMOTION_NETS
-from ..errors import ConfigError
+from ..errors import ConfigError, EmojiPrivacyError
+from .calibrate import calibrate
 from .core import TrainConfig, TrainResult, evaluate_model, train
 from .crops import pipeline_crops
 from .data import FerData, load_fer2013
-from .outputs import export_folder, per_class_markdown, write_run
+from .outputs import export_folder, export_onnx, per_class_markdown, write_run
 from .search import cross_validate, cv_markdown, search_trials
 
 
@@ -36,7 +39,8 @@ def _parse_net(items: list[str]) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="train_emotion", description="Train an emotion CNN on FER2013 (Training fits, PublicTest selects, "
-        "PrivateTest is reported once).")
+        "PrivateTest is reported once).", epilog="train_emotion calibrate MODEL.pt... recalibrates trained models "
+        "in place (calibrate --help).")
     ap.add_argument("--data", help="FER2013 image folder, its .tar.gz, or Kaggle fer2013.csv "
                     "(default: $EMOJI_PRIVACY_DATA/fer2013 or ../shared/data/fer2013)")
     ap.add_argument("--arch", default="compact_resnet", choices=sorted(EMOTION_NETS), help="architecture")
@@ -114,8 +118,54 @@ def run_training(cfg: TrainConfig, data: FerData, name: str, run_dir: Path, expo
     return res
 
 
+CALIBRATE_DESCRIPTION = """\
+Fit a model's confidence calibration on PublicTest and report it on PrivateTest.
+
+Every run folder gets this automatically; for a model trained before calibration existed::
+
+    python -m emoji_privacy.training calibrate models/fer_resnet.pt
+
+rewrites the checkpoint's metadata with ``calibration`` (temperature, ECE before and after) and
+saves ``<name>_reliability.png`` beside it (or in ``--figures``); an ONNX twin beside the ``.pt`` is
+re-exported with the temperature built in. The weights are unchanged.
+"""
+
+
+def calibrate_main(argv: list[str] | None = None) -> int:
+    """``python -m emoji_privacy.training calibrate MODEL.pt...``: calibrate trained models in place."""
+    from ..emotion.checkpoint import load_checkpoint, save_checkpoint
+
+    ap = argparse.ArgumentParser(prog="python -m emoji_privacy.training calibrate", description=CALIBRATE_DESCRIPTION,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", type=Path, help="project .pt checkpoints (rewritten in place)")
+    ap.add_argument("--data", help="FER2013 folder, .tar.gz or fer2013.csv (default: the shared copy)")
+    ap.add_argument("--figures", type=Path, help="folder for <name>_reliability.png (default: beside the model)")
+    ap.add_argument("--criterion", choices=CRITERIA, default=CRITERIA[0],
+                    help="what the temperature minimises on PublicTest (default: %(default)s)")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        data = load_fer2013(args.data, progress=not args.quiet)
+        for path in args.models:
+            ckpt = load_checkpoint(path)
+            figure = (args.figures or path.parent) / f"{path.stem}_reliability.png"
+            cal = calibrate(ckpt.model, data, figure, path.stem, args.criterion)
+            save_checkpoint(ckpt.model, path, {**ckpt.metadata, "calibration": cal})
+            if path.with_suffix(".onnx").exists():  # its ONNX twin gives the calibrated probabilities too
+                export_onnx(ckpt.model, path.with_suffix(".onnx"), cal["temperature"])
+            e = cal["ece"]["PrivateTest"]
+            print(f"{path}: temperature {cal['temperature']:.3f}; PrivateTest ECE {e['raw']:.2%} -> "
+                  f"{e['calibrated']:.2%} ({ECE_BINS} bins)")
+    except EmojiPrivacyError as e:
+        print(f"calibrate: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["calibrate"]:
+        return calibrate_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         resume: Path | None = args.resume

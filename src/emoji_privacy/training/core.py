@@ -11,11 +11,12 @@ command line (``python -m emoji_privacy.training --help``) in :mod:`.cli`.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import math
-import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import EMOTIONS
+from ..atomic import atomic_write
 from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "sgd_optimizer", "probs_cross_entropy", "evaluate_model",
-           "classification_report", "resize_faces", "predict_probs"]
+__all__ = ["TrainConfig", "TrainResult", "train", "epoch_batches", "sgd_step", "sgd_optimizer", "probs_cross_entropy",
+           "evaluate_model", "classification_report", "resize_faces", "predict_probs"]
 
 NORMALIZATION = {"mean": 127.5, "std": 127.5}
 DEFAULT_SIZES = {"paper42": 42}
@@ -170,6 +172,26 @@ def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Te
         box = inside_y[:, :, None] & inside_x[:, None, :] & on[:, None, None]
         x = x.masked_fill(box[:, None], 0.0)
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def epoch_batches(xs: torch.Tensor, ys: torch.Tensor, batch_size: int, steps: int, gen: torch.Generator,
+                  augment_with: TrainConfig | None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """One epoch of ``(step, x, y)`` batches for SGD, shared by the trainer and the federated client: a fresh
+    permutation of the uint8 faces ``xs`` drawn from ``gen``, each batch normalized for the net and, with
+    ``augment_with``, augmented by its settings. Every random number comes from ``gen``, drawn as each batch is
+    asked for, so a caller's own draws between batches keep their place in the stream."""
+    perm = torch.randperm(len(xs), generator=gen).to(xs.device)
+    for step in range(steps):
+        idx = perm[step * batch_size:(step + 1) * batch_size]
+        x = _to_input(xs[idx])
+        yield step, (x if augment_with is None else augment(x, augment_with, gen)), ys[idx]
+
+
+def sgd_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimizer step on ``loss``'s gradients (gradients cleared first)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 def mix_pairs(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -313,12 +335,6 @@ def data_fingerprint(*arrays: np.ndarray | None) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill during the write leaves the previous epoch's checkpoint intact
-
-
 def _read_state(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -352,21 +368,55 @@ def _start_from(model: nn.Module, path: Path, cfg: TrainConfig, device: torch.de
                           f"with {dict(cfg.net)} asked for; pass the checkpoint's own --arch and --net") from None
 
 
-def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
-          val_x: np.ndarray | None = None, val_y: np.ndarray | None = None,
-          progress: bool = True, log: Any = None, checkpoint: Path | None = None) -> TrainResult:
-    """Fit ``cfg.architecture`` on (train_x, train_y); keep the epoch best on the validation set.
+class _Ema:
+    """The exponential moving average of every float tensor of a model's state (weights and batch-norm
+    statistics) kept in ``ema``; integer buffers are copied as they are."""
 
-    Images are uint8 (N, 48, 48) FER frames (resized here to the net's input). Without a
-    validation set the last epoch is kept. With ``checkpoint``, the whole training state (weights,
-    optimizer, EMA, schedule, random generators, history, best epoch) is written there after every
-    epoch, and a run that finds its own checkpoint continues from it exactly: a session that is
-    killed loses at most one epoch, and the result equals an uninterrupted run's.
-    """
-    from tqdm import tqdm
+    def __init__(self, ema: nn.Module, model: nn.Module) -> None:
+        pairs = list(zip(ema.state_dict().values(), model.state_dict().values(), strict=True))
+        self.ema_f = [e for e, m in pairs if e.dtype.is_floating_point]
+        self.model_f = [m for e, m in pairs if e.dtype.is_floating_point]
+        self.ints = [(e, m) for e, m in pairs if not e.dtype.is_floating_point]
 
-    cfg.validate()
-    _set_threads(cfg.threads)
+    def update(self, decay: float) -> None:
+        with torch.no_grad():
+            torch._foreach_mul_(self.ema_f, decay)
+            torch._foreach_add_(self.ema_f, self.model_f, alpha=1 - decay)
+            for e, m in self.ints:
+                e.copy_(m)
+
+
+@dataclass
+class _Fit:
+    """What one training run carries from epoch to epoch (and what its per-epoch checkpoint holds)."""
+
+    model: nn.Module
+    ema: nn.Module | None
+    teachers: list[nn.Module]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.OneCycleLR
+    loss_fn: nn.Module
+    autocast: torch.autocast
+    gen: torch.Generator
+    device: torch.device
+    xs: torch.Tensor
+    ys: torch.Tensor
+    vx: np.ndarray | None
+    steps_per_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)
+    start: int = 1  # the first epoch still to run
+    spent: float = 0.0  # seconds spent by the epochs already run
+
+    @property
+    def judged(self) -> nn.Module:
+        """The net that is validated and kept: the EMA when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+
+def _prepare(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None) -> _Fit:
+    """Seeds, the net (and its EMA and teachers), the data on the device, optimizer, schedule and loss: in this
+    order, which decides every random draw of the run."""
     device = cfg.torch_device()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -388,97 +438,132 @@ def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
                                   label_smoothing=cfg.label_smoothing)
     # bfloat16 on a GPU: the nets are small, so the step is launch-bound and the loss stays float32
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    history: list[dict[str, float]] = []
-    best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)
-    start, spent = 1, 0.0
+    return _Fit(model, ema, teachers, opt, sched, loss_fn, autocast, gen, device, xs, ys, vx, steps_per_epoch)
+
+
+def _restore(fit: _Fit, state: dict[str, Any]) -> None:
+    """Continue from a per-epoch checkpoint: weights, optimizer, schedule, random generators, history, best."""
+    fit.model.load_state_dict(state["model"])
+    if fit.ema is not None:
+        fit.ema.load_state_dict(state["ema"])
+    fit.opt.load_state_dict(state["optimizer"])
+    fit.sched.load_state_dict(state["scheduler"])
+    fit.gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if fit.device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], fit.device)
+    fit.history, fit.spent = list(state["history"]), float(state["seconds"])
+    fit.best = (float(state["best_acc"]), int(state["best_epoch"]), state["best_state"])
+    fit.start = int(state["epoch"]) + 1
+
+
+def _save_state(fit: _Fit, cfg: TrainConfig, fingerprint: str, epoch: int, seconds: float, path: Path) -> None:
+    """The per-epoch checkpoint ``_restore`` continues from."""
+    device = fit.device
+    state = {"format": TRAINING_STATE_FORMAT, "config": asdict(cfg), "data": fingerprint, "epoch": epoch,
+             "model": fit.model.state_dict(), "ema": fit.ema.state_dict() if fit.ema is not None else {},
+             "optimizer": fit.opt.state_dict(), "scheduler": fit.sched.state_dict(), "generator": fit.gen.get_state(),
+             "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+             "history": fit.history, "seconds": seconds,
+             "best_acc": fit.best[0], "best_epoch": fit.best[1], "best_state": fit.best[2]}
+    # atomic: a kill during the write leaves the previous epoch's checkpoint intact
+    atomic_write(path, functools.partial(torch.save, state))
+
+
+def _batch_loss(fit: _Fit, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, loss) of one augmented batch: mixup, label loss, and the teachers' share when distilling."""
+    order, lam = None, 1.0
+    if cfg.mixup > 0:
+        x, order, lam = mix_pairs(x, cfg.mixup, fit.gen)
+    with fit.autocast:
+        logits = fit.model.logits(x).float()
+    loss = fit.loss_fn(logits, y) if order is None else \
+        lam * fit.loss_fn(logits, y) + (1 - lam) * fit.loss_fn(logits, y[order])
+    if fit.teachers:
+        with fit.autocast:
+            soft = _teacher_logits(fit.teachers, x)
+        t = cfg.distill_temperature
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft / t, 1), log_target=True,
+                      reduction="batchmean") * t * t
+        loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
+    return logits, loss
+
+
+def _train_epoch(fit: _Fit, cfg: TrainConfig, epoch: int, ema: _Ema | None, progress: bool) -> dict[str, float]:
+    """One epoch of SGD; its row of the history (epoch, train loss and accuracy, learning rate)."""
+    from tqdm import tqdm
+
+    fit.model.train()
+    tot_loss = torch.zeros((), device=fit.device)
+    tot_ok = torch.zeros((), device=fit.device)
+    seen, spe = 0, fit.steps_per_epoch
+    bar = tqdm(epoch_batches(fit.xs, fit.ys, cfg.batch_size, spe, fit.gen, cfg), total=spe,
+               desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, disable=not progress, mininterval=1.0)
+    for step, x, y in bar:
+        logits, loss = _batch_loss(fit, cfg, x, y)
+        sgd_step(fit.opt, loss)
+        fit.sched.step()
+        if ema is not None:
+            ema.update(min(cfg.ema_decay, (1 + step + epoch * spe) / (10 + step + epoch * spe)))
+        tot_loss += loss.detach() * len(y)
+        tot_ok += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if progress and step % 50 == 0:  # reading the GPU's numbers waits for it: not every step
+            bar.set_postfix(loss=f"{float(tot_loss) / seen:.3f}", acc=f"{float(tot_ok) / seen:.3f}")
+    return {"epoch": epoch, "train_loss": float(tot_loss) / seen, "train_acc": float(tot_ok) / seen,
+            "lr": fit.sched.get_last_lr()[0]}
+
+
+def _validate(fit: _Fit, row: dict[str, float], val_y: np.ndarray | None, epoch: int) -> None:
+    """Add the validation accuracy and loss to ``row``; keep the weights when the accuracy is the best yet."""
+    if fit.vx is None:
+        return
+    judged = fit.judged
+    probs = predict_probs(judged, fit.vx)
+    row["val_acc"] = float((probs.argmax(1) == val_y).mean())
+    row["val_loss"] = probs_cross_entropy(probs, val_y)
+    if row["val_acc"] > fit.best[0]:
+        fit.best = (row["val_acc"], epoch, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()})
+
+
+def _print_to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def train(cfg: TrainConfig, train_x: np.ndarray, train_y: np.ndarray,
+          val_x: np.ndarray | None = None, val_y: np.ndarray | None = None,
+          progress: bool = True, log: Any = None, checkpoint: Path | None = None) -> TrainResult:
+    """Fit ``cfg.architecture`` on (train_x, train_y); keep the epoch best on the validation set.
+
+    Images are uint8 (N, 48, 48) FER frames (resized here to the net's input). Without a
+    validation set the last epoch is kept. With ``checkpoint``, the whole training state (weights,
+    optimizer, EMA, schedule, random generators, history, best epoch) is written there after every
+    epoch, and a run that finds its own checkpoint continues from it exactly: a session that is
+    killed loses at most one epoch, and the result equals an uninterrupted run's.
+    """
+    say = log or _print_to_stderr
+    cfg.validate()
+    _set_threads(cfg.threads)
+    fit = _prepare(cfg, train_x, train_y, val_x)
     fingerprint = data_fingerprint(train_x, train_y, val_x, val_y) if checkpoint is not None else ""
     if checkpoint is not None and Path(checkpoint).exists():
-        state = _load_training_state(Path(checkpoint), cfg, fingerprint)
-        model.load_state_dict(state["model"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        history, spent = list(state["history"]), float(state["seconds"])
-        best = (float(state["best_acc"]), int(state["best_epoch"]), state["best_state"])
-        start = int(state["epoch"]) + 1
-        (log or (lambda s: print(s, file=sys.stderr, flush=True)))(f"resumed from {checkpoint} after epoch {start - 1}")
-    if ema is not None:  # the EMA runs over every float tensor of the state (weights and BN statistics)
-        pairs = list(zip(ema.state_dict().values(), model.state_dict().values(), strict=True))
-        ema_f = [e for e, m in pairs if e.dtype.is_floating_point]
-        model_f = [m for e, m in pairs if e.dtype.is_floating_point]
-        ints = [(e, m) for e, m in pairs if not e.dtype.is_floating_point]
-    t0 = time.perf_counter() - spent
-    for epoch in range(start, cfg.epochs + 1):
-        model.train()
-        perm = torch.randperm(len(xs), generator=gen).to(device)
-        tot_loss = torch.zeros((), device=device)
-        tot_ok = torch.zeros((), device=device)
-        seen = 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-                   disable=not progress, mininterval=1.0)
-        for step in bar:
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = augment(_to_input(xs[idx]), cfg, gen)
-            y = ys[idx]
-            order, lam = None, 1.0
-            if cfg.mixup > 0:
-                x, order, lam = mix_pairs(x, cfg.mixup, gen)
-            with autocast:
-                logits = model.logits(x).float()
-            loss = loss_fn(logits, y) if order is None else \
-                lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[order])
-            if teachers:
-                with autocast:
-                    soft = _teacher_logits(teachers, x)
-                t = cfg.distill_temperature
-                kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft / t, 1), log_target=True,
-                              reduction="batchmean") * t * t
-                loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if ema is not None:
-                with torch.no_grad():
-                    d = min(cfg.ema_decay, (1 + step + epoch * steps_per_epoch) / (10 + step + epoch * steps_per_epoch))
-                    torch._foreach_mul_(ema_f, d)
-                    torch._foreach_add_(ema_f, model_f, alpha=1 - d)
-                    for e, m in ints:
-                        e.copy_(m)
-            tot_loss += loss.detach() * len(y)
-            tot_ok += (logits.argmax(1) == y).sum()
-            seen += len(y)
-            if progress and step % 50 == 0:  # reading the GPU's numbers waits for it: not every step
-                bar.set_postfix(loss=f"{float(tot_loss) / seen:.3f}", acc=f"{float(tot_ok) / seen:.3f}")
-        row = {"epoch": epoch, "train_loss": float(tot_loss) / seen, "train_acc": float(tot_ok) / seen,
-               "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0}
-        judged = ema if ema is not None else model
-        if vx is not None:
-            probs = predict_probs(judged, vx)
-            row["val_acc"] = float((probs.argmax(1) == val_y).mean())
-            row["val_loss"] = probs_cross_entropy(probs, val_y)
-            if row["val_acc"] > best[0]:
-                best = (row["val_acc"], epoch, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()})
-        history.append(row)
+        _restore(fit, _load_training_state(Path(checkpoint), cfg, fingerprint))
+        say(f"resumed from {checkpoint} after epoch {fit.start - 1}")
+    ema = _Ema(fit.ema, fit.model) if fit.ema is not None else None
+    t0 = time.perf_counter() - fit.spent
+    for epoch in range(fit.start, cfg.epochs + 1):
+        row = _train_epoch(fit, cfg, epoch, ema, progress)
+        row["seconds"] = time.perf_counter() - t0
+        _validate(fit, row, val_y, epoch)
+        fit.history.append(row)
         if checkpoint is not None:
-            _save_atomic({"format": TRAINING_STATE_FORMAT, "config": asdict(cfg), "data": fingerprint, "epoch": epoch,
-                          "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
-                          "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                          "torch_rng": torch.get_rng_state(),
-                          "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                          "history": history, "seconds": row["seconds"],
-                          "best_acc": best[0], "best_epoch": best[1], "best_state": best[2]}, Path(checkpoint))
-        msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-        (log or (lambda s: print(s, file=sys.stderr, flush=True)))(msg)
-    final = ema if ema is not None else model  # still on the training device: evaluating it there is fast
+            _save_state(fit, cfg, fingerprint, epoch, row["seconds"], Path(checkpoint))
+        say(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    final = fit.judged  # still on the training device: evaluating it there is fast
     best_epoch = cfg.epochs
-    if best[2] is not None:
-        final.load_state_dict(best[2])
-        best_epoch = best[1]
+    if fit.best[2] is not None:
+        final.load_state_dict(fit.best[2])
+        best_epoch = fit.best[1]
     final.eval()
-    return TrainResult(final, cfg, history, best_epoch, {}, time.perf_counter() - t0)
+    return TrainResult(final, cfg, fit.history, best_epoch, {}, time.perf_counter() - t0)

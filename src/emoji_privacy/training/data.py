@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from .. import EMOTIONS
+from ..atomic import atomic_write
 from ..errors import ConfigError
 from ..image_io import IMAGE_SUFFIXES
 from ..model_files import cache_dir, shared_dir
@@ -189,9 +190,7 @@ def read_npz_cache(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] |
 def write_npz_cache(path: Path, **arrays: np.ndarray) -> None:
     """Write a cache file whole or not at all (a stopped write leaves no file that looks complete)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
 
 def load_fer2013(path: str | os.PathLike | None = None, default_split: str | None = None,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .. import EMOTIONS
+from ..atomic import atomic_write_bytes
 from ..emotion.checkpoint import PT_FORMAT_VERSION, save_checkpoint
 from ..emotion.nets import count_parameters
 from ..errors import ConfigError
@@ -40,14 +41,14 @@ class _Calibrated(nn.Module):
 def export_onnx(model: nn.Module, path: Path, temperature: float = 1.0) -> Path | None:
     """ONNX twin of the .pt (dynamic batch; calibrated probabilities, like the .pt as the listener loads it);
     None with a warning when this torch cannot export."""
+    from ..emotion.classifiers import onnx_bytes  # loads onnxruntime: only when a run folder is written
+
     s = int(model.input_size)
     try:
         m = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
         if temperature != 1.0:
             m = _Calibrated(m, temperature).eval()
-        torch.onnx.export(m, (torch.zeros(1, 1, s, s),), str(path), input_names=["faces"], output_names=["probs"],
-                          dynamic_axes={"faces": {0: "n"}, "probs": {0: "n"}}, dynamo=False, opset_version=17)
-        return path
+        return atomic_write_bytes(path, onnx_bytes(m, torch.zeros(1, 1, s, s), "faces", "probs", opset=17))
     except Exception as e:  # export is a convenience; the .pt is the model of record
         print(f"warning: ONNX export skipped ({type(e).__name__}: {str(e)[:150]})", file=sys.stderr)
         return None

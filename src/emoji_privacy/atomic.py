@@ -1,0 +1,97 @@
+"""Output files that are whole or absent: every writer in the project writes to a hidden temporary file (or
+folder) beside its output and renames it at the end, so a crash, a kill or Ctrl-C never leaves half a file
+where a finished one is expected.
+
+``atomic_output`` (one file) and ``atomic_folder`` (a folder of files) raise ``OutputError`` when the
+folder cannot take the output; ``atomic_write`` (any writer that takes a path: ``torch.save``, ``np.savez``)
+and ``atomic_write_bytes`` are the one-call forms. Standard library only: every layer may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import EmojiPrivacyError
+
+__all__ = ["OutputError", "atomic_output", "atomic_folder", "atomic_write", "atomic_write_bytes"]
+
+
+class OutputError(EmojiPrivacyError):
+    """An output cannot be written (missing or read-only folder, unsupported suffix, would overwrite an input)."""
+
+
+def _partial_name(dst: Path) -> tuple[str, str]:
+    # hidden, and keeps the suffix (tools that look at it still see what it is)
+    return f".{dst.stem}.", f".partial{dst.suffix}"
+
+
+@contextlib.contextmanager
+def atomic_output(dst: Path) -> Iterator[Path]:
+    """A temporary path beside ``dst`` to write; renamed to ``dst`` when the block ends without an exception,
+    removed when it raises (KeyboardInterrupt included). OutputError when the folder cannot take a file."""
+    dst = Path(dst)
+    prefix, suffix = _partial_name(dst)
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dst.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {dst}: {e.strerror or e} (check that {dst.parent} exists and is "
+                          "writable)") from e
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a finished output gets the usual mode
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(dst: Path) -> Iterator[Path]:
+    """A temporary folder beside ``dst``; when the block succeeds its files move into ``dst`` (created if
+    needed; files there with other names stay), and on any exception it is removed with everything in it."""
+    dst = Path(dst)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write {dst}: {e.strerror or e} (check that {dst.parent} exists and is "
+                          "writable)") from e
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if not dst.exists():
+            os.replace(tmp, dst)
+        else:
+            if not dst.is_dir():
+                raise OutputError(f"cannot write folder {dst}: a file of that name exists")
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, dst / f.name)
+            tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write(dst: Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` on a temporary path beside ``dst`` (it keeps ``dst``'s suffix), then the rename to ``dst``;
+    nothing is left when ``write`` raises. Returns ``dst``."""
+    with atomic_output(dst) as tmp:
+        write(tmp)
+    return Path(dst)
+
+
+def atomic_write_bytes(dst: Path, data: bytes) -> Path:
+    """``data`` as the whole of ``dst``, or no file at all."""
+    return atomic_write(dst, lambda tmp: tmp.write_bytes(data))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
