@@ -1,8 +1,8 @@
-"""/diagnostics over a time window (emoji_privacy.health): recent failures WARN, then OK again; a silent input
+"""/diagnostics over a time window (emoji_privacy.ros.health): recent failures WARN, then OK again; a silent input
 is STALE, not "anonymizing at 0 Hz"; the failure log says what was actually published, rate-limited."""
 
 from emoji_privacy.fail_closed import fail_closed_plan
-from emoji_privacy.health import ERROR, OK, STALE, WARN, StreamHealth
+from emoji_privacy.ros.health import ERROR, OK, STALE, WARN, StreamHealth
 
 
 class Clock:
