@@ -33,7 +33,8 @@ from common import save, table  # noqa: E402
 from emoji_privacy.model_files import shared_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-from emoji_privacy.ros.processes import descendants, start, start_roscore, stop  # noqa: E402
+from emoji_privacy.processes import descendants, start, stop  # noqa: E402
+from emoji_privacy.ros.processes import start_roscore  # noqa: E402
 
 TALKER, LISTENER = "/camera_talker", "/emoji_anonymizer"
 FIRST_OUTPUT_TIMEOUT_S = 240.0  # the listener loads its models first; a cold start on 2 busy cores is slow

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
-from emoji_privacy.ros import processes  # noqa: E402
+from emoji_privacy import processes  # noqa: E402
 from emoji_privacy.sources import DemoScene  # noqa: E402
 
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import processes
 from ..model_files import REPO_ROOT
-from ..ros import processes
 from .credentials import Credentials, write_credentials
 
 __all__ = ["LoopbackFederation", "APP_DIR", "toml_run_config"]

@@ -1,16 +1,16 @@
-"""Start and stop helper processes (roscore, roslaunch, rosbag) for the demo, tests and
-benchmarks, so that nothing outlives them: roslaunch puts each node in its own session, so
-stopping a launch means stopping every descendant, not just a process group."""
+"""ROS processes for the demo, tests and benchmarks: roscore on a free port, waiting for a graph's
+subscriptions, and the arguments of a tool started by rosrun. Starting and stopping any process (so that
+nothing outlives it) is ``emoji_privacy.processes``."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ..processes import free_port, start, stop
 
 
 def tool_args(argv: list[str] | None = None) -> list[str]:
@@ -22,19 +22,6 @@ def tool_args(argv: list[str] | None = None) -> list[str]:
     start its machinery to parse their options). ``argv``: default ``sys.argv[1:]``.
     """
     return [a for a in (sys.argv[1:] if argv is None else argv) if ":=" not in a]
-
-
-def free_port() -> int:
-    """A TCP port that is free on the loopback interface right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
-    """Start ``args`` in a new session with stdout and stderr going to ``log`` (``env``: the whole environment)."""
-    with open(log, "w") as f:
-        return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=cwd)
 
 
 def start_roscore(log: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
@@ -55,51 +42,6 @@ def start_roscore(log: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, s
             raise RuntimeError(f"roscore did not start on port {port}; see {log}")
         time.sleep(0.2)
     return proc, uri
-
-
-def descendants(pid: int) -> list[int]:
-    """All live descendants of ``pid`` (from /proc), children before grandchildren."""
-    parents: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        kids = parents.get(todo.pop(0), [])
-        out += kids
-        todo += kids
-    return out
-
-
-def _signal(pids: list[int], sig: int) -> None:
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except ProcessLookupError:
-            pass
-
-
-def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGINT ``proc`` and its descendants, wait, then SIGKILL whatever is left."""
-    tree = descendants(proc.pid)
-    if proc.poll() is None:
-        _signal([proc.pid], signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    deadline = time.time() + 5.0
-    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in tree):
-        _signal(tree, signal.SIGINT)
-        time.sleep(0.2)
-    _signal([proc.pid, *tree], signal.SIGKILL)
-    proc.wait()
 
 
 def missing_subscriptions(wanted: list[tuple[str, str]], caller: str = "/emoji_privacy_wait") -> list[tuple[str, str]]:
