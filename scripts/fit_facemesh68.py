@@ -13,7 +13,7 @@
 K and every ridge weight are chosen on a held-out 20% of helen_train (grouped by photo, originals
 only); then everything is refitted on all of helen_train with those choices and written to
 models/facemesh68_map.npz and models/facemesh68_refiner.npz. helen_test and afw are never read here:
-measure them with bench/bench_landmarks.py or `python -m emoji_privacy.evaluation.landmarks`.
+measure them with bench/bench_landmarks.py or `python -m emoji_privacy.evaluation landmarks`.
 
     PYTHONPATH=src .venv/bin/python scripts/fit_facemesh68.py [--cache /tmp/fm68] [--variants 12]
 """

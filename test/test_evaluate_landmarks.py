@@ -126,7 +126,7 @@ def test_command_on_real_faces(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_module_and_rosrun_entry_points() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    res = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluation.landmarks", "--help"], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluation", "landmarks", "--help"], capture_output=True,
                          text=True, env=env, timeout=120, check=False)
     assert res.returncode == 0 and "--backend" in res.stdout
     if not os.environ.get("ROS_PACKAGE_PATH") or shutil.which("rosrun") is None:

@@ -14,7 +14,6 @@ Two modes, chosen from the bag's topics (or --mode):
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,10 +319,3 @@ def evaluate(path: str | Path, out: Path | None, options: Options,
     report = write_report(ev, out, evaluator.sheet.image(), "anonymized.mp4" if evaluator.video else None) \
         if out is not None else None
     return ev, report
-
-
-if __name__ == "__main__":  # python -m emoji_privacy.evaluation.bag: the command line is in cli
-    from .cli import evaluate_bag_main
-
-    sys.exit(evaluate_bag_main())
-

@@ -12,7 +12,6 @@ A model is a backend name (``mini_xception``) or a path to a project ``.pt``.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -97,9 +96,3 @@ def compare(specs: list[str], split: str = "PrivateTest", data: str | None = Non
                      "report": evaluate_classifier(clf, images, labels), "parameters": count_parameters(clf),
                      "ms_per_face": time_per_face(clf, images[0]), "metadata": getattr(clf, "metadata", {})})
     return rows
-
-
-if __name__ == "__main__":  # python -m emoji_privacy.evaluation.emotion: the command line is in cli
-    from .cli import evaluate_emotion_main
-
-    sys.exit(evaluate_emotion_main())

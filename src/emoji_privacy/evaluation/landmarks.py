@@ -13,7 +13,6 @@ missed and the box used for them instead. Lower NME is better.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,9 +304,3 @@ def report(results: list[Result]) -> str:
     """Markdown table of ``results`` with the legend that says what each column means."""
     rows = [r.row() for r in results]
     return markdown_table(HEADERS, rows) + "\n\n" + LEGEND
-
-
-if __name__ == "__main__":  # python -m emoji_privacy.evaluation.landmarks: the command line is in cli
-    from .cli import evaluate_landmarks_main
-
-    sys.exit(evaluate_landmarks_main())

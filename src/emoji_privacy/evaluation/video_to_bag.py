@@ -12,7 +12,6 @@ harder variants of the same footage for the privacy benchmarks.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,9 +131,3 @@ def convert(source: str, out: str | Path, topic: str = "/camera/image_raw", enco
     if index == 0:
         raise EmojiPrivacyError(f"{src.description} delivered no frame (corrupt or unsupported file?)")
     return written
-
-
-if __name__ == "__main__":  # python -m emoji_privacy.evaluation.video_to_bag: the command line is in cli
-    from .cli import video_to_bag_main
-
-    sys.exit(video_to_bag_main())
