@@ -6,6 +6,10 @@ REPO := $(abspath .)
 VENV := $(REPO)/.venv
 ROSENV := source $(REPO)/build/setup.bash && export ROS_HOME=$${ROS_HOME:-$(REPO)/build/ros_home} PATH=$(VENV)/bin:$$PATH
 PYTEST_ARGS ?=
+# ruff, and import-linter's contracts in pyproject.toml (layers only point down, no cycles): run on the source tree,
+# not through the catkin workspace's package shim
+LINT := ruff check src nodes scripts bench test && (cd src && PYTHONPATH=. lint-imports ../pyproject.toml >/dev/null \
+	|| PYTHONPATH=. lint-imports ../pyproject.toml)
 
 .PHONY: setup demo test test-fast catkin-test lint bench clean
 setup:
@@ -15,7 +19,7 @@ demo: setup
 	@$(ROSENV) && python3 scripts/run_demo --out $(REPO)/demo_output
 
 test: setup
-	@$(ROSENV) && ruff check src nodes scripts bench test && python3 -m pytest test $(PYTEST_ARGS)
+	@$(ROSENV) && $(LINT) && python3 -m pytest test $(PYTEST_ARGS)
 	@bash scripts/catkin_tests.sh
 
 # catkin_make run_tests + catkin_test_results: the rostest hztest and the roslaunch checks (CMakeLists.txt).
@@ -24,11 +28,11 @@ catkin-test: setup
 
 # The markers are registered in pyproject.toml and set in test/conftest.py.
 test-fast: setup
-	@$(ROSENV) && ruff check src nodes scripts bench test && \
+	@$(ROSENV) && $(LINT) && \
 		python3 -m pytest test -m "not ros and not browser and not slow" $(PYTEST_ARGS)
 
 lint: setup
-	@$(ROSENV) && ruff check src nodes scripts bench test
+	@$(ROSENV) && $(LINT)
 
 bench: setup
 	@$(ROSENV) && for b in bench/bench_*.py; do python3 $$b || exit 1; done
