@@ -31,6 +31,7 @@ from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.emoji import EmojiRenderer  # noqa: E402
 from emoji_privacy.evaluation.leaks import LeakMeter, independent_backend  # noqa: E402
 from emoji_privacy.files import bag as bag_tool  # noqa: E402
+from emoji_privacy.files.cli import anonymize_bag_main  # noqa: E402
 from emoji_privacy.ros import bags as bag_io  # noqa: E402
 from emoji_privacy.ros.messages import bgr_to_image, bgr_to_jpeg, image_to_bgr, make_header  # noqa: E402
 
@@ -294,7 +295,7 @@ def small_bag(path: Path, frames: int = 3, images: bool = True) -> Path:
 
 def error_of(capsys: pytest.CaptureFixture, *argv: str) -> str:
     """Run the tool's main; it must exit 2 with one line on stderr, which is returned."""
-    assert bag_tool.main(["--quiet", *argv]) == 2
+    assert anonymize_bag_main(["--quiet", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("anonymize_bag: error: ") and "\n" not in err, err
     return err

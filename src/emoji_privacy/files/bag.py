@@ -12,18 +12,17 @@ listener, at the frame's own size when it is known), never copied, and counted. 
 bag is written to a hidden file beside ``dst`` and renamed at the end; an error or Ctrl-C removes it.
 
     rosrun emoji_privacy anonymize_bag in.bag -o out.bag [--config YAML] [--faces-json F] [--quiet]
-    python -m emoji_privacy.files.bag in.bag -o out.bag
+    emoji-privacy anonymize in.bag -o out.bag
+
+(the command line is ``files.cli.anonymize_bag_main``)
 
 See docs/bags.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ import numpy as np
 from .. import image_io
 from ..atomic import atomic_output
 from ..config import PipelineConfig
-from ..errors import BagError, EmojiPrivacyError
+from ..errors import BagError
 from ..fail_closed import masked_frame
 
 IMAGE_TYPE, COMPRESSED_TYPE = "sensor_msgs/Image", "sensor_msgs/CompressedImage"
@@ -44,7 +43,6 @@ CAMERA_INFO_TYPE = "sensor_msgs/CameraInfo"
 FACES_SUFFIX = "/faces"
 FALLBACK_SIZE = (480, 640)
 """(height, width) of the mask written for a frame whose size cannot be known (no frame of its topic decodes)."""
-EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
 def faces_topic(image_topic: str) -> str:
@@ -392,55 +390,3 @@ def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: P
 def default_output(src: Path) -> Path:
     """``<name>_anonymized.bag`` beside the input."""
     return src.with_name(f"{src.stem}_anonymized.bag")
-
-
-def _terminate(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM (rosrun/roslaunch stopping the tool): clean up as for Ctrl-C
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="anonymize_bag", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bag", type=Path, help="ROS 1 bag file to anonymize")
-    ap.add_argument("-o", "--output", type=Path,
-                    help="bag to write (default: <name>_anonymized.bag beside the input)")
-    ap.add_argument("--config", type=Path, help="pipeline YAML (default: the built-in defaults = config/default.yaml)")
-    ap.add_argument("--faces-json", type=Path, help="also write the faces of every frame as JSON lines")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    prog = "anonymize_bag"
-    dst = args.output or default_output(args.bag)
-    bar = None
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if args.quiet:
-                return
-            if bar is None:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total, unit="frame", desc=f"{prog} {args.bag.name}")
-            bar.update(done - bar.n)
-
-        summary = anonymize_bag(args.bag, dst, config, faces_json=args.faces_json, progress=progress)
-    except EmojiPrivacyError as e:
-        if bar is not None:
-            bar.close()
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if bar is not None:
-        bar.close()
-    print(f"{prog}: {summary.describe()}; wrote {dst}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

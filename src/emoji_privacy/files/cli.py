@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -283,3 +284,57 @@ def _fail(message: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (rosrun/roslaunch stopping the tool): clean up as for Ctrl-C
+
+
+def anonymize_bag_main(argv: list[str] | None = None) -> int:
+    """`rosrun emoji_privacy anonymize_bag`: one bag in, one anonymized bag out (docs/bags.md)."""
+    from ..config import PipelineConfig
+    from . import bag
+    from .bag import anonymize_bag, default_output
+
+    ap = argparse.ArgumentParser(prog="anonymize_bag", description=bag.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bag", type=Path, help="ROS 1 bag file to anonymize")
+    ap.add_argument("-o", "--output", type=Path,
+                    help="bag to write (default: <name>_anonymized.bag beside the input)")
+    ap.add_argument("--config", type=Path, help="pipeline YAML (default: the built-in defaults = config/default.yaml)")
+    ap.add_argument("--faces-json", type=Path, help="also write the faces of every frame as JSON lines")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    prog = "anonymize_bag"
+    dst = args.output or default_output(args.bag)
+    bar = None
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if args.quiet:
+                return
+            if bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, unit="frame", desc=f"{prog} {args.bag.name}")
+            bar.update(done - bar.n)
+
+        summary = anonymize_bag(args.bag, dst, config, faces_json=args.faces_json, progress=progress)
+    except EmojiPrivacyError as e:
+        if bar is not None:
+            bar.close()
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if bar is not None:
+        bar.close()
+    print(f"{prog}: {summary.describe()}; wrote {dst}")
+    return 0
+
