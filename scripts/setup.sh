@@ -46,7 +46,7 @@ fi
 # --- model files --------------------------------------------------------------------------
 # Every model ships in models/ (YuNet included) or in the pip packages above: nothing is downloaded,
 # this only checks that each file is there and intact (and names every one that is not).
-PYTHONPATH="$repo/src" "$venv/bin/python3" -m emoji_privacy.model_files --ensure 2>&1 | sed 's/^/[setup] /' \
+PYTHONPATH="$repo/src" "$venv/bin/python3" -m emoji_privacy models --ensure 2>&1 | sed 's/^/[setup] /' \
   || { echo "[setup] error: model files missing or corrupt (see above)" >&2; exit 1; }
 
 # --- catkin workspace --------------------------------------------------------------------------

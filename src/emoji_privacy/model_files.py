@@ -16,18 +16,16 @@ Every file is a registered :class:`ModelFile` (``MODEL_FILES``) and is found by
 
 The first file found is checked (pinned sha256, or a cheap format check) and returned; a missing
 or corrupt file is a :class:`ModelFileError` whose one-line message names the file and what to do.
-There is no fallback. ``python -m emoji_privacy.model_files`` lists where every file was found
+There is no fallback. ``python -m emoji_privacy models`` lists where every file was found
 and exits 1 naming every missing one (``make setup`` runs it).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import importlib.util
 import os
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,21 +276,3 @@ def check_all(keys: list[str] | None = None) -> tuple[dict[str, Path], dict[str,
         except ModelFileError as e:
             errors[key] = str(e)
     return found, errors
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="List where every model file is found; exit 1 if any is "
-                                             "missing or corrupt. Nothing is downloaded.")
-    ap.add_argument("--ensure", action="store_true",
-                    help="what `make setup` runs: the same check (kept for compatibility; nothing is fetched)")
-    ap.parse_args(argv)
-    found, errors = check_all()
-    for key, path in found.items():
-        print(f"{key:18s} {path}")
-    for msg in errors.values():
-        print(f"error: {msg}", file=sys.stderr)
-    return 1 if errors else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
