@@ -8,7 +8,7 @@ import yaml
 from emoji_privacy.config import PipelineConfig
 from emoji_privacy.errors import ConfigError
 
-DEFAULT = Path(__file__).resolve().parents[1] / "config" / "default.yaml"
+DEFAULT = Path(__file__).resolve().parents[2] / "config" / "default.yaml"
 
 
 def test_default_yaml_matches_code_defaults() -> None:

@@ -9,7 +9,7 @@ from model_helpers import ANONYMIZE_ONE, clean_env, copy_worktree, last_json, ru
 
 from emoji_privacy.model_files import MODEL_FILES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

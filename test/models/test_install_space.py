@@ -16,7 +16,7 @@ from model_helpers import ANONYMIZE_ONE, LANDMARKS_ONE, clean_env, copy_worktree
 
 from emoji_privacy.model_files import MODEL_FILES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 ROS_NODES = {"camera_talker", "emoji_anonymizer", "replay_bag"}  # private parameters only: no --help
 SHELL_SCRIPTS = {"setup.sh": "every make target runs it first", "catkin_tests.sh": "`make test` runs it"}
