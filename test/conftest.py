@@ -1,4 +1,5 @@
-"""Shared fixtures: real data paths (skip when absent), a real roscore, node launching."""
+"""Shared fixtures (the astronaut photo, one pipeline, a real roscore, node launching) and the test tiers' markers.
+The data paths (REPO, shared_path, video_frames) are in data_helpers.py."""
 
 from __future__ import annotations
 
@@ -12,40 +13,12 @@ import pytest
 
 from emoji_privacy.ros import processes
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared beside this checkout (or $EMOJI_PRIVACY_SHARED), or skip saying which is missing."""
-    env = os.environ.get("EMOJI_PRIVACY_SHARED")
-    base = Path(env) if env else REPO.parent / "shared"
-    if not base.is_dir():
-        pytest.skip("shared data folder (../shared or $EMOJI_PRIVACY_SHARED) is absent")
-    p = base.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"{p} is absent")
-    return p
-
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
-def video_frames(name: str, step: int = 10, limit: int = 10) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(shared_path("data", "videos", name)))
-    frames, i = [], 0
-    while len(frames) < limit:
-        ok, f = cap.read()
-        if not ok:
-            break
-        if i % step == 0:
-            frames.append(f)
-        i += 1
-    cap.release()
-    return frames
 
 
 @pytest.fixture(scope="session")

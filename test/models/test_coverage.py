@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 
 from emoji_privacy.config import PipelineConfig
 from emoji_privacy.detection import box_iou, load_face_detector

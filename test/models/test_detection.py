@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import video_frames
+from data_helpers import video_frames
 
 from emoji_privacy.detection import DETECTOR_BACKENDS, box_iou, load_face_detector, nms
 from emoji_privacy.errors import ConfigError, ModelFileError

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 
 from emoji_privacy import EMOTIONS, PipelineConfig
 from emoji_privacy.emotion.calibration import apply_temperature, expected_calibration_error

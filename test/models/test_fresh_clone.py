@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from data_helpers import REPO
 from model_helpers import ANONYMIZE_ONE, clean_env, copy_worktree, last_json, run_python
 
 from emoji_privacy.model_files import MODEL_FILES
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

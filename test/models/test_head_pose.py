@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 
 from emoji_privacy.landmarks.geometry import head_roll
 from emoji_privacy.landmarks.head_pose import (

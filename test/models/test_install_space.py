@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_helpers import REPO
 from model_helpers import ANONYMIZE_ONE, LANDMARKS_ONE, clean_env, copy_worktree, last_json, run_python
 
 from emoji_privacy.model_files import MODEL_FILES
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, shared_path, video_frames
+from data_helpers import REPO, shared_path, video_frames
 
 from emoji_privacy.emoji import EmojiRenderer
 from emoji_privacy.evaluation.leaks import (

@@ -7,12 +7,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from data_helpers import REPO
 from model_helpers import hide_models
 
 from emoji_privacy import model_files
 from emoji_privacy.errors import ModelFileError
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("face_detection_yunet_2023mar.onnx", "facemesh68_map.npz", "facemesh68_refiner.npz",
                  "fer_template.npz", "face3d_68.npz", "fer_resnet.pt", "paper42.pt", "fer_federated.pt")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import video_frames
+from data_helpers import video_frames
 
 from emoji_privacy import EMOTIONS
 from emoji_privacy.landmarks.geometry import face_region

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import video_frames
+from data_helpers import video_frames
 
 from emoji_privacy.pipeline import Anonymizer, FaceResult
 from emoji_privacy.streaming import PipelinedAnonymizer, StreamFrame

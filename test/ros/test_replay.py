@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 
 pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
 

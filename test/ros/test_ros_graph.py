@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
+from ros_helpers import Collector, wait_connected
 
 rospy = pytest.importorskip("rospy")
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -17,42 +17,6 @@ from emoji_privacy import image_io  # noqa: E402
 from emoji_privacy.detection import box_iou, load_face_detector  # noqa: E402
 from emoji_privacy.emoji import EmojiRenderer  # noqa: E402
 from emoji_privacy.ros.messages import image_to_bgr  # noqa: E402
-
-
-class Collector:
-    """Keeps every message of a topic, keyed by header stamp."""
-
-    def __init__(self, topic: str, msg_type: type) -> None:
-        self.msgs: list = []
-        self.lock = threading.Lock()
-        self.sub = rospy.Subscriber(topic, msg_type, self._cb, queue_size=1000, buff_size=2 ** 27)
-
-    def _cb(self, msg) -> None:
-        with self.lock:
-            self.msgs.append(msg)
-
-    def by_stamp(self) -> dict:
-        with self.lock:
-            return {m.header.stamp.to_nsec(): m for m in self.msgs}
-
-    def wait(self, n: int, timeout: float) -> bool:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            with self.lock:
-                if len(self.msgs) >= n:
-                    return True
-            time.sleep(0.05)
-        return False
-
-    def close(self) -> None:
-        self.sub.unregister()
-
-
-def wait_connected(pub, timeout: float = 20.0) -> None:
-    deadline = time.time() + timeout
-    while pub.get_num_connections() == 0:
-        assert time.time() < deadline, f"nobody subscribed to {pub.resolved_name}"
-        time.sleep(0.05)
 
 
 def test_talker_to_listener_demo(launch) -> None:

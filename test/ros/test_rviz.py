@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from data_helpers import REPO
 
 from emoji_privacy.ros import processes
 

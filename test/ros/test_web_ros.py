@@ -74,8 +74,8 @@ def test_mjpeg_view_of_the_ros_graph(launch, tmp_path) -> None:
         assert time.time() < deadline, f"no ROS frames: {status}\n{graph.output()[-2000:]}"
         time.sleep(0.5)
     assert status["image_topic"] == "/anonymized/image" and status["master_uri"]
+    from ros_helpers import Collector
     from sensor_msgs.msg import Image
-    from test_ros_graph import Collector
 
     from emoji_privacy.ros.messages import image_to_bgr
 

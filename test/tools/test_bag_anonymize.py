@@ -16,7 +16,7 @@ import cv2
 import genpy
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 
 pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
 pytestmark = pytest.mark.ros  # the generated emoji_privacy/FaceEmotionArray needs the catkin workspace

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
+from data_helpers import REPO, shared_path
 
 pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
 from std_msgs.msg import String  # noqa: E402

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from data_helpers import REPO
 
 ROS_NODES = {"camera_talker", "emoji_anonymizer", "replay_bag"}  # private parameters only: no --help
 SHELL_SCRIPTS = {"setup.sh": "every make target runs it first", "catkin_tests.sh": "`make test` runs it"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
+from data_helpers import REPO, shared_path
 
 from emoji_privacy.evaluation.cli import evaluate_landmarks_main as main
 from emoji_privacy.evaluation.landmarks import (

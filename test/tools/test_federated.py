@@ -14,7 +14,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, shared_path
+from data_helpers import REPO, shared_path
 
 from emoji_privacy import EMOTIONS
 from emoji_privacy.errors import ConfigError

@@ -20,7 +20,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
+from data_helpers import REPO, shared_path
 
 from emoji_privacy.config import PipelineConfig
 from emoji_privacy.emoji import EmojiRenderer

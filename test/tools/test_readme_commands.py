@@ -16,8 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from data_helpers import REPO
 
 
 def readme_commands(heading: str) -> list[str]:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from data_helpers import shared_path
 
 from emoji_privacy import EMOTIONS
 from emoji_privacy.emotion.classifiers import load_emotion_classifier

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_helpers import REPO
 
 from emoji_privacy.config import PipelineConfig
 from emoji_privacy.errors import ConfigError
 
-DEFAULT = Path(__file__).resolve().parents[2] / "config" / "default.yaml"
+DEFAULT = REPO / "config" / "default.yaml"
 
 
 def test_default_yaml_matches_code_defaults() -> None:

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 
 from emoji_privacy.detection import load_face_detector
 from emoji_privacy.errors import SourceError

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 
 from emoji_privacy.emoji import EmojiRenderer
 from emoji_privacy.evaluation import synthetic

@@ -11,7 +11,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
+from data_helpers import shared_path
 from image_helpers import png_bomb, png_file
 from web_helpers import box_diff, box_mask, decode_data_url
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from data_helpers import REPO
+from video_helpers import moving, write_clip
 from web_helpers import box_diff, decode_data_url, wait_for_server
 
 from emoji_privacy import EMOTIONS
@@ -188,8 +189,6 @@ def test_slow_upload_gets_408_and_server_keeps_serving(server: str, astronaut: n
 
 def test_video_clip_in_browser(server: str, browser, astronaut: np.ndarray, tmp_path: Path) -> None:
     """A clip (H.264 with a tone) uploaded on the page comes back anonymized and plays in the <video> element."""
-    from test_web_video import moving, write_clip
-
     frames = moving(astronaut, 20, (320, 240))
     clip = write_clip(tmp_path / "astronaut clip.mp4", frames)
     browser.get(server + "/")
