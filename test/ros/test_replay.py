@@ -17,6 +17,7 @@ from emoji_privacy.evaluation import video_to_bag
 LAUNCH_TIMEOUT = 240
 
 
+@pytest.mark.slow  # 36 s measured
 def test_round_trip_records_and_evaluates_the_listener(launch, tmp_path: Path) -> None:
     played, recorded = tmp_path / "fer_test.bag", tmp_path / "out.bag"
     assert video_to_bag.convert(str(shared_path("data", "videos", "fer_test.mp4")), played, progress=False) == 115

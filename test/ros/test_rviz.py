@@ -27,7 +27,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from emoji_privacy.ros.messages import bgr_to_image, image_to_bgr  # noqa: E402
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = pytest.mark.slow  # ros: set by the folder
 
 WINDOW = (800, 600)
 """rviz's window in config/anonymized.rviz (Width, Height); Xvfb's screen is made exactly this size."""

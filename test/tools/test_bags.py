@@ -191,6 +191,7 @@ def test_other_bad_bags(tmp_path: Path, capsys) -> None:
     assert code == 1 and "unknown parameter 'tracking.hold'" in err
 
 
+@pytest.mark.ros  # runs `rosrun`, which needs the sourced catkin workspace
 def test_tools_run_with_rosrun_and_python_m(tmp_path: Path) -> None:
     bag = tmp_path / "demo.bag"
     made = subprocess.run(["rosrun", "emoji_privacy", "video_to_bag", "demo", str(bag), "--max-frames", "3",

@@ -515,6 +515,7 @@ def fer():
     return load_fer2013(shared_path("data", "fer2013", "fer2013_images_train_test.tar.gz"), progress=False)
 
 
+@pytest.mark.slow  # 124 s measured (--durations=0, 2 cores)
 @pytest.mark.timeout(900)
 def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
     """flower-superlink + 2 flower-supernode processes over loopback with the fleet's security (TLS under a
@@ -572,6 +573,7 @@ def test_deployment_superlink_two_supernodes_secagg(fer, tmp_path):
     assert float((clf.predict(pc).argmax(1) == py).mean()) == pytest.approx(private["accuracy"], abs=0.005)
 
 
+@pytest.mark.slow  # 27 s measured for its predecessor test_simulation_fedavgm_with_dp_reports_epsilon (ca1d47c)
 @pytest.mark.timeout(600)
 def test_simulation_fedbn_with_dp_reports_epsilon(fer, tmp_path):
     """The simulate command (Flower's simulation engine): FedBN + client clipping + server noise."""
