@@ -1,6 +1,6 @@
-"""Issue 14 through a real roscore: bad parameters stop the nodes at start-up (exit code 2, one line naming
-the parameter), compressed decompression bombs are refused from their header, /diagnostics tells the truth
-over a time window, and the command-line wrappers ignore rosrun's name:=value arguments.
+"""Node parameters and inputs through a real roscore: bad parameters stop the nodes at start-up (exit code 2,
+one line naming the parameter), compressed decompression bombs are refused from their header, /diagnostics tells
+the truth over a time window, and the command-line wrappers ignore rosrun's name:=value arguments.
 
 Every node here gets its own name (``__name:=``): private parameters stay on the session's master after
 a node exits, and must not reach the nodes of other tests."""

@@ -1,4 +1,4 @@
-"""Issue 14 item 6: `camera.launch rviz:=true` shows the anonymized image filling rviz's window, with the
+"""rviz: `camera.launch rviz:=true` shows the anonymized image filling rviz's window, with the
 Fixed Frame (the camera's frame_id) present in TF. Runs the demo graph and rviz under Xvfb, screenshots the
 screen (the size of rviz's window) and measures where the image is; the same measurement on the old layout
 (the Image dock beside the Displays panel and an empty 3D view) must fail, so the check can fail.

@@ -1,4 +1,4 @@
-"""Recorded bags sanitized for sharing (issue 17 item 2): emoji_privacy.files.bag / `anonymize_bag`.
+"""Recorded bags sanitized for sharing emoji_privacy.files.bag / `anonymize_bag`.
 
 A real bag is made from a shared video: a raw bgr8 Image topic, a JPEG CompressedImage topic from the other
 clip, CameraInfo, a String chatter and a latched transform topic, with one frame of each image topic that

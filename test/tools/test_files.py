@@ -1,4 +1,4 @@
-"""The command-line tool for files (issue 17 item 1): real videos, images and folders through the real pipeline.
+"""The command-line tool for files: real videos, images and folders through the real pipeline.
 
 A video keeps its frames, frame times, size and audio, is H.264 and plays with OpenCV, and the leak meter finds
 no face left in it (beside the same meter firing on the input); every error is one line, exit 2, and leaves no

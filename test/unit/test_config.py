@@ -69,7 +69,7 @@ def test_one_coercion_path_guesses_nothing(value, default) -> None:
         coerce(value, default, "x")
 
 
-# --- backend names, the emoji folder, and the nodes' own parameters (issue 14) -----------------------------
+# --- backend names, the emoji folder, and the nodes' own parameters -----------------------------------------
 
 
 def test_backend_names_equal_the_registries() -> None:

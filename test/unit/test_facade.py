@@ -1,9 +1,11 @@
-"""The package facade: `from emoji_privacy import Anonymizer` works, and stays lazy."""
+"""The package facade and its imports: `from emoji_privacy import Anonymizer` works, the package stays lazy, and
+its layers import downward only (ros never imports evaluation; only the bag reader pulls rospy in)."""
 
 import subprocess
 import sys
 
 import pytest
+from data_helpers import REPO
 
 import emoji_privacy
 
@@ -41,3 +43,24 @@ def test_the_laziness_check_can_fail() -> None:
                "heavy = sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules)\n"
                "assert not heavy, heavy\n")
     assert res.returncode != 0 and "torch" in res.stderr
+
+
+def test_ros_modules_do_not_import_evaluation() -> None:
+    """ros sits below evaluation (evaluation reads bags through ros, never the reverse)."""
+    pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
+    code = ("import sys\nimport emoji_privacy.ros.messages, emoji_privacy.ros.bags, emoji_privacy.ros.processes\n"
+            "assert not [m for m in sys.modules if m.startswith('emoji_privacy.evaluation')], 'evaluation imported'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+
+
+def test_library_does_not_import_rospy() -> None:
+    """Only bag_io (loaded by the tools' entry points) pulls rospy in, through rosbag."""
+    pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
+    modules = ["pipeline", "tracking", "evaluation.records", "evaluation.leaks", "evaluation.report",
+               "evaluation.bag", "evaluation.video_to_bag", "ros.messages", "config", "sources"]
+    code = ("import sys\n" + "".join(f"import emoji_privacy.{m}\n" for m in modules)
+            + "assert 'rospy' not in sys.modules, 'rospy imported'\n"
+            + "import emoji_privacy.ros.bags\nassert 'rospy' in sys.modules\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr

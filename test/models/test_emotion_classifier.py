@@ -1,9 +1,8 @@
-"""Emotion stage: the mini-Xception port must be right (accuracy on real FER2013) and loading
-must fail with messages that tell the user what to do."""
+"""The emotion classifiers' behaviour: probabilities, input checks, the mini-Xception port's padding, exports,
+engines, the start-up cache, and loading that fails with messages that tell the user what to do. Their accuracy
+on FER2013 is in test_emotion_accuracy.py, their calibration in test_emotion_calibration.py."""
 
 from __future__ import annotations
-
-import tarfile
 
 import cv2
 import numpy as np
@@ -14,42 +13,11 @@ from emoji_privacy import EMOTIONS
 from emoji_privacy.emotion.classifiers import EMOTION_BACKENDS, export_pt, load_emotion_classifier
 from emoji_privacy.emotion.keras_import import MiniXception, _same_pads
 from emoji_privacy.errors import ConfigError, ImageFormatError, ModelFileError
-from emoji_privacy.model_files import shared_dir
-
-N_PRIVATE = 300
 
 
 @pytest.fixture(scope="module")
-def clf():
-    try:
-        return load_emotion_classifier("mini_xception")
-    except ModelFileError as e:
-        pytest.skip(f"mini-Xception weights not installed (run `make setup`): {e}")
-
-
-@pytest.fixture(scope="module")
-def fer_private():
-    """~300 PrivateTest faces spread over all classes, read straight from the tar.gz, as 64x64."""
-    sd = shared_dir()
-    tar_path = sd / "data" / "fer2013" / "fer2013_images_train_test.tar.gz" if sd else None
-    if tar_path is None or not tar_path.is_file():
-        pytest.skip("FER2013 archive not available (needs the shared data folder, $EMOJI_PRIVACY_SHARED)")
-    members: list[tuple[str, bytes]] = []
-    with tarfile.open(tar_path, "r|gz") as tf:
-        for m in tf:
-            if m.isfile() and "/PrivateTest_" in m.name:
-                members.append((m.name, tf.extractfile(m).read()))
-            elif members and "/test/" not in m.name:
-                break  # the test split is stored together; no need to stream the train split
-    members.sort()
-    pick = np.linspace(0, len(members) - 1, N_PRIVATE).round().astype(int)
-    imgs, labels = [], []
-    for i in pick:
-        name, data = members[i]
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-        imgs.append(cv2.resize(img, (64, 64), interpolation=cv2.INTER_LINEAR))
-        labels.append(EMOTIONS.index(name.split("/")[-2]))
-    return np.stack(imgs), np.array(labels)
+def clf(mini_xception):
+    return mini_xception
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +33,6 @@ def test_probabilities_on_real_faces(clf, fer_private):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
     empty = clf.predict(np.zeros((0, 64, 64), np.uint8))
     assert empty.shape == (0, 7) and empty.dtype == np.float32
-
-
-def test_accuracy_well_above_chance(clf, fer_private):
-    crops, labels = fer_private
-    acc = float(np.mean(clf.predict(crops).argmax(axis=1) == labels))
-    assert acc > 0.5, f"PrivateTest accuracy {acc:.3f}; the port is wrong (padding, BN eps, weight layout?)"
 
 
 def test_rejects_wrong_crops(clf):

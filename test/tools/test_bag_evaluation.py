@@ -1,4 +1,5 @@
-"""Bags from videos (video_to_bag), offline evaluation (evaluate_bag) and bad bags."""
+"""Bag evaluation: bags made from videos (video_to_bag), offline evaluation (evaluate_bag), bad bags, and the
+tools' entry points. Anonymizing a bag for sharing is in test_bag_anonymize.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from data_helpers import REPO, shared_path
+from data_helpers import shared_path
 
 pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
 from std_msgs.msg import String  # noqa: E402
@@ -211,25 +212,6 @@ def test_the_other_documented_python_m_tools_answer_help(module: str, usage: str
     res = subprocess.run([sys.executable, "-m", f"emoji_privacy.evaluation.{module}", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and usage in res.stdout, res.stderr
-
-
-def test_ros_modules_do_not_import_evaluation() -> None:
-    """ros sits below evaluation (evaluation reads bags through ros, never the reverse)."""
-    code = ("import sys\nimport emoji_privacy.ros.messages, emoji_privacy.ros.bags, emoji_privacy.ros.processes\n"
-            "assert not [m for m in sys.modules if m.startswith('emoji_privacy.evaluation')], 'evaluation imported'\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert res.returncode == 0, res.stderr
-
-
-def test_library_does_not_import_rospy() -> None:
-    """Only bag_io (loaded by the tools' entry points) pulls rospy in, through rosbag."""
-    modules = ["pipeline", "tracking", "evaluation.records", "evaluation.leaks", "evaluation.report",
-               "evaluation.bag", "evaluation.video_to_bag", "ros.messages", "config", "sources"]
-    code = ("import sys\n" + "".join(f"import emoji_privacy.{m}\n" for m in modules)
-            + "assert 'rospy' not in sys.modules, 'rospy imported'\n"
-            + "import emoji_privacy.ros.bags\nassert 'rospy' in sys.modules\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert res.returncode == 0, res.stderr
 
 
 def test_rate_does_not_depend_on_the_order_of_the_times() -> None:
