@@ -7,8 +7,6 @@ Real faces: the astronaut (skimage) and two 300-W helen_test photos run through 
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -112,16 +110,19 @@ def test_camera_matrix_input() -> None:
     assert np.allclose(head_pose(lm, (640, 480)), head_pose(lm, (640, 480), np.zeros(9)))
 
 
-def test_cost_per_face(astronaut, pipeline) -> None:
+def test_estimates_are_repeatable_and_carry_no_state(astronaut, pipeline) -> None:
+    """One estimator serves every face: estimating the same face again gives the same pose, finite, and the
+    same as head_pose(). (Its cost per face is a benchmark's figure, not a test's.)"""
     lm = one_face(pipeline, astronaut).landmarks
     est = default_estimator()
-    est.estimate(lm, (512, 512))
-    t0 = time.perf_counter()
-    for _ in range(200):
-        est.estimate(lm, (512, 512))
-    ms = (time.perf_counter() - t0) / 200 * 1e3
-    print(f"head pose: {ms:.3f} ms per face")
-    assert ms < 5.0
+    first = est.estimate(lm, (512, 512))
+    angles = (first.yaw_deg, first.pitch_deg, first.roll_deg)
+    assert np.all(np.isfinite(angles)) and np.all(np.isfinite(first.tvec))
+    est.estimate(np.flip(lm, axis=0).copy(), (512, 512))  # another face in between
+    for _ in range(3):
+        again = est.estimate(lm, (512, 512))
+        assert (again.yaw_deg, again.pitch_deg, again.roll_deg) == angles
+    assert head_pose(lm, (512, 512)) == angles
 
 
 # --- real faces through the pipeline ------------------------------------------------------------------------

@@ -167,7 +167,6 @@ def test_compressed_bomb_is_refused_from_its_header(launch, astronaut) -> None:
     proc, pub, outputs, diag, subs = start_listener(launch, name, transport="compressed")
     try:
         before = peak_rss_mb(proc.proc.pid)
-        t0 = time.time()
         pub.publish(compressed(bomb, 1))  # before any good frame: its size is unknown, nothing can be masked
         time.sleep(1.5)
         good = compressed(image_io.encode_jpeg(astronaut, 90), 2, "jpeg")
@@ -177,7 +176,6 @@ def test_compressed_bomb_is_refused_from_its_header(launch, astronaut) -> None:
             time.sleep(0.05)
         assert outputs, f"the listener stalled after the bomb; log:\n{proc.output()[-3000:]}"
         assert outputs[0].header.stamp == good.header.stamp, "nothing was published for the bomb itself"
-        assert time.time() - t0 < 15
         pub.publish(compressed(bomb, 3))  # after a good frame: a masked frame of the last size comes out
         deadline = time.time() + 10
         while len(outputs) < 2 and time.time() < deadline:
