@@ -182,11 +182,23 @@ def test_contact_sheet(photo: np.ndarray) -> None:
         contact_sheet([])
 
 
-def test_save_sheet(renderer: EmojiRenderer) -> None:
-    """Writes /tmp/emoji_sheet.png (all 7 emoji at 128 px on white) for a visual check."""
+def test_emoji_sheet_on_white(renderer: EmojiRenderer, tmp_path: Path) -> None:
+    """All 7 emoji at 128 px on white, side by side (written under tmp_path for a visual check): each tile's
+    corners are the white background (the sprite is transparent outside its disk), its centre is drawn, no two
+    tiles are alike, and the PNG reads back unchanged."""
     tiles = []
     for i in range(len(EMOTIONS)):
         s = renderer.sprite(i, 128).astype(np.float32)
         a = s[:, :, 3:] / 255.0
         tiles.append((s[:, :, :3] * a + 255.0 * (1.0 - a)).astype(np.uint8))
-    assert cv2.imwrite("/tmp/emoji_sheet.png", np.hstack(tiles))
+    sheet = np.hstack(tiles)
+    assert sheet.shape == (128, 128 * len(EMOTIONS), 3)
+    for i, tile in enumerate(tiles):
+        assert np.array_equal(sheet[:, 128 * i:128 * (i + 1)], tile), f"tile {i} in its place"
+        corners = np.concatenate([tile[:6, :6], tile[:6, -6:], tile[-6:, :6], tile[-6:, -6:]])
+        assert (corners == 255).all(), f"{EMOTIONS[i]}: the corners show the white background"
+        assert (tile[44:84, 44:84] != 255).any(axis=2).mean() > 0.5, f"{EMOTIONS[i]}: the face is drawn"
+    assert len({t.tobytes() for t in tiles}) == len(EMOTIONS), "seven different emoji"
+    path = tmp_path / "emoji_sheet.png"
+    assert cv2.imwrite(str(path), sheet)
+    assert np.array_equal(cv2.imread(str(path)), sheet)
