@@ -1,4 +1,5 @@
-"""Shared fixtures: real data paths (skip when absent), a real roscore, node launching."""
+"""Shared fixtures (the astronaut photo, one pipeline, a real roscore, node launching) and the test tiers' markers.
+The data paths (REPO, shared_path, video_frames) are in data_helpers.py."""
 
 from __future__ import annotations
 
@@ -12,40 +13,12 @@ import pytest
 
 from emoji_privacy.ros import processes
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared beside this checkout (or $EMOJI_PRIVACY_SHARED), or skip saying which is missing."""
-    env = os.environ.get("EMOJI_PRIVACY_SHARED")
-    base = Path(env) if env else REPO.parent / "shared"
-    if not base.is_dir():
-        pytest.skip("shared data folder (../shared or $EMOJI_PRIVACY_SHARED) is absent")
-    p = base.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"{p} is absent")
-    return p
-
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
-def video_frames(name: str, step: int = 10, limit: int = 10) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(shared_path("data", "videos", name)))
-    frames, i = [], 0
-    while len(frames) < limit:
-        ok, f = cap.read()
-        if not ok:
-            break
-        if i % step == 0:
-            frames.append(f)
-        i += 1
-    cap.release()
-    return frames
 
 
 @pytest.fixture(scope="session")
@@ -104,38 +77,23 @@ def launch(roscore: str, tmp_path: Path) -> Iterator:
 
 
 # --- Test tiers: the markers `ros`, `browser`, `slow` (registered in pyproject.toml). `make test` runs
-# everything; `make test-fast` runs -m "not ros and not browser and not slow". Set here, so test files
-# need no decorators; a test added to one of these modules is marked automatically.
+# everything; `make test-fast` runs -m "not ros and not browser and not slow". `ros` and `browser` are set
+# here by folder (a test added under test/ros or test/web/browser is marked without a decorator) and by
+# fixture; `slow` and a single test's `ros` elsewhere are decorators in the test's own file.
 
-ROS_MODULES = {"test_ros_graph.py", "test_replay.py", "test_web_ros.py"}
-"""Modules that start roscore and roslaunch graphs, or need the catkin workspace's generated messages."""
-
-ROS_TESTS = {"test_bags.py::test_tools_run_with_rosrun_and_python_m"}  # runs `rosrun` without a skip
-"""Single tests elsewhere that need the catkin workspace; any test using the `roscore` fixture is marked too."""
-
-BROWSER_MODULES = {"test_web_browser.py"}
-"""Modules that drive chromium through selenium."""
-
-SLOW_TESTS = {
-    "test_federated.py::test_deployment_superlink_two_supernodes_secagg",  # 124 s
-    "test_federated.py::test_simulation_fedavgm_with_dp_reports_epsilon",  # 27 s
-    "test_detection.py::test_blank_tiny_and_huge_frames[centerface]",  # 30 s
-    "test_ros_graph.py::test_shared_video_has_no_leaked_face[fer_woman2.mp4]",  # 138 s
-    "test_ros_graph.py::test_shared_video_has_no_leaked_face[fer_test.mp4]",  # 31 s
-    "test_replay.py::test_round_trip_records_and_evaluates_the_listener",  # 36 s
-}
-"""Tests over ~15 s: measured with `python3 -m pytest test --durations=0 -q` (through the sourced
-workspace, 2 cores, other test runs sharing the machine; whole suite 11.6 min). Every other test took
-at most 12 s. An id without [parameters] marks all parametrizations. Re-measure when a test grows."""
+TEST_DIR = Path(__file__).resolve().parent
+FOLDER_MARKERS = {"ros": "ros", "web/browser": "browser"}
+"""test/<folder> (and every folder below it) -> the marker each of its tests gets."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        module = item.path.name
-        ids = {f"{module}::{item.name}", f"{module}::{getattr(item, 'originalname', item.name)}"}
-        if module in ROS_MODULES or ids & ROS_TESTS or "roscore" in getattr(item, "fixturenames", ()):
+        try:
+            folder = Path(item.path).resolve().parent.relative_to(TEST_DIR).as_posix()
+        except ValueError:  # a test outside test/
+            folder = ""
+        for prefix, marker in FOLDER_MARKERS.items():
+            if folder == prefix or folder.startswith(prefix + "/"):
+                item.add_marker(marker)
+        if "roscore" in getattr(item, "fixturenames", ()):  # any test that starts a roscore, wherever it is
             item.add_marker(pytest.mark.ros)
-        if module in BROWSER_MODULES:
-            item.add_marker(pytest.mark.browser)
-        if ids & SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)

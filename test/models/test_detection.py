@@ -1,0 +1,64 @@
+"""Both detector backends on real photos and video frames."""
+
+import cv2
+import numpy as np
+import pytest
+from data_helpers import video_frames
+
+from emoji_privacy.detection import DETECTOR_BACKENDS, box_iou, load_face_detector, nms
+from emoji_privacy.errors import ConfigError, ModelFileError
+
+ASTRONAUT_FACE = np.array([[170, 50, 280, 190]], np.float32)  # by eye, generous
+
+
+@pytest.mark.parametrize("backend", sorted(DETECTOR_BACKENDS))
+def test_finds_the_astronaut(astronaut, backend) -> None:
+    det = load_face_detector(backend).detect(astronaut)
+    assert len(det) == 1
+    assert box_iou(det.boxes, ASTRONAUT_FACE)[0, 0] > 0.5
+    eyes = det.keypoints[0, :2]
+    assert eyes[0, 0] < eyes[1, 0], "the image-left eye comes first"
+    assert (det.keypoints[0, 2, 1] > eyes[:, 1]).all(), "the nose is below the eyes"
+
+
+@pytest.mark.parametrize("backend", sorted(DETECTOR_BACKENDS))
+def test_finds_faces_in_video_frames(backend) -> None:
+    frames = video_frames("fer_woman2.mp4", step=40, limit=8)
+    det = load_face_detector(backend)
+    found = sum(len(det.detect(f)) >= 1 for f in frames)
+    assert found >= len(frames) - 1
+
+
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=pytest.mark.slow) if b == "centerface" else b
+                                     for b in sorted(DETECTOR_BACKENDS)])  # slow: centerface 30 s measured
+def test_blank_tiny_and_huge_frames(backend) -> None:
+    det = load_face_detector(backend)
+    assert len(det.detect(np.zeros((1, 1, 3), np.uint8))) == 0
+    assert len(det.detect(np.full((480, 640, 3), 127, np.uint8))) == 0
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    assert len(det.detect(big)) == 0
+
+
+def test_large_frame_boxes_are_in_full_resolution(astronaut) -> None:
+    big = cv2.resize(astronaut, None, fx=3, fy=3)
+    det = load_face_detector("yunet").detect(big)
+    assert len(det) == 1 and box_iou(det.boxes / 3, ASTRONAUT_FACE)[0, 0] > 0.5
+
+
+def test_nms_keeps_best_of_overlaps() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    assert list(nms(boxes, np.array([0.5, 0.9, 0.7]), 0.3)) == [1, 2]
+
+
+def test_errors(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="unknown face detector 'nope'; choose one of"):
+        load_face_detector("nope")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_face_detector("yunet", model_path=str(tmp_path / "missing.onnx"))
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(b"\x00garbage" * 100)
+    for backend in DETECTOR_BACKENDS:
+        with pytest.raises(ModelFileError, match="corrupt"):
+            load_face_detector(backend, model_path=str(bad))
+    with pytest.raises(ConfigError, match="score_threshold"):
+        load_face_detector("yunet", score_threshold=1.5)
