@@ -20,8 +20,8 @@ def test_fresh_clone_finds_every_model_and_runs(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
 
-    listing = run_python("import sys, runpy; sys.argv = ['model_files']; "
-                         "runpy.run_module('emoji_privacy.model_files', run_name='__main__')", env, work)
+    listing = run_python("import sys, runpy; sys.argv = ['emoji_privacy', 'models']; "
+                         "runpy.run_module('emoji_privacy', run_name='__main__')", env, work)
     assert listing.returncode == 0, listing.stderr
     lines = dict(line.split(None, 1) for line in listing.stdout.splitlines())
     assert set(lines) == set(MODEL_FILES)

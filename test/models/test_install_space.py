@@ -121,7 +121,8 @@ def test_install_space_without_models_fails_naming_them(install: Path, tmp_path:
     aside = install / "models.aside"
     models.rename(aside)
     try:
-        listing = _run(install, tmp_path, "import sys; from emoji_privacy.model_files import main; sys.exit(main())")
+        listing = _run(install, tmp_path,
+                       "import sys; from emoji_privacy.cli import models_main; sys.exit(models_main([]))")
         assert listing.returncode == 1
         for m in MODEL_FILES.values():
             if m.package is None:

@@ -11,6 +11,7 @@ from data_helpers import REPO
 from model_helpers import hide_models
 
 from emoji_privacy import model_files
+from emoji_privacy.cli import models_main
 from emoji_privacy.errors import ModelFileError
 
 PROJECT_FILES = ("face_detection_yunet_2023mar.onnx", "facemesh68_map.npz", "facemesh68_refiner.npz",
@@ -102,7 +103,7 @@ def test_setup_check_needs_no_network(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    assert model_files.main(["--ensure"]) == 0
+    assert models_main(["--ensure"]) == 0
     out = capsys.readouterr()
     assert "yunet" in out.out and str(REPO / "models") in out.out and "error" not in out.err
     assert not (tmp_path / "cache").exists()  # nothing was fetched into the cache
@@ -140,7 +141,7 @@ def test_missing_and_corrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_cli_names_every_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     hide_models(monkeypatch, tmp_path)
-    assert model_files.main([]) == 1
+    assert models_main([]) == 1
     err = capsys.readouterr().err
     for m in model_files.MODEL_FILES.values():
         assert f"{m.filename} not found" in err
