@@ -5,7 +5,7 @@ listener's stream does (tracker ids, temporal hold, emotion smoothing; the frame
 encoded H.264 (libx264, yuv420p, the input's size, frame rate and frame times) so browsers and phones play it;
 MP4 and MOV get ``+faststart`` (the index first, so a browser starts playing before the download ends). The
 first audio track is copied when the output container takes its codec (AAC or MP3 into MP4), otherwise
-re-encoded to AAC. A frame the pipeline fails on is masked whole (EmojiRenderer.mask), never copied. A phone
+re-encoded to AAC. A frame the pipeline fails on is masked whole (fail_closed.masked_frame), never copied. A phone
 video's rotation (display matrix) is applied before anonymizing: the output is stored upright.
 
 Nothing half-written: the video (and the faces JSON) are written to temporary files beside the outputs and
@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -293,107 +293,129 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
 
     Every frame is waited for (``block``: none is replaced), and the small-face level is spread over the
     frames inside the detection stage (no background scanner), so the result does not depend on timing."""
-    from ..streaming import PipelinedAnonymizer
+    return _VideoRun(src, writer, anonymizer, jf, progress, total).run(inp, vin, ain, turns)
 
-    state = {"frames": 0, "failed": 0, "first": None, "error": None}
 
-    def write(item, out: np.ndarray, faces: list, held: list) -> None:
-        if state["error"] is not None:
-            return  # the output already failed: the run stops at the next frame
-        _img, pts, t = item.payload
+class _VideoRun:
+    """One video through the pipeline, as deface's loop reads, anonymizes and writes, with the stages
+    overlapped: ``run`` decodes and submits, the stages deliver (or fail closed), ``_encode_loop`` writes."""
+
+    def __init__(self, src: Path, writer: _Writer, anonymizer, jf, progress, total: int) -> None:
+        from ..streaming import PipelinedAnonymizer
+
+        self.src, self.writer, self.anonymizer, self.jf = src, writer, anonymizer, jf
+        self.progress, self.total = progress, total
+        self.frames = self.failed = self.decoded = self.reported = 0
+        self.first: float | None = None  # the first frame's time: the faces JSON counts from it
+        self.error: BaseException | None = None  # the output failed (or the run stopped): raised in run()
+        # H.264 encoding gets a thread of its own: in the pipeline's finishing stage it made that stage the
+        # slowest one (the encoder releases the GIL, so the stages keep running beside it)
+        self.encode_queue: queue.Queue = queue.Queue(maxsize=8)
+        self.encode_thread = threading.Thread(target=self._encode_loop, name="encode", daemon=True)
+        self.stream = PipelinedAnonymizer(anonymizer, lambda payload: payload[0], self._deliver, self._fail,
+                                          scan_small_faces=False)
+
+    def run(self, inp, vin, ain, turns: int) -> tuple[int, int]:
+        """Every frame anonymized and written in order; (frames written, frames masked because they failed)."""
+        self.encode_thread.start()
         try:
-            writer.video(out, pts)
-        except av.FFmpegError as e:
-            state["error"] = OutputError(f"cannot write {writer.out.name}: {_ffmpeg_message(e)}")
-            return
-        if jf is not None:
-            since = None if t is None else round(t - (state["first"] or 0.0), 4)
-            jf.write(json_line({"file": src.name, "frame": state["frames"], "time": since,
-                                "faces": [face_record(f) for f in faces],
-                                "held": [held_record(h) for h in held]}))
-        state["frames"] += 1
+            for img, pts, t in self._decoded_frames(inp, vin, ain, turns):
+                self.stream.submit((img, pts, t), t, block=True)
+                if self.error is not None:
+                    raise self.error
+                self._report()
+            self._drain()
+        finally:
+            self._stop()
+        if self.frames == 0:
+            raise SourceError(f"cannot anonymize {self.src}: no video frame could be decoded")
+        return self.frames, self.failed
 
-    # H.264 encoding gets a thread of its own: in the pipeline's finishing stage it made that stage the
-    # slowest one (the encoder releases the GIL, so the stages keep running beside it)
-    encode_queue: queue.Queue = queue.Queue(maxsize=8)
-
-    def encoder() -> None:
-        while True:
-            job = encode_queue.get()
-            if job is None:
-                return
-            try:
-                write(*job)
-            except BaseException as e:  # noqa: BLE001 - reported in the decoding thread
-                state["error"] = e
-
-    encode_thread = threading.Thread(target=encoder, name="encode", daemon=True)
-    encode_thread.start()
-
-    def deliver(item, out: np.ndarray, faces: list) -> None:
-        encode_queue.put((item, out, faces, list(anonymizer.held)))
-
-    def fail(item, error: Exception) -> None:  # fail closed, as the listener does: the frame is masked whole
-        log.error("frame %d of %s failed (%s: %s); it is masked whole", state["frames"], src,
-                  type(error).__name__, error)
-        out = masked_frame(*item.payload[0].shape[:2])
-        state["failed"] += 1
-        encode_queue.put((item, out, [], []))
-
-    stream = PipelinedAnonymizer(anonymizer, lambda payload: payload[0], deliver, fail, scan_small_faces=False)
-    streams = [vin] + ([ain] if ain is not None else [])
-    packets = inp.demux(*streams)
-    decoded_frames = reported = 0
-
-    def report() -> None:  # in this thread, once per written frame, in order (a callback may raise to stop)
-        nonlocal reported
-        while progress is not None and reported < state["frames"]:
-            reported += 1
-            progress(reported, total)
-
-    try:
+    def _decoded_frames(self, inp, vin, ain, turns: int) -> Iterator[tuple[np.ndarray, int | None, float | None]]:
+        """(upright BGR frame, pts, time) for each video frame; audio packets go to the writer on the way."""
+        packets = inp.demux(*([vin] + ([ain] if ain is not None else [])))
         while True:
             try:
                 packet = next(packets, None)
                 if packet is None:
-                    break
+                    return
                 if packet.stream.type == "audio":
-                    with writer.lock:
-                        writer.audio(packet)
+                    with self.writer.lock:
+                        self.writer.audio(packet)
                     continue
                 decoded = packet.decode()
             except av.FFmpegError as e:
-                where = f"after frame {decoded_frames}" if decoded_frames else "before its first frame"
-                raise SourceError(f"cannot decode {src} {where}: {_ffmpeg_message(e)}") from e
+                where = f"after frame {self.decoded}" if self.decoded else "before its first frame"
+                raise SourceError(f"cannot decode {self.src} {where}: {_ffmpeg_message(e)}") from e
             for frame in decoded:
                 t = frame.time
-                if t is not None and state["first"] is None:
-                    state["first"] = t
+                if t is not None and self.first is None:
+                    self.first = t
                 img = frame_to_bgr(frame)
                 if turns:
                     img = np.ascontiguousarray(np.rot90(img, turns))
-                stream.submit((img, frame.pts, t), t, block=True)
-                decoded_frames += 1
-                if state["error"] is not None:
-                    raise state["error"]
-                report()
-        while not stream.drain(0.2):  # the frames still in the stages
-            report()
-        encode_queue.put(None)
-        while encode_thread.is_alive():  # the frames still being encoded
-            encode_thread.join(0.2)
-            report()
-        report()
-        if state["error"] is not None:
-            raise state["error"]
-    finally:
-        stream.close()
-        if encode_thread.is_alive():  # stopped early: the encoder drops what is queued and ends
-            state["error"] = state["error"] or OutputError("stopped")
+                self.decoded += 1
+                yield img, frame.pts, t
+
+    def _deliver(self, item, out: np.ndarray, faces: list) -> None:
+        self.encode_queue.put((item, out, faces, list(self.anonymizer.held)))
+
+    def _fail(self, item, error: Exception) -> None:
+        """Fail closed, as the listener does: the frame is replaced by the mask, counted and logged."""
+        log.error("frame %d of %s failed (%s: %s); it is masked whole", self.frames, self.src,
+                  type(error).__name__, error)
+        self.failed += 1
+        self.encode_queue.put((item, masked_frame(*item.payload[0].shape[:2]), [], []))
+
+    def _encode_loop(self) -> None:
+        while True:
+            job = self.encode_queue.get()
+            if job is None:
+                return
+            try:
+                self._write(*job)
+            except BaseException as e:  # noqa: BLE001 - reported in the decoding thread
+                self.error = e
+
+    def _write(self, item, out: np.ndarray, faces: list, held: list) -> None:
+        """One frame into the video, and its line into the faces JSON."""
+        if self.error is not None:
+            return  # the output already failed: the run stops at the next frame
+        _img, pts, t = item.payload
+        try:
+            self.writer.video(out, pts)
+        except av.FFmpegError as e:
+            self.error = OutputError(f"cannot write {self.writer.out.name}: {_ffmpeg_message(e)}")
+            return
+        if self.jf is not None:
+            since = None if t is None else round(t - (self.first or 0.0), 4)
+            self.jf.write(json_line({"file": self.src.name, "frame": self.frames, "time": since,
+                                     "faces": [face_record(f) for f in faces],
+                                     "held": [held_record(h) for h in held]}))
+        self.frames += 1
+
+    def _report(self) -> None:
+        """In the decoding thread, once per written frame, in order (a progress callback may raise to stop)."""
+        while self.progress is not None and self.reported < self.frames:
+            self.reported += 1
+            self.progress(self.reported, self.total)
+
+    def _drain(self) -> None:
+        """The frames still in the stages, then those still being encoded."""
+        while not self.stream.drain(0.2):
+            self._report()
+        self.encode_queue.put(None)
+        while self.encode_thread.is_alive():
+            self.encode_thread.join(0.2)
+            self._report()
+        self._report()
+        if self.error is not None:
+            raise self.error
+
+    def _stop(self) -> None:
+        self.stream.close()
+        if self.encode_thread.is_alive():  # stopped early: the encoder drops what is queued and ends
+            self.error = self.error or OutputError("stopped")
             with contextlib.suppress(queue.Full):
-                encode_queue.put(None, timeout=5)
-            encode_thread.join(5)
-    frames, failed = state["frames"], state["failed"]
-    if frames == 0:
-        raise SourceError(f"cannot anonymize {src}: no video frame could be decoded")
-    return frames, failed
+                self.encode_queue.put(None, timeout=5)
+            self.encode_thread.join(5)
