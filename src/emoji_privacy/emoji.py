@@ -23,7 +23,6 @@ import numpy as np
 
 from . import EMOTIONS
 from .errors import ConfigError
-from .fail_closed import mask_in_place
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +421,3 @@ class EmojiRenderer:
             color = cv2.multiply(_neutral(roi, self.style, radius), alpha, scale=1.0 / 255.0)
         roi[...] = cv2.add(color, under)
 
-    def mask(self, frame: np.ndarray) -> None:
-        """Fail-closed: overwrite the whole frame with the privacy mask in place (``fail_closed.mask_in_place``)."""
-        mask_in_place(frame)

@@ -28,8 +28,8 @@ from std_msgs.msg import String  # noqa: E402
 
 from emoji_privacy import image_io  # noqa: E402
 from emoji_privacy.config import PipelineConfig  # noqa: E402
-from emoji_privacy.emoji import EmojiRenderer  # noqa: E402
 from emoji_privacy.evaluation.leaks import LeakMeter, independent_backend  # noqa: E402
+from emoji_privacy.fail_closed import masked_frame  # noqa: E402
 from emoji_privacy.files import bag as bag_tool  # noqa: E402
 from emoji_privacy.files.cli import anonymize_bag_main  # noqa: E402
 from emoji_privacy.ros import bags as bag_io  # noqa: E402
@@ -106,9 +106,7 @@ def decode(raw: tuple) -> object:
 
 
 def masked(height: int, width: int) -> np.ndarray:
-    frame = np.empty((height, width, 3), np.uint8)
-    EmojiRenderer().mask(frame)
-    return frame
+    return masked_frame(height, width)
 
 
 @pytest.fixture(scope="module")
