@@ -65,7 +65,7 @@ def test_newest_frame_wins_and_drops_are_counted(astronaut: np.ndarray) -> None:
     try:
         for i in range(12):
             stream.submit((i, astronaut), float(i))
-            time.sleep(0.01)
+            time.sleep(0.01)  # the scenario: frames arriving faster than the held stage takes them
         gate.set()
         assert stream.drain()
         c = stream.counters()

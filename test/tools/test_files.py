@@ -463,7 +463,7 @@ def test_sigint_stops_the_tool_and_removes_the_partial_file(tmp_path: Path) -> N
         while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert leftovers(tmp_path), "the tool never started writing"
-        time.sleep(1.0)
+        time.sleep(1.0)  # the scenario: Ctrl-C a second into the writing, mid-video
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
