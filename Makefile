@@ -26,7 +26,7 @@ test: setup
 catkin-test: setup
 	@bash scripts/catkin_tests.sh
 
-# The markers are registered in pyproject.toml and set in test/conftest.py.
+# The markers are registered in pyproject.toml; test/conftest.py sets ros and browser by folder, files set slow.
 test-fast: setup
 	@$(ROSENV) && $(LINT) && \
 		python3 -m pytest test -m "not ros and not browser and not slow" $(PYTEST_ARGS)
