@@ -8,12 +8,12 @@ error, the video tool writing the frame without masking it, the held cover drawn
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from wait_helpers import wait_for
 
 from emoji_privacy.config import ListenerConfig, PipelineConfig
 from emoji_privacy.fail_closed import masked_frame
@@ -38,13 +38,6 @@ def fail_on_call(monkeypatch: pytest.MonkeyPatch, owner: object, method: str, ca
 
     monkeypatch.setattr(owner, method, maybe_fail)
     return made
-
-
-def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
-        time.sleep(0.02)
 
 
 # --- the listener (emoji_privacy.ros.listener: the node's logic, with real sensor_msgs) -----------------------
@@ -84,7 +77,7 @@ def test_listener_anonymizes_a_good_frame(listener_with, astronaut: np.ndarray) 
     """The control: the same frame with every stage working comes out covered, neither itself nor the mask."""
     listener, published, _ = listener_with()
     listener.on_image(image_message(astronaut))
-    poll(lambda: published, 60, "published frame")
+    wait_for(lambda: published, 60, "a published frame")
     frame, faces = published[0]
     assert len(faces) == 1 and not np.array_equal(frame, astronaut)
     assert not np.array_equal(frame, masked_frame(*astronaut.shape[:2]))
@@ -97,7 +90,7 @@ def test_listener_publishes_only_the_mask_when_a_stage_raises(listener_with, mon
     owner, method = STAGES[stage]
     made = fail_on_call(monkeypatch, getattr(listener.anonymizer, owner), method, {0})
     listener.on_image(image_message(astronaut))
-    poll(lambda: listener.stats.counts["errors"] == 1, 60, "counted failure")
+    wait_for(lambda: listener.stats.counts["errors"] == 1, 60, "the failure to be counted")
     assert made, f"the {stage} was never called"
     assert len(published) == 1, "one frame in, one frame out"
     frame, faces = published[0]
@@ -111,7 +104,7 @@ def test_listener_publishes_nothing_on_drop(listener_with, monkeypatch, astronau
     listener, published, _ = listener_with(on_error="drop")
     fail_on_call(monkeypatch, listener.anonymizer.classifier, "predict", {0})
     listener.on_image(image_message(astronaut))
-    poll(lambda: listener.stats.counts["errors"] == 1, 60, "counted failure")
+    wait_for(lambda: listener.stats.counts["errors"] == 1, 60, "the failure to be counted")
     assert published == [] and listener.stats.counts["unpublished"] == 1
 
 

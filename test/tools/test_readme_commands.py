@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from data_helpers import REPO
+from wait_helpers import wait_for
 
 
 def readme_commands(heading: str) -> list[str]:
@@ -156,13 +157,6 @@ def robot_command(line: str, tmp_path: Path) -> list[str]:
     """A README line as arguments, its /tmp/ files put in this test's folder."""
     assert line in ON_A_ROBOT
     return shlex.split(line.replace("/tmp/", f"{tmp_path}/"))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -102,6 +102,17 @@ def screenshot(driver, path: Path, docs_name: str | None = None) -> None:
         shutil.copyfile(path, REPO / "docs" / docs_name)
 
 
+def shown_frame(browser, element_id: str, width: str, height: str) -> np.ndarray:
+    """The pixels an <img> or <video> shows right now, drawn on a canvas and read back as BGR."""
+    shown = browser.execute_script(f"""
+        const e = document.getElementById('{element_id}');
+        const c = document.createElement('canvas');
+        c.width = e.{width}; c.height = e.{height};
+        c.getContext('2d').drawImage(e, 0, 0);
+        return c.toDataURL('image/png');""")
+    return cv2.imdecode(np.frombuffer(base64.b64decode(shown.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+
+
 def test_upload_in_browser(server: str, browser, astronaut: np.ndarray, tmp_path: Path) -> None:
     photo = tmp_path / "astronaut.png"
     cv2.imwrite(str(photo), astronaut)
@@ -143,13 +154,7 @@ def test_webcam_in_browser(server: str, browser, camera_frames: list[np.ndarray]
     browser.find_element(By.ID, "live-start").click()
     WebDriverWait(browser, WAIT_S).until(lambda d: len(face_rows(d, "live-faces")) == 3)
     assert all(r[1] in EMOTIONS for r in face_rows(browser, "live-faces"))
-    shown = browser.execute_script("""
-        const img = document.getElementById('live-image');
-        const c = document.createElement('canvas');
-        c.width = img.naturalWidth; c.height = img.naturalHeight;
-        c.getContext('2d').drawImage(img, 0, 0);
-        return c.toDataURL('image/png');""")
-    frame = cv2.imdecode(np.frombuffer(base64.b64decode(shown.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    frame = shown_frame(browser, "live-image", "naturalWidth", "naturalHeight")
     assert frame.shape == (480, 640, 3)
     cv2.imwrite(str(tmp_path / "live_frame.png"), frame)
     # The camera frame it came from is the closest one; every face of that frame must be covered.
@@ -206,13 +211,7 @@ def test_video_clip_in_browser(server: str, browser, astronaut: np.ndarray, tmp_
     assert tracks and all(t[3] in EMOTIONS for t in tracks), tracks
     assert browser.find_element(By.ID, "video-download").get_attribute("href").endswith("/video.mp4?download=true")
     # The frame the player shows: the face of the first frame is covered, the rest as it was.
-    shown = browser.execute_script("""
-        const v = document.getElementById('video-player');
-        const c = document.createElement('canvas');
-        c.width = v.videoWidth; c.height = v.videoHeight;
-        c.getContext('2d').drawImage(v, 0, 0);
-        return c.toDataURL('image/png');""")
-    frame = cv2.imdecode(np.frombuffer(base64.b64decode(shown.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    frame = shown_frame(browser, "video-player", "videoWidth", "videoHeight")
     from emoji_privacy.detection import load_face_detector
 
     faces = load_face_detector("yunet").detect(frames[0]).boxes
