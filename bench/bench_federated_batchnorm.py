@@ -60,7 +60,7 @@ def pooled_statistics(paths: list[Path]) -> list[list]:
     """Each model on both test splits as shipped and with its batch-norm running statistics recomputed over all
     Training faces in one cumulative pass (eval-mode inputs, no augmentation)."""
     from emoji_privacy.emotion.checkpoint import load_checkpoint
-    from emoji_privacy.training.core import _to_input, evaluate_model
+    from emoji_privacy.training.core import evaluate_model, to_input
 
     data = load_fer2013(progress=False)
     tx, _ = data.split("Training")
@@ -76,7 +76,7 @@ def pooled_statistics(paths: list[Path]) -> list[list]:
         faces = torch.from_numpy(resize_faces(tx, model.input_size))
         with torch.no_grad():
             for i in range(0, len(faces), 512):
-                model(_to_input(faces[i:i + 512]))
+                model(to_input(faces[i:i + 512]))
         model.eval()
         after = {s: evaluate_model(model, *data.split(s))["accuracy"] for s in ("PublicTest", "PrivateTest")}
         rows.append([path.name] + [f"{before[s]:.2%} -> {after[s]:.2%}" for s in ("PublicTest", "PrivateTest")])

@@ -130,7 +130,8 @@ def resize_faces(images: np.ndarray, size: int) -> np.ndarray:
         np.zeros((0, size, size), np.uint8)
 
 
-def _to_input(batch_u8: torch.Tensor) -> torch.Tensor:
+def to_input(batch_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 faces (N, H, W) -> the float input the nets are trained on (normalized, channels-last)."""
     x = (batch_u8.float().unsqueeze(1) - NORMALIZATION["mean"]) / NORMALIZATION["std"]
     return x.contiguous(memory_format=torch.channels_last)
 
@@ -183,7 +184,7 @@ def epoch_batches(xs: torch.Tensor, ys: torch.Tensor, batch_size: int, steps: in
     perm = torch.randperm(len(xs), generator=gen).to(xs.device)
     for step in range(steps):
         idx = perm[step * batch_size:(step + 1) * batch_size]
-        x = _to_input(xs[idx])
+        x = to_input(xs[idx])
         yield step, (x if augment_with is None else augment(x, augment_with, gen)), ys[idx]
 
 
@@ -215,7 +216,7 @@ def predict_probs(model: nn.Module, images: np.ndarray, batch_size: int = 512, t
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
-            x = _to_input(torch.from_numpy(images[i:i + batch_size]).to(device))
+            x = to_input(torch.from_numpy(images[i:i + batch_size]).to(device))
             p = model(x)
             if tta:
                 p = (p + model(torch.flip(x, dims=[3]))) / 2
