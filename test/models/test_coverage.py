@@ -35,6 +35,7 @@ def test_a_20_px_face_in_a_4k_frame_is_covered(faces: list[synthetic.Face]) -> N
     assert synthetic.uncovered_faces(frame, out, boxes)[0].all()
 
 
+@pytest.mark.slow  # 3.4 s measured (idle 2-core machine, --durations)
 def test_a_small_face_stays_covered_in_a_stream(faces: list[synthetic.Face]) -> None:
     """In a stream the costly 2x level is spread over frames; a small face, once found, is searched around its
     track in every frame, so it stays covered in every frame (not only when its tile's turn comes)."""

@@ -158,6 +158,7 @@ def _start_up(tmp_path, model: str = "") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # 4.6 s measured (idle 2-core machine, --durations)
 def test_onnx_export_is_cached_and_start_up_needs_no_torch(tmp_path):
     first = _start_up(tmp_path)
     assert first["torch"]  # the first start-up exports (and checks) with torch
@@ -179,6 +180,7 @@ def test_onnx_export_is_cached_and_start_up_needs_no_torch(tmp_path):
     assert not _start_up(tmp_path)["torch"]  # and the entry is whole again
 
 
+@pytest.mark.slow  # 4.2 s measured (idle 2-core machine, --durations)
 def test_a_changed_model_never_meets_an_old_export(tmp_path):
     from emoji_privacy.emotion.checkpoint import load_checkpoint, save_checkpoint
 

@@ -180,6 +180,7 @@ class NoCover(EmojiRenderer):
         pass
 
 
+@pytest.mark.slow  # 5.1 s measured (idle 2-core machine, --durations)
 def test_a_bag_with_covering_off_leaks_every_face_frame(tmp_path: Path) -> None:
     """evaluate_bag with an Anonymizer that draws nothing reports every reference face-frame as
     leaked (the frames go out unchanged, and the probe's lower threshold finds a superset of the

@@ -75,6 +75,7 @@ def test_every_encoding_round_trips(tmp_path: Path, encoding: str) -> None:
     assert diff < (3.0 if encoding == "jpeg" else 1e-9), f"{encoding}: mean difference {diff:.2f}"
 
 
+@pytest.mark.slow  # 3.3 s measured (idle 2-core machine, --durations)
 def test_perturbations(tmp_path: Path) -> None:
     video = str(shared_path("data", "videos", "fer_test.mp4"))
     frames = {}
@@ -97,6 +98,7 @@ def test_perturbations(tmp_path: Path) -> None:
     assert np.mean(sharp) < 0.5 * np.mean(plain), "motion blur removes detail"
 
 
+@pytest.mark.slow  # 12 s measured (idle 2-core machine, --durations)
 def test_evaluate_offline_writes_the_report(fer_test_bag: Path, tmp_path: Path) -> None:
     """The shared clip, evaluated offline with the leak metric: every frame has its one face,
     covered in every frame, one track all along, and every report file is there."""

@@ -295,6 +295,7 @@ def test_init_starts_the_global_model_from_a_checkpoint(tmp_path):
         load_initial_weights(new_model(FedConfig(net='{"hidden": 32}')), str(pt))
 
 
+@pytest.mark.slow  # 3 s measured (idle 2-core machine, --durations)
 def test_logit_adjustment_keeps_a_robots_absent_classes_alive(fer):
     """A robot that has only seen happy and neutral faces: plain local training teaches the shared model that
     the other five emotions are rare; with logit-adjust the robot's prior is in the loss, not in the model."""
@@ -644,6 +645,7 @@ def run_whole_then_stopped_and_resumed(fer, tmp_path, monkeypatch, command, run_
     return whole_run, resumed_run, stopped
 
 
+@pytest.mark.slow  # 59 s measured (idle 2-core machine, --durations)
 @pytest.mark.timeout(900)
 def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
     """A server run stopped after round 1 continues with --resume from its checkpoint (global weights,
@@ -656,6 +658,7 @@ def test_simulation_resumes_after_its_last_round(fer, tmp_path, monkeypatch):
     assert max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa) < 1e-3
 
 
+@pytest.mark.slow  # 22 s measured (idle 2-core machine, --durations)
 def test_centralized_baseline_resumes_exactly(fer, tmp_path, monkeypatch):
     """The pooled baseline checkpoints every round like a simulation: stopped after round 1 and continued with
     --resume, it ends with the weights of an uninterrupted run."""

@@ -224,6 +224,7 @@ def test_the_video_encoder_takes_its_settings_from_the_config(tmp_path: Path, an
     assert f" crf={crf}.0 ".encode() in written and f" subme={subme} ".encode() in written
 
 
+@pytest.mark.slow  # 3.5 s measured (idle 2-core machine, --durations)
 def test_phone_rotation_is_applied_before_anonymizing(tmp_path: Path, anonymizer: Anonymizer) -> None:
     """A portrait phone clip stores its frames turned and says so in its display matrix: the faces must reach
     the detector upright, and the output is stored upright (OpenCV, applying the matrix itself, agrees)."""

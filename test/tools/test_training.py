@@ -120,6 +120,7 @@ def test_classification_report_by_hand():
     assert r["confusion"][0][3] == 1 and r["confusion"][3][6] == 1
 
 
+@pytest.mark.slow  # 10 s measured (idle 2-core machine, --durations)
 @pytest.mark.parametrize("arch", ["compact_resnet", "paper42"])
 def test_learns_real_faces_quickly(fer, arch):
     """A few hundred real faces, a few epochs: well above chance on held-out faces of the same classes."""
@@ -198,6 +199,7 @@ def test_bad_arguments_exit_2(small_folder, tmp_path, capsys):
     assert "lr > 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 3.1 s measured (idle 2-core machine, --durations)
 def test_cross_validation_reports_mean_and_spread(small_folder, tmp_path, capsys):
     rc = train_main(["--data", str(small_folder), "--arch", "paper42", "--cv", "3", "--search", "random",
                      "--trials", "2", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path), "--quiet",
@@ -353,6 +355,7 @@ def test_cli_resume_continues_a_stopped_run_and_search(small_folder, tmp_path, m
     assert len(rows[0]["fold_acc"]) == 2 and len((search / "folds.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow  # 4.6 s measured (idle 2-core machine, --durations)
 def test_distillation_follows_the_teacher(fer, tmp_path):
     """A student with distill_weight 1 learns the teacher's answers, not the labels: a teacher that calls every
     face 'surprise' makes a student that does too (the companion, weight 0, follows the labels and does not).
@@ -407,6 +410,7 @@ def _idle_cpu(imports: str, env_policy: str | None = None) -> tuple[str, float]:
     return out[-2], float(out[-1])
 
 
+@pytest.mark.slow  # 12 s measured (idle 2-core machine, --durations)
 def test_the_library_leaves_openmp_workers_asleep_while_its_process_waits():
     """Importing the trainer, the federated server or the evaluation tool sets no wait policy: a process that
     evaluates and then waits (a federated server between rounds) and its children keep their cores free."""
@@ -478,6 +482,7 @@ def test_pipeline_crops_frame_each_face_like_the_pipeline(small_folder, tmp_path
     assert not cached.exists()
 
 
+@pytest.mark.slow  # 4.1 s measured (idle 2-core machine, --durations)
 def test_cli_trains_on_pipeline_crops(small_folder, tmp_path, monkeypatch):
     """``--crops aligned`` trains, selects and reports on the pipeline's crops, and the model says so."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

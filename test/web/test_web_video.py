@@ -107,6 +107,7 @@ def client() -> Iterator[TestClient]:
     assert jobs_of(c).root is not None and not jobs_of(c).root.exists(), "stopping the server deletes every job"
 
 
+@pytest.mark.slow  # 5 s measured (idle 2-core machine, --durations)
 @pytest.mark.parametrize("which", ["astronaut_clip", "fer_clip"])
 def test_clip_is_anonymized_with_its_audio(client: TestClient, which: str, request: pytest.FixtureRequest,
                                            tmp_path: Path) -> None:
@@ -164,6 +165,7 @@ def test_clip_is_anonymized_with_its_audio(client: TestClient, which: str, reque
     assert sum(f.count for f in leaks) == 0, [f.count for f in leaks]
 
 
+@pytest.mark.slow  # 3.6 s measured (idle 2-core machine, --durations)
 def test_range_requests_and_fetched_retention(astronaut_clip: Path) -> None:
     """The <video> element's Range requests work; the result is deleted a grace period after the MP4 was
     sent in full (a partial range does not count), and the job then says so."""
@@ -194,6 +196,7 @@ def test_range_requests_and_fetched_retention(astronaut_clip: Path) -> None:
         assert r.status_code == 410 and "was deleted" in r.json()["detail"]
 
 
+@pytest.mark.slow  # 5.6 s measured (idle 2-core machine, --durations)
 def test_unfetched_result_times_out_and_delete_discards(astronaut_clip: Path) -> None:
     settings = WebSettings(ros="off", video_fetched_grace_s=1.0, video_result_timeout_s=1.5)
     with TestClient(create_app(settings)) as c:
@@ -286,6 +289,7 @@ def test_each_limit_has_its_own_refusal(small_limits: TestClient, astronaut: np.
     assert wait_done(c, ok.json()["id"])["state"] == "done"
 
 
+@pytest.mark.slow  # 12 s measured (idle 2-core machine, --durations)
 def test_full_queue_is_503_and_positions(astronaut: np.ndarray, tmp_path: Path) -> None:
     """One clip processed at a time, one more waiting (max_video_waiting=1); a third is refused."""
     long = write_clip(tmp_path / "long.mp4", moving(astronaut, 150, (320, 240)))
