@@ -19,6 +19,7 @@ import pytest
 rospy = pytest.importorskip("rospy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from wait_helpers import wait_for  # noqa: E402
 
 from emoji_privacy import image_io  # noqa: E402
 from emoji_privacy.fail_closed import masked_frame  # noqa: E402
@@ -140,7 +141,7 @@ def start_listener(launch, name: str, *params: str, transport: str = "raw"):
         time.sleep(0.05)
     while out.get_num_connections() == 0 and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)
+    time.sleep(0.5)  # scenario: both links are up; rospy gives no signal that the first message will land
     return proc, pub, outputs, diag, [out, diag.sub]
 
 
@@ -168,7 +169,8 @@ def test_compressed_bomb_is_refused_from_its_header(launch, astronaut) -> None:
     try:
         before = peak_rss_mb(proc.proc.pid)
         pub.publish(compressed(bomb, 1))  # before any good frame: its size is unknown, nothing can be masked
-        time.sleep(1.5)
+        wait_for(lambda: "compressed frame's size is unknown" in proc.output(), 30,
+                 "the listener to log that nothing was published for the bomb")
         good = compressed(image_io.encode_jpeg(astronaut, 90), 2, "jpeg")
         pub.publish(good)
         deadline = time.time() + 30
@@ -306,10 +308,10 @@ def test_camera_info_intrinsics_reach_the_head_pose(launch, astronaut) -> None:
     try:
         nominal = yaw_after(1)
         info_pub.publish(CameraInfo(width=w, height=h))  # uncalibrated: K all zero, still the nominal camera
-        time.sleep(0.5)
+        time.sleep(0.5)  # scenario: CameraInfo before the next image (nothing observable says it has arrived)
         assert yaw_after(2) == pytest.approx(nominal, abs=0.5)
         info_pub.publish(CameraInfo(width=w, height=h, K=[w, 0, w / 2 - 200, 0, w, h / 2, 0, 0, 1]))
-        time.sleep(0.5)
+        time.sleep(0.5)  # scenario: as above
         shifted = yaw_after(3)
         assert abs(shifted - nominal) > 5, (nominal, shifted)  # the face is now 200 px right of the axis
         assert proc.proc.poll() is None

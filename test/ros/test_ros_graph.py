@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from data_helpers import shared_path
 from ros_helpers import Collector, wait_connected
+from wait_helpers import wait_for
 
 rospy = pytest.importorskip("rospy")
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -72,7 +73,9 @@ def test_shared_video_has_no_leaked_face(launch, video: str) -> None:
             if "ended after" in proc.output():
                 break
             time.sleep(0.5)
-        time.sleep(2.0)
+        # the last frame is never replaced by a newer one: wait until it has come out anonymized
+        last = max(raw.by_stamp(), default=None)
+        wait_for(lambda: last in images.by_stamp(), 30, "the clip's last frame on /anonymized/image")
     finally:
         proc.stop()
         images.close()
@@ -129,7 +132,7 @@ def listener(launch):
         deadline = time.time() + 60
         while out.sub.get_num_connections() == 0 and time.time() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(0.5)  # scenario: both links are up; rospy gives no signal that the first message will land
         return proc, pub, out
     return start
 
