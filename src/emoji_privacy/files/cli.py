@@ -282,10 +282,6 @@ def _fail(message: str) -> int:
     return EXIT_ERROR
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _terminate(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM (rosrun/roslaunch stopping the tool): clean up as for Ctrl-C
 
@@ -307,34 +303,21 @@ def anonymize_bag_main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     prog = "anonymize_bag"
     dst = args.output or default_output(args.bag)
-    bar = None
     signal.signal(signal.SIGTERM, _terminate)
     try:
         config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if args.quiet:
-                return
-            if bar is None:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total, unit="frame", desc=f"{prog} {args.bag.name}")
-            bar.update(done - bar.n)
-
-        summary = anonymize_bag(args.bag, dst, config, faces_json=args.faces_json, progress=progress)
+        with _progress_bar(f"{prog} {args.bag.name}", "frame", args.quiet) as progress:
+            summary = anonymize_bag(args.bag, dst, config, faces_json=args.faces_json, progress=progress)
     except EmojiPrivacyError as e:
-        if bar is not None:
-            bar.close()
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
         print(f"{prog}: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if bar is not None:
-        bar.close()
     print(f"{prog}: {summary.describe()}; wrote {dst}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
 
