@@ -16,8 +16,8 @@ Modules:
 - ``cli``: the command lines of the four tools below.
 
 Commands (``--help`` lists every option; docs/evaluation.md, docs/landmarks.md, docs/training.md):
-- ``rosrun emoji_privacy video_to_bag SOURCE OUT.bag`` (``python -m emoji_privacy.evaluation.video_to_bag``);
-- ``rosrun emoji_privacy evaluate_bag BAG`` (``python -m emoji_privacy.evaluation.bag``);
-- ``rosrun emoji_privacy evaluate_emotion MODEL...`` (``python -m emoji_privacy.evaluation.emotion``);
-- ``rosrun emoji_privacy evaluate_landmarks --data DIR...`` (``python -m emoji_privacy.evaluation.landmarks``).
+- ``rosrun emoji_privacy video_to_bag SOURCE OUT.bag`` (``python -m emoji_privacy.evaluation video_to_bag``);
+- ``rosrun emoji_privacy evaluate_bag BAG`` (``python -m emoji_privacy.evaluation bag``);
+- ``rosrun emoji_privacy evaluate_emotion MODEL...`` (``python -m emoji_privacy.evaluation emotion``);
+- ``rosrun emoji_privacy evaluate_landmarks --data DIR...`` (``python -m emoji_privacy.evaluation landmarks``).
 """

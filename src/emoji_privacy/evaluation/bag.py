@@ -8,7 +8,7 @@ Two modes, chosen from the bag's topics (or --mode):
   recorded by `replay.launch record:=...`). The report covers what the live system did: latency
   from input to output, dropped frames, and (when the input frames were recorded too) leaks.
 
-    python -m emoji_privacy.evaluation.bag clip.bag                 # report in clip_report/
+    python -m emoji_privacy.evaluation bag clip.bag                 # report in clip_report/
     rosrun emoji_privacy evaluate_bag out.bag --out report --fail-on-leak
 """
 
@@ -31,7 +31,6 @@ from .report import SheetFrames, VideoOut, write_report
 if TYPE_CHECKING:
     from ..pipeline import Anonymizer
 
-EXIT_ERROR, EXIT_LEAK = 1, 3
 STAMP_PROBE = 30  # messages read ahead to find the frame rate for the video
 
 

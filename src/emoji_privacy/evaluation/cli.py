@@ -1,14 +1,14 @@
 """The command lines of the evaluation tools: arguments, printed summaries and exit codes. The work itself
 is done by the library functions of each tool's module, which these call.
 
-- ``video_to_bag_main``: `rosrun emoji_privacy video_to_bag`, `python -m emoji_privacy.evaluation.video_to_bag`
+- ``video_to_bag_main``: `rosrun emoji_privacy video_to_bag`, `python -m emoji_privacy.evaluation video_to_bag`
   (``video_to_bag.convert``);
-- ``evaluate_bag_main``: `rosrun emoji_privacy evaluate_bag`, `python -m emoji_privacy.evaluation.bag`
+- ``evaluate_bag_main``: `rosrun emoji_privacy evaluate_bag`, `python -m emoji_privacy.evaluation bag`
   (``bag.evaluate``);
-- ``evaluate_emotion_main``: `rosrun emoji_privacy evaluate_emotion`, `python -m emoji_privacy.evaluation.emotion`
+- ``evaluate_emotion_main``: `rosrun emoji_privacy evaluate_emotion`, `python -m emoji_privacy.evaluation emotion`
   (``emotion.compare``);
 - ``evaluate_landmarks_main``: `rosrun emoji_privacy evaluate_landmarks`,
-  `python -m emoji_privacy.evaluation.landmarks` (``landmarks.run``).
+  `python -m emoji_privacy.evaluation landmarks` (``landmarks.run``).
 
 Each function imports its tool's module when it runs, so a command loads only what its tool needs
 (`evaluate_bag` never loads torch, which `evaluation.emotion` does). ``--help`` shows the module's docstring.
@@ -35,7 +35,7 @@ EXIT_ERROR, EXIT_LEAK = 1, 3
 
 
 def video_to_bag_main(argv: list[str] | None = None) -> int:
-    """`rosrun emoji_privacy video_to_bag`, `python -m emoji_privacy.evaluation.video_to_bag`."""
+    """`rosrun emoji_privacy video_to_bag`, `python -m emoji_privacy.evaluation video_to_bag`."""
     from . import video_to_bag
     from .video_to_bag import PERTURBATION_NAMES, convert
 
@@ -109,7 +109,7 @@ def summary_lines(ev: Evaluation, report: Path | None) -> list[str]:
 
 
 def evaluate_bag_main(argv: list[str] | None = None) -> int:
-    """`rosrun emoji_privacy evaluate_bag`, `python -m emoji_privacy.evaluation.bag`."""
+    """`rosrun emoji_privacy evaluate_bag`, `python -m emoji_privacy.evaluation bag`."""
     from . import bag
     from .bag import Options, evaluate
 
@@ -150,7 +150,7 @@ def evaluate_bag_main(argv: list[str] | None = None) -> int:
 
 
 def evaluate_emotion_main(argv: list[str] | None = None) -> int:
-    """`rosrun emoji_privacy evaluate_emotion`, `python -m emoji_privacy.evaluation.emotion`."""
+    """`rosrun emoji_privacy evaluate_emotion`, `python -m emoji_privacy.evaluation emotion`."""
     from ..training.data import SPLITS
     from .emotion import compare, comparison_table
 
@@ -180,7 +180,7 @@ def evaluate_emotion_main(argv: list[str] | None = None) -> int:
 
 
 def evaluate_landmarks_main(argv: list[str] | None = None) -> int:
-    """`rosrun emoji_privacy evaluate_landmarks`, `python -m emoji_privacy.evaluation.landmarks`."""
+    """`rosrun emoji_privacy evaluate_landmarks`, `python -m emoji_privacy.evaluation landmarks`."""
     from ..landmarks.align import LANDMARK_BACKENDS
     from . import landmarks
     from .landmarks import report, run

@@ -4,7 +4,7 @@ Every model is loaded the way the listener loads it (:func:`load_emotion_classif
 same faces through ``EmotionClassifier.predict`` (FER frames resized to its input size, which is
 what ``align_face`` gives it), so the comparison is on identical data and code::
 
-    python -m emoji_privacy.evaluation.emotion mini_xception models/fer_resnet.pt models/paper42.pt --split PrivateTest
+    python -m emoji_privacy.evaluation emotion mini_xception models/fer_resnet.pt models/paper42.pt --split PrivateTest
 
 A model is a backend name (``mini_xception``) or a path to a project ``.pt``.
 """

@@ -6,7 +6,7 @@ the area under the cumulative error distribution (CED) up to 0.08; the NME norma
 of the ground-truth landmarks' box, separately labelled; ms per face; how many faces the detector
 missed and the box used for them instead. Lower NME is better.
 
-    python -m emoji_privacy.evaluation.landmarks --data ../shared/data/landmarks/helen_test --backend facemesh
+    python -m emoji_privacy.evaluation landmarks --data ../shared/data/landmarks/helen_test --backend facemesh
     rosrun emoji_privacy evaluate_landmarks --data DIR [DIR ...] --backend NAME [NAME ...] --ced ced.png
 """
 

@@ -5,7 +5,7 @@ Each frame becomes a sensor_msgs/Image in the chosen encoding, or a CompressedIm
 time (default: now); the bag time of each message is its stamp. Optional perturbations make
 harder variants of the same footage for the privacy benchmarks.
 
-    python -m emoji_privacy.evaluation.video_to_bag clip.mp4 clip.bag
+    python -m emoji_privacy.evaluation video_to_bag clip.mp4 clip.bag
     rosrun emoji_privacy video_to_bag clip.mp4 clip.bag --encoding jpeg --perturb blur
 """
 
