@@ -7,9 +7,9 @@ VENV := $(REPO)/.venv
 ROSENV := source $(REPO)/build/setup.bash && export ROS_HOME=$${ROS_HOME:-$(REPO)/build/ros_home} PATH=$(VENV)/bin:$$PATH
 PYTEST_ARGS ?=
 # ruff, and import-linter's contracts in pyproject.toml (layers only point down, no cycles): run on the source tree,
-# not through the catkin workspace's package shim
-LINT := ruff check src nodes scripts bench test && (cd src && PYTHONPATH=. lint-imports ../pyproject.toml >/dev/null \
-	|| PYTHONPATH=. lint-imports ../pyproject.toml)
+# not through the catkin workspace's package shim, with its cache in build/; its report is shown when it fails
+LINT := ruff check src nodes scripts bench test && (cd src && report="$$(PYTHONPATH=. lint-imports ../pyproject.toml \
+	--cache-dir ../build/import_linter_cache)" || { echo "$$report"; exit 1; })
 
 .PHONY: setup demo test test-fast catkin-test lint bench clean
 setup:
