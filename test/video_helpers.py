@@ -1,4 +1,5 @@
-"""Video clips made for the web demo's tests: a face panning across frames, written as H.264 with an AAC tone."""
+"""Video clips made for the tests (a face panning across frames, written as H.264, with an AAC tone when asked),
+and every frame of a video read back."""
 
 from __future__ import annotations
 
@@ -39,3 +40,12 @@ def moving(img: np.ndarray, n: int, size: tuple[int, int]) -> list[np.ndarray]:
     """``n`` frames of ``img`` scaled to ``size`` (w, h), panning slowly (the tracker follows the face)."""
     base = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     return [np.roll(base, 2 * i, axis=1) for i in range(n)]
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of the video at ``path``, BGR, in order."""
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    return frames

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from video_helpers import read_frames, write_clip
 from wait_helpers import wait_for
 
 from emoji_privacy.config import ListenerConfig, PipelineConfig
@@ -123,18 +123,8 @@ def moving_face_frame(astronaut: np.ndarray, t: int) -> tuple[np.ndarray, tuple[
 
 def moving_face_clip(path: Path, astronaut: np.ndarray, frames: int = 10) -> list[np.ndarray]:
     out = [moving_face_frame(astronaut, t)[0] for t in range(frames)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (480, 320))
-    for frame in out:
-        writer.write(frame)
-    writer.release()
+    write_clip(path, out, fps=10, tone=False)
     return out
-
-
-def decoded(path: Path) -> list[np.ndarray]:
-    cap, frames = cv2.VideoCapture(str(path)), []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    return frames
 
 
 def test_video_tool_masks_the_frame_a_stage_fails_on(tmp_path: Path, monkeypatch, pipeline,
@@ -149,7 +139,7 @@ def test_video_tool_masks_the_frame_a_stage_fails_on(tmp_path: Path, monkeypatch
     fail_on_call(monkeypatch, anonymizer.detector, "detect", {FAIL_AT})  # one detection per frame
     summary = anonymize_video(src, tmp_path / "failed.mp4", anonymizer)
     assert summary.failed == 1 and summary.frames == len(originals)
-    good, failed = decoded(tmp_path / "good.mp4"), decoded(tmp_path / "failed.mp4")
+    good, failed = read_frames(tmp_path / "good.mp4"), read_frames(tmp_path / "failed.mp4")
     assert len(good) == len(failed) == len(originals)
     mask = masked_frame(320, 480).astype(int)
     masked = [k for k, f in enumerate(failed) if np.abs(f.astype(int) - mask).mean() < 4]  # H.264 is lossy

@@ -4,6 +4,7 @@ small inputs made in a temporary folder."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from data_helpers import REPO
+from video_helpers import read_frames, write_clip
 from wait_helpers import wait_for
 
 
@@ -35,30 +37,24 @@ def bash(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedP
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def demo_clip(path: Path, frames: int = 20, fourcc: str = "mp4v") -> None:
+def demo_clip(path: Path, frames: int = 20) -> None:
     from emoji_privacy.sources import DemoScene
 
     scene = DemoScene(640, 480)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 30.0, (640, 480))
-    for t in range(frames):
-        writer.write(scene.frame(t, 150))
-    writer.release()
+    write_clip(path, [scene.frame(t, 150) for t in range(frames)], fps=30, tone=False)
 
 
-def frames_of(path: Path) -> list[np.ndarray]:
-    cap, out = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return out
-        out.append(frame)
+@functools.cache
+def opencv_yunet() -> cv2.FaceDetectorYN:
+    from emoji_privacy.model_files import find_model_file
+
+    return cv2.FaceDetectorYN.create(str(find_model_file("yunet")), "", (320, 320), 0.7)
 
 
 def faces_left(image: np.ndarray) -> int:
     """Faces OpenCV's own YuNet finds (an independent check of the covers; emoji score below 0.7)."""
-    from emoji_privacy.model_files import find_model_file
-
-    detector = cv2.FaceDetectorYN.create(str(find_model_file("yunet")), "", (image.shape[1], image.shape[0]), 0.7)
+    detector = opencv_yunet()
+    detector.setInputSize((image.shape[1], image.shape[0]))
     found = detector.detect(image)[1]
     return 0 if found is None else len(found)
 
@@ -84,9 +80,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> P
 
 
 def check_video(d: Path) -> None:
-    frames = frames_of(d / "clip_anonymized.mp4")
+    frames = read_frames(d / "clip_anonymized.mp4")
     assert len(frames) == 20 and frames[0].shape == (480, 640, 3)
-    assert faces_left(frames_of(d / "clip.mp4")[0]) > 0 and sum(map(faces_left, frames)) == 0
+    assert faces_left(read_frames(d / "clip.mp4")[0]) > 0 and sum(map(faces_left, frames)) == 0
 
 
 def check_images(d: Path) -> None:
@@ -98,7 +94,7 @@ def check_images(d: Path) -> None:
 
 
 def check_blur_and_faces_json(d: Path) -> None:
-    frames = frames_of(d / "clip_anonymized.mov")
+    frames = read_frames(d / "clip_anonymized.mov")
     assert len(frames) == 20 and sum(map(faces_left, frames)) == 0
     records = [json.loads(line) for line in (d / "faces.jsonl").read_text().splitlines()]
     assert len(records) == 20 and all(len(r["faces"]) == 3 for r in records), records[:2]
