@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emoji_privacy.ros import processes
+from emoji_privacy import processes
+from emoji_privacy.ros.processes import start_roscore
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,7 @@ def roscore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("the catkin workspace is not sourced (run through `make test`)")
     os.environ.setdefault("ROS_HOME", str(tmp_path_factory.mktemp("ros_home")))
     try:
-        proc, uri = processes.start_roscore(tmp_path_factory.mktemp("roscore") / "roscore.log")
+        proc, uri = start_roscore(tmp_path_factory.mktemp("roscore") / "roscore.log")
     except RuntimeError as e:
         pytest.fail(str(e))
     import rospy

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emoji_privacy.ros import processes
+from emoji_privacy import processes
 
 
 def wait_for_server(base_url: str, proc, log_path: Path, timeout: float = 120.0) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from data_helpers import REPO
 
-from emoji_privacy.ros import processes
+from emoji_privacy import processes
 
 rospy = pytest.importorskip("rospy")
 from rosgraph_msgs.msg import Log  # noqa: E402

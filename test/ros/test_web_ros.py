@@ -16,8 +16,10 @@ from web_helpers import wait_for_server
 pytest.importorskip("rospy")
 pytest.importorskip("fastapi", reason="the web demo's packages are not installed (make setup)")
 
-from emoji_privacy import EMOTIONS  # noqa: E402
-from emoji_privacy.ros import processes
+from emoji_privacy import (
+    EMOTIONS,  # noqa: E402
+    processes,
+)
 
 
 def read_mjpeg_frames(port: int, n: int, timeout: float = 60.0) -> tuple[str, list[np.ndarray]]:

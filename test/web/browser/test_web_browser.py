@@ -23,8 +23,7 @@ from data_helpers import REPO
 from video_helpers import moving, write_clip
 from web_helpers import box_diff, decode_data_url, wait_for_server
 
-from emoji_privacy import EMOTIONS
-from emoji_privacy.ros import processes
+from emoji_privacy import EMOTIONS, processes
 from emoji_privacy.sources import DemoScene
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
