@@ -15,6 +15,16 @@ from importlib import import_module as _import_module
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """FER2013 class order; every probability vector in the project uses it."""
+UNKNOWN = "unknown"
+"""The emotion of a face too small to read (under ``landmarks.min_face``): covered like any face, its emotion
+not classified. Published as emotion "unknown", emotion_index FaceEmotion.UNKNOWN (255), no probabilities."""
+UNKNOWN_INDEX = -1
+"""``FaceResult.emotion_index`` of an unknown emotion (the message carries 255)."""
+
+
+def emotion_name(index: int) -> str:
+    """The label of an emotion index: a class of EMOTIONS, or UNKNOWN for UNKNOWN_INDEX."""
+    return UNKNOWN if index == UNKNOWN_INDEX else EMOTIONS[index]
 
 __version__ = "0.1.0"
 

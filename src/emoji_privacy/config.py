@@ -39,7 +39,7 @@ class DetectorConfig:
     score_threshold: float = 0.6
     max_side: int = 640  # the coarse search level: the frame downscaled so its longer side is at most this
     min_face: int = 20  # faces this wide (px) or wider are searched for at every frame size (0: coarse level only)
-    low_light: str = "auto"  # auto: a brightened extra pass on dark frames | always | off
+    low_light: str = "auto"  # auto: dark frames are searched on a brightened copy | always | off
     model_path: str = ""
     threads: int = 2  # onnxruntime threads of the detector
 
@@ -49,6 +49,7 @@ class LandmarkConfig:
     backend: str = "facemesh"
     threads: int = 1
     model_path: str = ""
+    min_face: int = 32  # narrower faces get landmarks sketched from the detector's 5 points and emotion unknown
 
 
 @dataclass
@@ -131,6 +132,7 @@ class PipelineConfig:
         _check(0 < self.tracking.smoothing <= 1, "tracking.smoothing must be in (0, 1]")
         _check(0 <= self.tracking.hysteresis < 1, "tracking.hysteresis must be in [0, 1)")
         _check(self.emotion.refresh_frames >= 1, "emotion.refresh_frames must be >= 1")
+        _check(self.landmarks.min_face >= 0, "landmarks.min_face must be >= 0 (0: every face gets the landmark model)")
         _check(self.emotion.engine in ("onnxruntime", "torch"), "emotion.engine must be 'onnxruntime' or 'torch'")
         _check(self.output.on_error in ("mask", "drop"), "output.on_error must be 'mask' or 'drop'")
         _check(1 <= self.output.jpeg_quality <= 100, "output.jpeg_quality must be in 1..100")

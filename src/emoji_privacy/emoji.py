@@ -21,7 +21,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from . import EMOTIONS
+from . import EMOTIONS, UNKNOWN, UNKNOWN_INDEX
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ _FACE: dict[str, tuple[Color, Color, float, float]] = {
     "sad": (_YELLOW_TOP, _YELLOW_BOTTOM, 0.0, 1.0),
     "surprise": (_YELLOW_TOP, _YELLOW_BOTTOM, 0.0, 1.0),
     "neutral": (_YELLOW_TOP, _YELLOW_BOTTOM, 0.0, 1.0),
+    UNKNOWN: ((200, 200, 200), (150, 150, 150), 0.0, 1.0),
 }
 
 
@@ -202,6 +203,13 @@ def _draw_neutral(p: _Pen) -> None:
     p.line([(-0.32, 0.46), (0.32, 0.46)], _DARK, 0.09)
 
 
+def _draw_unknown(p: _Pen) -> None:
+    """A grey face with a question mark: a face is there, its emotion is not known (no expression drawn)."""
+    p.ellipse(0.0, -0.2, 0.26, 0.24, 180, 405, _DARK, 0.12)
+    p.line([(0.18, -0.03), (0.0, 0.12), (0.0, 0.3)], _DARK, 0.12)
+    p.ellipse(0.0, 0.55, 0.08, 0.08, 0, 360, _DARK)
+
+
 _DRAW: dict[str, Callable[[_Pen], None]] = {
     "angry": _draw_angry,
     "disgust": _draw_disgust,
@@ -210,6 +218,7 @@ _DRAW: dict[str, Callable[[_Pen], None]] = {
     "sad": _draw_sad,
     "surprise": _draw_surprise,
     "neutral": _draw_neutral,
+    UNKNOWN: _draw_unknown,
 }
 
 
@@ -344,14 +353,17 @@ class EmojiRenderer:
                 path = folder / f"{name}.png"
                 if path.is_file():
                     self._user[i] = _load_png(path)
+            if (folder / f"{UNKNOWN}.png").is_file():
+                self._user[UNKNOWN_INDEX] = _load_png(folder / f"{UNKNOWN}.png")
             missing = [name for i, name in enumerate(EMOTIONS) if i not in self._user]
             if missing:
                 log.warning("emoji folder %s has no PNG for %s; using the drawn emoji for those",
                             folder, ", ".join(missing))
 
     def _get(self, emotion_index: int, diameter: int) -> _Sprite:
-        if not 0 <= emotion_index < len(EMOTIONS):
-            raise ValueError(f"emotion_index must be in 0..{len(EMOTIONS) - 1}, got {emotion_index}")
+        if not (0 <= emotion_index < len(EMOTIONS) or emotion_index == UNKNOWN_INDEX):
+            raise ValueError(f"emotion_index must be in 0..{len(EMOTIONS) - 1} or {UNKNOWN_INDEX} (unknown), "
+                             f"got {emotion_index}")
         if diameter < 1:
             raise ValueError(f"diameter must be >= 1, got {diameter}")
         key = (int(emotion_index), int(diameter))
@@ -360,8 +372,8 @@ class EmojiRenderer:
             self._cache.move_to_end(key)
             return hit
         user = self._user.get(key[0])
-        bgra = _user_face(user, key[1]) if user is not None else _draw_face(EMOTIONS[key[0]], key[1],
-                                                                           self.supersample)
+        name = UNKNOWN if key[0] == UNKNOWN_INDEX else EMOTIONS[key[0]]
+        bgra = _user_face(user, key[1]) if user is not None else _draw_face(name, key[1], self.supersample)
         bgra.setflags(write=False)
         sp = _Sprite(bgra, _premultiply(bgra))
         self._cache[key] = sp
@@ -370,7 +382,8 @@ class EmojiRenderer:
         return sp
 
     def sprite(self, emotion_index: int, diameter: int) -> np.ndarray:
-        """(d, d, 4) uint8 BGRA, straight alpha; read-only and cached per (emotion, diameter)."""
+        """(d, d, 4) uint8 BGRA, straight alpha; read-only and cached per (emotion, diameter). UNKNOWN_INDEX: the
+        grey question-mark face of a face whose emotion is not known (a user PNG folder may add unknown.png)."""
         return self._get(emotion_index, diameter).straight
 
     def cover(self, frame: np.ndarray, center: tuple[float, float], radius: float, roll_deg: float,

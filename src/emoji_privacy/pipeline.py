@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import EMOTIONS
+from . import EMOTIONS, UNKNOWN, UNKNOWN_INDEX
 from .config import PipelineConfig
 from .detection import Detections, FaceDetector, detector_from_config
 from .emoji import EmojiRenderer
 from .emotion.classifiers import EmotionClassifier, load_emotion_classifier
 from .landmarks.align import LandmarkDetector, align_face, load_landmark_detector
-from .landmarks.geometry import covering_circle, face_region, head_roll
+from .landmarks.geometry import apply_affine, covering_circle, face_region, head_roll, similarity_transform
 from .landmarks.head_pose import HeadPoseEstimator, camera_matrix_from
 from .tracking import FaceTracker
 
@@ -54,7 +54,7 @@ class FaceResult:
 
     @property
     def emotion(self) -> str:
-        return EMOTIONS[self.emotion_index]
+        return UNKNOWN if self.emotion_index == UNKNOWN_INDEX else EMOTIONS[self.emotion_index]
 
 
 @dataclass
@@ -66,7 +66,7 @@ class HeldFace:
     center: tuple[float, float]
     radius: float  # grown with every missed frame
     misses: int  # consecutive frames without a detection
-    emotion_index: int  # the last emoji shown for it
+    emotion_index: int  # the last emoji shown for it (UNKNOWN_INDEX: never classified)
 
 
 @dataclass
@@ -94,6 +94,29 @@ def ellipse_points(box: np.ndarray, n: int = 16) -> np.ndarray:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     a = np.linspace(0, 2 * np.pi, n, endpoint=False)
     return np.stack([cx + (box[2] - box[0]) / 2 * np.cos(a), cy + (box[3] - box[1]) / 2 * np.sin(a)], 1)
+
+
+KEYPOINT_LANDMARKS = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
+"""The landmarks at the detector's 5 keypoints: the eye centres, the nose tip and the mouth corners."""
+
+
+def keypoint_points(landmarks: np.ndarray) -> np.ndarray:
+    """(5, 2): where a 68-point set has the detector's 5 keypoints."""
+    lm = np.asarray(landmarks, np.float64).reshape(-1, 2)
+    return np.array([lm[list(ix)].mean(0) for ix in KEYPOINT_LANDMARKS])
+
+
+def sketch_landmarks(mean_shape: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """68 landmarks of a face too small for the landmark model: the frontal mean face placed on its 5 detector
+    keypoints by a similarity. Enough for its cover (which also holds the detector's box); no expression."""
+    m = similarity_transform(keypoint_points(mean_shape), keypoints)
+    return apply_affine(m, mean_shape).astype(np.float32)
+
+
+def carry_landmarks(landmarks: np.ndarray, before: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """A face's landmarks moved with it from one frame to the next: the similarity that takes its detector
+    keypoints ``before`` onto ``now`` (translation, scale and roll; an expression change waits for a refresh)."""
+    return apply_affine(similarity_transform(before, now), landmarks).astype(np.float32)
 
 
 def with_track_roll(keypoints: np.ndarray, rolls: list[float | None]) -> np.ndarray:
@@ -133,6 +156,8 @@ class Anonymizer:
             engine=cfg.emotion.engine)
         self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None, style=cfg.emoji.style)
         self.head_pose = HeadPoseEstimator()  # the 3D mean face (face3d_68.npz): missing -> ModelFileError now
+        self.mean_shape = self.head_pose.model[:, :2].astype(np.float32)  # its frontal view (x right, y down)
+        self._finished = 0  # frames finished since the last reset: staggers the tracks' landmark refreshes
         self.camera_matrix: np.ndarray | None = None  # None: the nominal camera (head_pose.nominal_camera_matrix)
         t = cfg.tracking
         self.tracker = self._new_tracker()
@@ -188,6 +213,7 @@ class Anonymizer:
         self._last_stamp = None
         self.held = []
         self._stream_index = 0
+        self._finished = 0
         with self._seed_lock:
             self._seeds = []
 
@@ -252,41 +278,47 @@ class Anonymizer:
         t1 = time.perf_counter()
         n = len(dets)
         tracks, held = self.tracker.update(dets.boxes, dt)
-        keypoints = with_track_roll(dets.keypoints, [t.cover[3] if t.cover else None for t in tracks])
-        lms = self.landmarker.detect(frame, dets.boxes, keypoints) if n else np.zeros((0, 68, 2), np.float32)
+        lms, fresh, sketched = self._landmarks(frame, dets, tracks)
         t2 = time.perf_counter()
         size = self.classifier.input_size
         probs = np.zeros((n, len(EMOTIONS)), np.float32)
-        # each track's emotion is classified every refresh_frames frames (a new track at once); in between it
-        # keeps its last probabilities (bench/results/emotion_refresh.md: how often the shown emotion agrees)
-        every = max(1, self.config.emotion.refresh_frames)
-        fresh = [i for i in range(n) if tracks[i].raw is None or tracks[i].raw_age + 1 >= every]
+        # a face's emotion is classified when its landmarks are refreshed (bench/results/emotion_refresh.md: how
+        # often the shown emotion agrees with every frame's); in between it keeps its last probabilities
         if fresh:
             crops = np.stack([align_face(frame, lms[i], size) for i in fresh])
             probs[fresh] = self.classifier.predict(crops)
         for i in range(n):
             if i in fresh:
                 tracks[i].raw, tracks[i].raw_age = probs[i].copy(), 0
-            else:
+            elif tracks[i].raw is not None:
                 probs[i], tracks[i].raw_age = tracks[i].raw, tracks[i].raw_age + 1
         t3 = time.perf_counter()
 
         out = frame.copy()
         faces: list[FaceResult] = []
         margin = self.config.emoji.margin
+        size_wh = (frame.shape[1], frame.shape[0])
         for i in range(n):
-            box, lm = dets.boxes[i], lms[i]
+            box, lm, track = dets.boxes[i], lms[i], tracks[i]
             region = np.concatenate([face_region(lm), ellipse_points(box)], 0)
             (cx, cy), r = covering_circle(region)
             roll = head_roll(lm)
-            pose = self.head_pose.estimate(lm, (frame.shape[1], frame.shape[0]), self.camera_matrix)
-            track = tracks[i]
-            shown = self.tracker.smooth(track, probs[i]) if track.raw_age == 0 else max(track.shown, 0)
+            if i in fresh:
+                pose = self.head_pose.estimate(lm, size_wh, self.camera_matrix)
+                track.pose = (pose.yaw_deg, pose.pitch_deg)
+            elif i in sketched:
+                track.pose = (float("nan"), float("nan"))
+            if i in fresh:
+                shown = self.tracker.smooth(track, probs[i])
+            else:  # carried: the emotion shown so far; sketched and never classified: unknown
+                shown = track.shown if track.shown >= 0 else UNKNOWN_INDEX
+            known = shown != UNKNOWN_INDEX
             bx, by = track.center()
             track.cover = (cx - bx, cy - by, r * margin, roll)
-            faces.append(FaceResult(track.track_id, box.copy(), float(dets.scores[i]), probs[i].copy(), shown,
-                                    float(track.probs[shown]), roll, lm, (cx, cy), r * margin,
-                                    pose.yaw_deg, pose.pitch_deg))
+            faces.append(FaceResult(track.track_id, box.copy(), float(dets.scores[i]),
+                                    probs[i].copy() if track.raw is not None else np.zeros(0, np.float32), shown,
+                                    float(track.probs[shown]) if known and track.probs is not None else 0.0, roll,
+                                    lm, (cx, cy), r * margin, *track.pose))
         # Held tracks first so that real detections are drawn on top of stale predictions.
         self.held = []
         for track in held:
@@ -298,14 +330,50 @@ class Anonymizer:
             bx, by = track.center()
             center = (float(bx + dx), float(by + dy))
             grown = r * (1.0 + HOLD_GROWTH * track.misses)
-            self.renderer.cover(out, center, grown, roll, max(track.shown, 0))
-            self.held.append(HeldFace(track.track_id, track.box.copy(), center, grown, track.misses,
-                                      max(track.shown, 0)))
+            shown = track.shown if track.shown >= 0 else UNKNOWN_INDEX
+            self.renderer.cover(out, center, grown, roll, shown)
+            self.held.append(HeldFace(track.track_id, track.box.copy(), center, grown, track.misses, shown))
         for f in faces:
             self.renderer.cover(out, f.center, f.radius, f.roll_deg, f.emotion_index)
         t4 = time.perf_counter()
+        self._finished += 1
         times.landmarks = (t2 - t1) * 1e3
         times.emotion, times.render = (t3 - t2) * 1e3, (t4 - t3) * 1e3
         times.total = times.detect + (t4 - t1) * 1e3
         self.times = times
         return out, faces
+
+    def _landmarks(self, frame: np.ndarray, dets: Detections,
+                   tracks: list) -> tuple[np.ndarray, list[int], list[int]]:
+        """The 68 landmarks of each detection, at the level of detail its size and its track call for:
+        (landmarks (N, 68, 2), indices refreshed by the landmark model, indices sketched from keypoints).
+
+        - narrower than ``landmarks.min_face``: sketched from the detector's keypoints (too small to read an
+          expression; its emotion is unknown);
+        - a new track (or one that just grew past that size), and every ``emotion.refresh_frames`` frames a
+          tracked one (staggered over the tracks, so every frame pays about the same): the landmark model;
+        - in between: its last landmarks carried with its keypoints (``carry_landmarks``).
+        The cover always holds the detector's own box as well, so a carried or sketched shape never shrinks it.
+        """
+        n = len(dets)
+        lms = np.zeros((n, 68, 2), np.float32)
+        if not n:
+            return lms, [], []
+        widths = dets.boxes[:, 2] - dets.boxes[:, 0]
+        every = max(1, self.config.emotion.refresh_frames)
+        sketched = [i for i in range(n) if widths[i] < self.config.landmarks.min_face]
+        fresh = [i for i in range(n) if widths[i] >= self.config.landmarks.min_face
+                 and (tracks[i].sketched or tracks[i].landmarks is None or tracks[i].raw is None
+                      or (self._finished + tracks[i].track_id) % every == 0)]
+        if fresh:
+            keypoints = with_track_roll(dets.keypoints[fresh],
+                                        [tracks[i].cover[3] if tracks[i].cover else None for i in fresh])
+            lms[fresh] = self.landmarker.detect(frame, dets.boxes[fresh], keypoints)
+        for i in range(n):
+            track = tracks[i]
+            if i in sketched:
+                lms[i] = sketch_landmarks(self.mean_shape, dets.keypoints[i])
+            elif i not in fresh:
+                lms[i] = carry_landmarks(track.landmarks, track.keypoints, dets.keypoints[i])
+            track.landmarks, track.keypoints, track.sketched = lms[i], dets.keypoints[i].copy(), i in sketched
+        return lms, fresh, sketched

@@ -52,6 +52,10 @@ class Track:
     raw: np.ndarray | None = None  # the last classified (unsmoothed) probabilities
     raw_age: int = 0  # frames since they were classified
     cover: tuple[float, float, float, float] | None = None  # last emoji drawn: (dx, dy) from box centre, radius, roll
+    landmarks: np.ndarray | None = None  # (68, 2) of the last frame, to carry between landmark refreshes
+    keypoints: np.ndarray | None = None  # (5, 2) detector keypoints of the last frame
+    pose: tuple[float, float] = (float("nan"), float("nan"))  # yaw, pitch of the last landmark refresh
+    sketched: bool = True  # the last landmarks were sketched from keypoints (not the landmark model's)
 
     def predicted_box(self, dt: float = 1.0) -> np.ndarray:
         return self.box + self.velocity * np.float32(dt)

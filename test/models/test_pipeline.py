@@ -78,8 +78,9 @@ def test_rejects_wrong_frame_type(pipeline) -> None:
 
 
 def test_emotion_is_refreshed_every_refresh_frames(astronaut) -> None:
-    """A new face is classified at once, then every emotion/refresh_frames frames; in between it keeps the
-    probabilities of its last classification."""
+    """A new face gets the landmark model and is classified at once, then every emotion/refresh_frames frames
+    (track 1 on frames where (frame + 1) % 3 == 0: the tracks are staggered); in between it keeps the
+    probabilities of its last classification and its landmarks move with its keypoints."""
     from emoji_privacy.config import PipelineConfig
     from emoji_privacy.pipeline import Anonymizer
 
@@ -88,10 +89,17 @@ def test_emotion_is_refreshed_every_refresh_frames(astronaut) -> None:
     anon = Anonymizer(cfg)
     real_predict, calls = anon.classifier.predict, []
     anon.classifier.predict = lambda crops: calls.append(len(crops)) or real_predict(crops)
-    seen = [anon.process(astronaut, i / 30)[1][0].probabilities for i in range(7)]
-    assert calls == [1, 1, 1], "frames 0, 3 and 6"
+    real_detect, mesh_calls = anon.landmarker.detect, []
+    anon.landmarker.detect = lambda img, boxes, kps=None: mesh_calls.append(len(boxes)) or real_detect(img, boxes, kps)
+    results = [anon.process(astronaut, i / 30)[1][0] for i in range(7)]
+    seen = [f.probabilities for f in results]
+    assert calls == [1, 1, 1], "frames 0 (new), 2 and 5"
+    assert mesh_calls == [1, 1, 1], "the landmark model on the same frames"
     np.testing.assert_array_equal(seen[1], seen[0])
-    np.testing.assert_array_equal(seen[2], seen[0])
+    np.testing.assert_array_equal(seen[3], seen[2])
+    np.testing.assert_array_equal(seen[4], seen[2])
+    # a still image: the carried landmarks stay where the model put them (within the detector's jitter)
+    assert np.abs(results[1].landmarks - results[0].landmarks).max() < 3.0
     cfg.emotion.refresh_frames = 1
     every = Anonymizer(cfg, anon.detector, anon.landmarker, anon.classifier, anon.renderer)
     calls.clear()

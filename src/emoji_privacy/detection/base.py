@@ -12,15 +12,18 @@ import numpy as np
 
 from ..errors import ConfigError
 from .pyramid import (
+    CLOSEUP_MIN_PX,
     DARK_SCORE_FACTOR,
     DARK_SHARE,
     FINE_LEVEL_MAX_PX,
-    FOLLOW_WINDOW,
+    FOLLOW_SIDE,
     LOW_LIGHT_MODES,
     RELIABLE_FACE_PX,
     SHARED_TILE,
+    SMALL_FACE_PX,
     TILE,
     brighten,
+    closeup_scale,
     dark_share,
     enlarged_window,
     pyramid_scales,
@@ -56,8 +59,9 @@ class FaceDetector:
     """Finds faces in a BGR image, at every size from ``min_face`` px wide up, in dim frames too.
 
     Backends implement ``_detect_raw`` for one image at its own size; ``detect`` runs it on a pyramid
-    (``pyramid_scales``) whose large levels are cut into overlapping tiles, and, when the frame is dark
-    (``low_light``: auto), once more on a brightened copy; all boxes are merged by non-maximum suppression.
+    (``pyramid_scales``) whose large levels are cut into overlapping tiles, plus a close-up level for faces that
+    fill much of the frame (``closeup_scale``); a dark frame (``low_light``: auto) is searched on a brightened
+    copy. All boxes are merged by non-maximum suppression.
     """
 
     name = "base"
@@ -65,6 +69,10 @@ class FaceDetector:
     min_face: int = RELIABLE_FACE_PX
     low_light: str = "auto"
     nms_threshold: float = 0.3
+    closeup_level: bool = False
+    """Search the close-up level too (``closeup_scale``): for a backend that misses faces much larger than its
+    training faces (YuNet). At that coarse scale a drawn emoji passes for a face, so a probe looking for faces
+    left in anonymized frames turns it off."""
 
     score_threshold: float = 0.5
 
@@ -101,20 +109,26 @@ class FaceDetector:
         scales = pyramid_scales(image_bgr.shape, self.max_side, self.min_face)
         dark = self.low_light == "always" or (self.low_light == "auto" and dark_share(image_bgr) >= DARK_SHARE)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        # dim faces: every level once more on a brightened copy
-        passes = [(image_bgr, self.score_threshold)]
-        if dark:
-            passes.append((brighten(image_bgr), DARK_SCORE_FACTOR * self.score_threshold))
         if levels not in ("all", "regular", "small"):
             raise ValueError(f"levels must be all, regular or small, got {levels!r}")
-        for source, threshold in passes:
-            for i, scale in enumerate(scales):
-                if (scale > 1 and levels == "regular") or (scale <= 1 and levels == "small"):
-                    continue
-                parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1,
-                                                share if scale > 1 else None, threshold))
-            if follow is not None and len(follow) and scales[-1] > 1:
-                parts.extend(self._search_windows(source, follow, scales[-1], threshold))
+        # a dark frame is searched once, on a brightened copy (whose tone curve keeps lit faces apart too):
+        # a second pass on the original doubled the cost of every dark frame and found no face more
+        # (bench/results/pipeline.md, crowd rows)
+        source, threshold = ((brighten(image_bgr), DARK_SCORE_FACTOR * self.score_threshold) if dark
+                             else (image_bgr, self.score_threshold))
+        for i, scale in enumerate(scales):
+            if (scale > 1 and levels == "regular") or (scale <= 1 and levels == "small"):
+                continue
+            parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1,
+                                            share if scale > 1 else None, threshold))
+        if follow is not None and len(follow) and scales[-1] > 1:
+            parts.extend(self._search_windows(source, follow, threshold))
+        closeup = closeup_scale(image_bgr.shape, self.max_side) if self.closeup_level and levels != "small" else None
+        if closeup is not None:  # a face right in front of the camera
+            boxes, scores, kps = self._detect_raw(self._level_image(source, closeup), threshold)
+            keep = (boxes[:, 2] - boxes[:, 0]) >= CLOSEUP_MIN_PX
+            if keep.any():
+                parts.append(to_frame(boxes[keep], scores[keep], kps[keep], closeup, 0, 0))
         self.last_levels, self.last_dark = scales, dark
         parts = [p for p in parts if len(p[0])]
         if not parts:
@@ -169,15 +183,28 @@ class FaceDetector:
                 out.append(to_frame(boxes, scores, kps, scale, x, y))
         return out
 
-    def _search_windows(self, image_bgr: np.ndarray, boxes: np.ndarray, scale: float,
+    def _detect_raw_batch(self, images: np.ndarray,
+                          threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``_detect_raw`` of each of the equal-sized ``images`` (B, H, W, 3); a backend that can run them as
+        one batch overrides this (one model call instead of B)."""
+        return [self._detect_raw(img, threshold) for img in images]
+
+    def _search_windows(self, image_bgr: np.ndarray, boxes: np.ndarray,
                         threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The small-face level in a window of FOLLOW_WINDOW box sizes around each of ``boxes``."""
+        """Each of ``boxes`` searched in a window of FOLLOW_WINDOW face sizes around it, scaled so the face is
+        SMALL_FACE_PX wide (where the detector finds every 20-24 px face): all windows are FOLLOW_SIDE px, so
+        they go through the model as one batch, whatever the number of small faces followed."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        windows, places = [], []
+        for b in boxes:
+            scale = SMALL_FACE_PX / max(float(b[2] - b[0]), float(b[3] - b[1]), 1.0)
+            x0 = (b[0] + b[2]) / 2 * scale - FOLLOW_SIDE / 2
+            y0 = (b[1] + b[3]) / 2 * scale - FOLLOW_SIDE / 2
+            windows.append(enlarged_window(image_bgr, scale, x0, y0, FOLLOW_SIDE, FOLLOW_SIDE))
+            places.append((scale, x0, y0))
         out = []
-        for b in np.asarray(boxes, np.float32).reshape(-1, 4):
-            side = FOLLOW_WINDOW * max(float(b[2] - b[0]), float(b[3] - b[1]), 1.0)
-            n = max(32, int(round(side * scale)))
-            x0, y0 = (b[0] + b[2]) / 2 * scale - n / 2, (b[1] + b[3]) / 2 * scale - n / 2
-            found, scores, kps = self._detect_raw(enlarged_window(image_bgr, scale, x0, y0, n, n), threshold)
+        for (found, scores, kps), (scale, x0, y0) in zip(self._detect_raw_batch(np.stack(windows), threshold),
+                                                         places, strict=True):
             if len(found):
                 out.append(to_frame(found, scores, kps, scale, x0, y0))
         return out

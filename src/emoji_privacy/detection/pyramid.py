@@ -30,13 +30,22 @@ SHARED_TILE = 512
 share of it (and so the latency) even; 640x480 at 2x is 9 tiles of ~4 ms."""
 FOLLOW_WINDOW = 3.0
 """Side of the window searched around a followed small face, in face sizes (room for a frame's motion)."""
+FOLLOW_SIDE = 32 * int(np.ceil(FOLLOW_WINDOW * SMALL_FACE_PX / 32))
+"""That window's side in the detector's input (the face at SMALL_FACE_PX), a multiple of the network's stride."""
+CLOSEUP_SIDE = 224
+"""Longer side of the close-up level: a coarse look at the whole frame for faces right in front of the camera.
+YuNet misses faces much above ~150 px in its input, the more so in the dark: a face 80% of a dark 640x360 frame's
+height scored 0.0-0.25 at full size, 0.2-0.5 at half size and 0.8 at 224 px (crowd close-up clip, bright copy)."""
+CLOSEUP_MIN_PX = 40
+"""Narrowest face the close-up level reports, in its own pixels (a finer level finds the smaller ones)."""
 DARK_LEVEL = 60
 """Luma under which a pixel counts as dark for the low-light check."""
 DARK_SHARE = 0.5
-"""A frame with at least this share of dark pixels also gets a brightened detection pass."""
+"""A frame with at least this share of dark pixels is searched on a brightened copy."""
 DARK_SCORE_FACTOR = 0.5
-"""The brightened pass accepts faces at this share of the score threshold (0.3 for YuNet's 0.6): a dim face
-scores low even when brightened; on the dark scenes this found 99 of 103 faces with no false one."""
+"""A dark frame's search (on its brightened copy) accepts faces at this share of the score threshold (0.3 for
+YuNet's 0.6): a dim face scores low even when brightened; on the dark scenes this found 99 of 103 faces with no
+false one."""
 LOW_LIGHT_MODES = ("auto", "always", "off")
 
 
@@ -61,6 +70,15 @@ def pyramid_scales(shape: tuple[int, ...], max_side: int, min_face: int) -> list
     if small > scales[-1] * 1.05:
         scales.append(float(small))
     return scales
+
+
+def closeup_scale(shape: tuple[int, ...], max_side: int) -> float | None:
+    """Scale of the close-up level (longer side CLOSEUP_SIDE), or None when the coarse level is already that
+    small."""
+    side = max(shape[:2])
+    coarse = min(1.0, max_side / side) if max_side > 0 else 1.0
+    scale = CLOSEUP_SIDE / side
+    return scale if scale * 1.5 < coarse else None
 
 
 def tile_spans(length: int, max_tile: int, overlap: int) -> list[tuple[int, int]]:

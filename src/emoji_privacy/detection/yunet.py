@@ -20,6 +20,7 @@ class YuNetDetector(FaceDetector):
     """
 
     name = "yunet"
+    closeup_level = True  # it misses faces far above ~150 px, the more so in the dark (pyramid.CLOSEUP_SIDE)
     STRIDES = (8, 16, 32)
 
     def __init__(self, model_path: str | None = None, score_threshold: float = 0.6, nms_threshold: float = 0.3,
@@ -48,7 +49,7 @@ class YuNetDetector(FaceDetector):
         if self.engine == "opencv":
             self._net.setScoreThreshold(threshold)
             return self._detect_opencv(image_bgr)
-        return self._detect_ort(image_bgr, threshold)
+        return self._detect_ort_one(image_bgr, threshold)
 
     def _detect_opencv(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         size = (img.shape[1], img.shape[0])
@@ -62,27 +63,41 @@ class YuNetDetector(FaceDetector):
         boxes = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], 1)
         return boxes, faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2)
 
-    def _detect_ort(self, img: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ih, iw = img.shape[:2]
+    def _detect_raw_batch(self, images: np.ndarray,
+                          threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if self.engine == "opencv":
+            return super()._detect_raw_batch(images, threshold)
+        return self._detect_ort(images, threshold)
+
+    def _detect_ort_one(self, img: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._detect_ort(img[None], threshold)[0]
+
+    def _detect_ort(self, images: np.ndarray, threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The model on a batch of equal-sized images (B, H, W, 3), decoded per image."""
+        ih, iw = images.shape[1:3]
         ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32  # the network's strides need multiples of 32
-        if (ph, pw) != (ih, iw):
-            img = cv2.copyMakeBorder(img, 0, ph - ih, 0, pw - iw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        blob = img.transpose(2, 0, 1)[None].astype(np.float32)  # BGR, 0..255, as cv2.FaceDetectorYN feeds it
-        outs = dict(zip([o.name for o in self._session.get_outputs()], self._session.run(None, {"input": blob}),
-                        strict=True))
+        blob = np.zeros((len(images), 3, ph, pw), np.float32)  # BGR, 0..255, as cv2.FaceDetectorYN feeds it
+        blob[:, :, :ih, :iw] = images.transpose(0, 3, 1, 2)
+        # the graph flattens its batch into one row of anchors (1, B * anchors, C): back to (B, anchors, C)
+        outs = {o.name: v.reshape(len(images), -1, v.shape[-1]) for o, v in
+                zip(self._session.get_outputs(), self._session.run(None, {"input": blob}), strict=True)}
+        return [self._decode(outs, b, pw, threshold) for b in range(len(images))]
+
+    def _decode(self, outs: dict[str, np.ndarray], b: int, pw: int,
+                threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         all_boxes, all_scores, all_kps = [], [], []
         for st in self.STRIDES:
             cols = pw // st
-            score = np.sqrt(np.clip(outs[f"cls_{st}"][0, :, 0], 0, 1) * np.clip(outs[f"obj_{st}"][0, :, 0], 0, 1))
+            score = np.sqrt(np.clip(outs[f"cls_{st}"][b, :, 0], 0, 1) * np.clip(outs[f"obj_{st}"][b, :, 0], 0, 1))
             idx = np.nonzero(score >= threshold)[0]
             if len(idx) == 0:
                 continue
             r, c = (idx // cols).astype(np.float32), (idx % cols).astype(np.float32)
-            bb = outs[f"bbox_{st}"][0, idx]
+            bb = outs[f"bbox_{st}"][b, idx]
             cx, cy = (c + bb[:, 0]) * st, (r + bb[:, 1]) * st
             bw, bh = np.exp(bb[:, 2]) * st, np.exp(bb[:, 3]) * st
             all_boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1))
-            kp = outs[f"kps_{st}"][0, idx].reshape(-1, 5, 2)
+            kp = outs[f"kps_{st}"][b, idx].reshape(-1, 5, 2)
             all_kps.append(np.stack([(kp[..., 0] + c[:, None]) * st, (kp[..., 1] + r[:, None]) * st], -1))
             all_scores.append(score[idx])
         if not all_boxes:

@@ -95,6 +95,9 @@ class LeakMeter:
                                             threads=threads, min_face=0, low_light="off")
         self.probe = load_face_detector(backend, score_threshold=probe_threshold, max_side=max_side, threads=threads,
                                         min_face=0, low_light="off")
+        # and no close-up level: at that coarse scale the drawn emoji passes for a face (the reference keeps it,
+        # to find a face right in front of the camera on the original)
+        self.probe.closeup_level = False
         self.tracker = FaceTracker(hold_frames=TRUTH_HOLD_FRAMES)
 
     def describe(self) -> str:

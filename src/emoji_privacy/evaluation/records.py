@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import EMOTIONS
+from .. import emotion_name
 from ..pipeline import FaceResult, HeldFace
 from .leaks import FrameLeaks, LeakSummary, summarize_leaks
 
@@ -82,7 +82,7 @@ class TrackSummary:
 
     @property
     def main_emotion(self) -> str:
-        return EMOTIONS[self.shown.most_common(1)[0][0]] if self.shown else "-"
+        return emotion_name(self.shown.most_common(1)[0][0]) if self.shown else "-"
 
 
 def summarize_tracks(records: list[FrameRecord]) -> list[TrackSummary]:

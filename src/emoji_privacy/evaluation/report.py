@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import EMOTIONS
+from .. import EMOTIONS, emotion_name
 from ..image_io import as_bgr
 from ..markdown import markdown_table
 from .records import Evaluation, TrackSummary
@@ -182,11 +182,11 @@ def plot_timeline(ev: Evaluation, track: TrackSummary, path: Path) -> None:
             if f.track_id != track.track_id:
                 continue
             if f.held:
-                held.append((r.stamp - t0, f.emotion_index))
+                held.append((r.stamp - t0, f.emotion_index if f.emotion_index >= 0 else np.nan))
             else:
                 times.append(r.stamp - t0)
                 probs.append(f.probabilities if len(f.probabilities) else np.full(len(EMOTIONS), np.nan))
-                shown.append(f.emotion_index)
+                shown.append(f.emotion_index if f.emotion_index >= 0 else np.nan)  # unknown: a gap
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 3.6), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     p = np.nan_to_num(np.array(probs, np.float64).reshape(-1, len(EMOTIONS)))
     top.stackplot(times, p.T, labels=EMOTIONS, colors=EMOTION_COLORS, alpha=0.85)
@@ -332,7 +332,7 @@ def write_csvs(ev: Evaluation, out: Path, tracks: list[TrackSummary]) -> None:
             for face in r.faces:
                 probs = [f"{p:.4f}" for p in face.probabilities] or [""] * len(EMOTIONS)
                 w.writerow([r.index, f"{r.stamp:.6f}", face.track_id, int(face.held),
-                            *[f"{v:.1f}" for v in face.box], f"{face.score:.3f}", EMOTIONS[face.emotion_index],
+                            *[f"{v:.1f}" for v in face.box], f"{face.score:.3f}", emotion_name(face.emotion_index),
                             f"{face.confidence:.3f}", *probs])
     with open(out / "tracks.csv", "w", newline="") as f:
         w = csv.writer(f)

@@ -37,10 +37,10 @@ def face_record(face: Any) -> dict[str, Any]:
 
 def held_record(held: Any) -> dict[str, Any]:
     """One pipeline.HeldFace (covered at its predicted place while the detector missed it) as a JSON object."""
-    from .. import EMOTIONS
+    from .. import emotion_name
 
     return {"track_id": int(held.track_id), "box": [_num(v) for v in held.box], "misses": int(held.misses),
-            "emotion": EMOTIONS[held.emotion_index]}
+            "emotion": emotion_name(held.emotion_index)}
 
 
 def json_line(record: dict[str, Any]) -> str:

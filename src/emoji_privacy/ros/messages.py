@@ -16,7 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from .. import EMOTIONS, image_io
+from .. import UNKNOWN_INDEX, emotion_name, image_io
 from ..errors import ConfigError, ImageFormatError
 from ..pipeline import FaceResult
 
@@ -77,8 +77,8 @@ def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks
             roi=RegionOfInterest(x_offset=max(x0, 0), y_offset=max(y0, 0), width=max(x1 - x0, 0),
                                  height=max(y1 - y0, 0), do_rectify=False),
             detection_score=f.score,
-            emotion=EMOTIONS[f.emotion_index],
-            emotion_index=f.emotion_index,
+            emotion=emotion_name(f.emotion_index),
+            emotion_index=FaceEmotion.UNKNOWN if f.emotion_index == UNKNOWN_INDEX else f.emotion_index,
             confidence=f.confidence,
             probabilities=[float(p) for p in f.probabilities],
             yaw_deg=f.yaw_deg,
@@ -101,7 +101,8 @@ def faces_from_message(msg: object) -> list[FaceResult]:
         box = np.array([r.x_offset, r.y_offset, r.x_offset + r.width, r.y_offset + r.height], np.float32)
         out.append(FaceResult(
             track_id=int(f.track_id), box=box, score=float(f.detection_score),
-            probabilities=np.asarray(f.probabilities, np.float32), emotion_index=int(f.emotion_index),
+            probabilities=np.asarray(f.probabilities, np.float32),
+            emotion_index=UNKNOWN_INDEX if f.emotion_index == f.UNKNOWN else int(f.emotion_index),
             confidence=float(f.confidence), roll_deg=float(f.roll_deg),
             landmarks=np.asarray(f.landmarks, np.float32).reshape(-1, 2),
             center=(float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2),
