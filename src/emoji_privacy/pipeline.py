@@ -76,6 +76,7 @@ class DetectedFrame:
     frame: np.ndarray
     detections: Detections
     detect_ms: float
+    index: int = 0  # frames given to ``detect`` since the last reset before this one (failed ones too)
 
 
 @dataclass
@@ -157,7 +158,8 @@ class Anonymizer:
         self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None, style=cfg.emoji.style)
         self.head_pose = HeadPoseEstimator()  # the 3D mean face (face3d_68.npz): missing -> ModelFileError now
         self.mean_shape = self.head_pose.model[:, :2].astype(np.float32)  # its frontal view (x right, y down)
-        self._finished = 0  # frames finished since the last reset: staggers the tracks' landmark refreshes
+        self._frames_in = 0  # frames given to detect since the last reset: the landmark refreshes' clock
+        self._tracks_born = 0  # tracks started since the last reset: each one's refresh phase
         self.camera_matrix: np.ndarray | None = None  # None: the nominal camera (head_pose.nominal_camera_matrix)
         t = cfg.tracking
         self.tracker = self._new_tracker()
@@ -213,7 +215,8 @@ class Anonymizer:
         self._last_stamp = None
         self.held = []
         self._stream_index = 0
-        self._finished = 0
+        self._frames_in = 0
+        self._tracks_born = 0
         with self._seed_lock:
             self._seeds = []
 
@@ -243,6 +246,7 @@ class Anonymizer:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"process() wants an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
         t0 = time.perf_counter()
+        index, self._frames_in = self._frames_in, self._frames_in + 1  # counted even when detection fails
         k, n = self._stream_index, self.small_face_period
         if k == 0 or n == 1:  # the first frame after a reset (and every still image) is searched whole
             dets = self.detector.detect(frame)
@@ -259,7 +263,7 @@ class Anonymizer:
             else:
                 dets = self.detector.detect(frame, (k, n), follow_boxes)
         self._stream_index += 1
-        return DetectedFrame(frame, dets, (time.perf_counter() - t0) * 1e3)
+        return DetectedFrame(frame, dets, (time.perf_counter() - t0) * 1e3, index)
 
     def process(self, frame: np.ndarray, stamp: float | None = None) -> tuple[np.ndarray, list[FaceResult]]:
         """Anonymize one BGR frame; returns a new frame and the faces found in it.
@@ -278,7 +282,7 @@ class Anonymizer:
         t1 = time.perf_counter()
         n = len(dets)
         tracks, held = self.tracker.update(dets.boxes, dt)
-        lms, fresh, sketched = self._landmarks(frame, dets, tracks)
+        lms, fresh, sketched = self._landmarks(frame, dets, tracks, detected.index)
         t2 = time.perf_counter()
         size = self.classifier.input_size
         probs = np.zeros((n, len(EMOTIONS)), np.float32)
@@ -336,22 +340,22 @@ class Anonymizer:
         for f in faces:
             self.renderer.cover(out, f.center, f.radius, f.roll_deg, f.emotion_index)
         t4 = time.perf_counter()
-        self._finished += 1
         times.landmarks = (t2 - t1) * 1e3
         times.emotion, times.render = (t3 - t2) * 1e3, (t4 - t3) * 1e3
         times.total = times.detect + (t4 - t1) * 1e3
         self.times = times
         return out, faces
 
-    def _landmarks(self, frame: np.ndarray, dets: Detections,
-                   tracks: list) -> tuple[np.ndarray, list[int], list[int]]:
+    def _landmarks(self, frame: np.ndarray, dets: Detections, tracks: list,
+                   index: int) -> tuple[np.ndarray, list[int], list[int]]:
         """The 68 landmarks of each detection, at the level of detail its size and its track call for:
         (landmarks (N, 68, 2), indices refreshed by the landmark model, indices sketched from keypoints).
 
         - narrower than ``landmarks.min_face``: sketched from the detector's keypoints (too small to read an
           expression; its emotion is unknown);
-        - a new track (or one that just grew past that size), and every ``emotion.refresh_frames`` frames a
-          tracked one (staggered over the tracks, so every frame pays about the same): the landmark model;
+        - a new track (or one that just grew past that size), and every ``emotion.refresh_frames`` frames (of the
+          stream's clock ``index``, so a frame that failed does not shift it) a tracked one, staggered over the
+          tracks so every frame pays about the same: the landmark model;
         - in between: its last landmarks carried with its keypoints (``carry_landmarks``).
         The cover always holds the detector's own box as well, so a carried or sketched shape never shrinks it.
         """
@@ -361,10 +365,13 @@ class Anonymizer:
             return lms, [], []
         widths = dets.boxes[:, 2] - dets.boxes[:, 0]
         every = max(1, self.config.emotion.refresh_frames)
+        for track in tracks:
+            if track.phase < 0:  # the tracks born in one frame (a scene's start) take turns
+                track.phase, self._tracks_born = self._tracks_born % every, self._tracks_born + 1
         sketched = [i for i in range(n) if widths[i] < self.config.landmarks.min_face]
         fresh = [i for i in range(n) if widths[i] >= self.config.landmarks.min_face
                  and (tracks[i].sketched or tracks[i].landmarks is None or tracks[i].raw is None
-                      or (self._finished + tracks[i].track_id) % every == 0)]
+                      or (index + tracks[i].phase) % every == 0)]
         if fresh:
             keypoints = with_track_roll(dets.keypoints[fresh],
                                         [tracks[i].cover[3] if tracks[i].cover else None for i in fresh])

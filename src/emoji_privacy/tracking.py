@@ -56,6 +56,7 @@ class Track:
     keypoints: np.ndarray | None = None  # (5, 2) detector keypoints of the last frame
     pose: tuple[float, float] = (float("nan"), float("nan"))  # yaw, pitch of the last landmark refresh
     sketched: bool = True  # the last landmarks were sketched from keypoints (not the landmark model's)
+    phase: int = -1  # its turn in the pipeline's landmark refreshes (-1: not given yet)
 
     def predicted_box(self, dt: float = 1.0) -> np.ndarray:
         return self.box + self.velocity * np.float32(dt)

@@ -147,8 +147,21 @@ def test_video_tool_masks_the_frame_a_stage_fails_on(tmp_path: Path, monkeypatch
     for k, (g, f, o) in enumerate(zip(good, failed, originals, strict=True)):
         if k == masked[0]:
             assert np.abs(f.astype(int) - o).mean() > 20
-        else:  # anonymized as without the failure (H.264's B-frames see the mask: within a few levels)
-            assert np.abs(f.astype(int) - g.astype(int)).mean() < 3, f"frame {k} changed"
+        else:
+            assert_anonymized_as_without_failure(k, f, g, o, astronaut)
+
+
+def assert_anonymized_as_without_failure(k: int, f: np.ndarray, g: np.ndarray, o: np.ndarray,
+                                         astronaut: np.ndarray) -> None:
+    """Frame ``k`` of a run with one failed frame (``f``) is covered where the face is, and elsewhere as in the
+    run without it (``g``; H.264's B-frames see the mask: within a few levels). The covers themselves may differ
+    a little: the failed frame's landmarks and emotion are missing from the tracks' history."""
+    x, y = moving_face_frame(astronaut, k)[1]
+    middle = (slice(y + 50, y + 150), slice(x + 40, x + 130))
+    assert np.abs(f[middle].astype(int) - o[middle]).mean() > 20, f"frame {k}: the face is not covered"
+    away = np.ones(f.shape[:2], bool)
+    away[max(y - 60, 0):y + 260, max(x - 60, 0):x + 230] = False  # the face and its cover
+    assert np.abs(f[away].astype(int) - g[away].astype(int)).mean() < 3, f"frame {k} changed away from the face"
 
 
 # --- the bag sanitizer ---------------------------------------------------------------------------------------
@@ -186,7 +199,7 @@ def test_bag_sanitizer_masks_the_frame_a_stage_fails_on(tmp_path: Path, monkeypa
         if k < masked[0]:
             assert np.array_equal(f, g), f"frame {k} before the failure changed"
         elif k > masked[0]:
-            assert not np.array_equal(f, o) and np.abs(f.astype(int) - g.astype(int)).mean() < 3
+            assert_anonymized_as_without_failure(k, f, g, o, astronaut)
 
 
 # --- a face that moves while the detector misses it ------------------------------------------------------------
