@@ -13,9 +13,13 @@ from emoji_privacy.markdown import markdown_table
 from emoji_privacy.provenance import git_commit
 
 if TYPE_CHECKING:  # the pipeline pulls in torch and the models: only benchmarks that run it pay for that
+    from emoji_privacy.evaluation.crowd import CrowdSpec
     from emoji_privacy.pipeline import Anonymizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CROWD_CACHE = Path(__file__).resolve().parent / ".cache" / "crowd"
+"""Where the benchmarks keep the crowd clips they generate (git-ignored; delete it after changing crowd.py:
+a clip's name is its spec, not the code that drew it)."""
 
 
 def machine() -> str:
@@ -56,6 +60,25 @@ def describe_pipeline(anonymizer: Anonymizer) -> str:
     tracking = (f"tracking hold {trk.hold_frames}, IoU >= {trk.iou_threshold:g}, smoothing {trk.smoothing:g}, "
                 f"hysteresis {trk.hysteresis:g}" if cfg.tracking.enabled else "tracking off")
     return "; ".join((detector, landmarks, emotion, emoji, tracking))
+
+
+def crowd_clips(specs: list[CrowdSpec]) -> dict[CrowdSpec, Path]:
+    """The crowd clips of ``specs`` (MP4 + ground-truth JSON), made once into CROWD_CACHE and then reused: the
+    300-W faces are loaded only when a clip is missing (a few seconds), and each clip is drawn only once
+    (0.1-0.5 s a frame). Exits with a message when the 300-W faces (../shared/data/landmarks) are absent."""
+    from emoji_privacy.evaluation import crowd
+
+    clips = {s: CROWD_CACHE / f"{s.name}.mp4" for s in specs}
+    missing = [s for s, p in clips.items() if not (p.is_file() and crowd.truth_path(p).is_file())]
+    if missing:
+        try:
+            faces = crowd.crowd_faces()
+        except FileNotFoundError as e:
+            sys.exit(f"error: cannot make the crowd clips: {e}")
+        for s in missing:
+            print(f"making crowd clip {s.label} ({s.frames} frames) in {CROWD_CACHE}", flush=True)
+            clips[s] = crowd.crowd_clip(s, CROWD_CACHE, faces)
+    return clips
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
