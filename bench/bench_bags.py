@@ -277,13 +277,13 @@ GT_NOTE = ("Ground truth on the low-light set: a face-frame is uncovered when mo
            "40-160 px wide at {w}x{h}, face pixels mostly at levels 10-40, seed {seed}.")
 CROWD_NOTE = ("Crowd scenes (evaluation.crowd, seed 0, {n} frames at 30 fps each): real 300-W faces (helen_test + "
               "afw) as an audience, back-row faces 20-40 px wide, front-row ones a sixth of the frame's width, "
-              "nearer people hiding 10-60% of farther faces, a quarter of the faces large-pose and half mirrored, "
+              "nearer people hiding 10-60% of some farther faces, a quarter of the faces large-pose and half mirrored, "
               "people swaying and walking, the camera panning and zooming once over the clip; 'close-up' adds one "
               "face 80% of the frame's height in front. dark: a dim hall through a small noisy camera (faces at "
               "levels 10-40); bright: as lit. Reference faces, in both tables: the generator's, each face's visible "
-              "part (the box of what the people in front leave of it), faces hidden by more than {hidden:.0%} not "
-              "counted. The clips are made once into bench/.cache/crowd/ (H.264, CRF 12) and written to bags frame "
-              "for frame.")
+              "part (the box of what the people in front leave of it), faces hidden by more than {hidden:.0%} (by "
+              "people in front or the frame's edge) not counted. The clips are made once into bench/.cache/crowd/ "
+              "(H.264, CRF 12) and written to bags frame for frame.")
 
 
 def main() -> None:
