@@ -9,6 +9,11 @@ reference faces come from outside the dark frames (the independent detector on t
 the generator's own boxes), so a detector blinded by the dark cannot hide leaks by finding no faces;
 a ground-truth table also counts the faces left visible pixel by pixel (synthetic.uncovered_faces).
 
+Crowd scenes (evaluation.crowd: real 300-W faces in an audience, occluded by the people in front, turned,
+20 px to close-up, the camera panning and zooming) as bags, dark and bright: their reference faces are the
+generator's, the visible part of each face in each frame, in both tables, with totals of their own
+(``--only crowd`` runs them alone). Frame i of such a bag is frame i of its clip.
+
 `--sweep-hold` instead measures leaks against tracking/hold_frames (how its default was chosen).
 """
 
@@ -24,12 +29,13 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save, table  # noqa: E402
+from common import crowd_clips, save, table  # noqa: E402
 
 from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.detection import box_iou  # noqa: E402
-from emoji_privacy.evaluation import (
-    synthetic,  # noqa: E402
+from emoji_privacy.evaluation import (  # noqa: E402
+    crowd,
+    synthetic,
     video_to_bag,
 )
 from emoji_privacy.evaluation.bag import Options, evaluate  # noqa: E402
@@ -43,6 +49,12 @@ LOW_LIGHT = "low light"
 DARK_CLIP = "dark_audience (generated)"
 DARK_SIZE, DARK_FRAMES, DARK_FPS, DARK_SEED = (1280, 720), 90, 15.0, 13
 """The generated clip: 6 s at 15 fps of 6-10 real faces 40-160 px wide drifting slowly in a dim hall."""
+CROWD = (crowd.CrowdSpec(640, 360, faces=10), crowd.CrowdSpec(640, 360, faces=20),
+         crowd.CrowdSpec(640, 360, faces=6, closeup=True), crowd.CrowdSpec(640, 360, faces=10, lighting="bright"))
+"""The crowd bags: dark unless said, each 150 frames at 30 fps (CrowdSpec's own length)."""
+BAGS, CROWD_BAGS = "shared videos and dark audience", "crowd scenes"
+"""The groups of bags the summary totals apart (the crowd scenes are new: the first group's totals stay
+comparable with earlier runs)."""
 
 
 def config(hold: int | None) -> PipelineConfig:
@@ -117,6 +129,28 @@ def low_light_bags(folder: Path, max_frames: int = 0) -> tuple[dict[tuple[str, s
     return bags, truth
 
 
+def crowd_name(spec: crowd.CrowdSpec) -> str:
+    """The 'video' cell of a crowd bag: scene, faces and size (its lighting is the 'variant' cell)."""
+    kind = f"close-up + {spec.faces}" if spec.closeup else f"{spec.faces} faces"
+    return f"crowd (generated), {kind}, {spec.width}x{spec.height}"
+
+
+def crowd_bags(folder: Path, max_frames: int = 0) -> tuple[dict[tuple[str, str], Path], Truth]:
+    """The crowd clips as bags (video_to_bag, frame for frame, the clip's 30 fps), with their reference faces:
+    the visible part of every ground-truth face of each frame (CrowdFrame.visible)."""
+    bags: dict[tuple[str, str], Path] = {}
+    truth: Truth = {}
+    for spec, clip in crowd_clips(list(CROWD)).items():
+        path = folder / f"{spec.name}.bag"
+        written = video_to_bag.convert(str(clip), path, start=1e9, progress=False, max_frames=max_frames)
+        frames = crowd.read_truth(clip)
+        if written != (min(len(frames), max_frames) if max_frames else len(frames)):
+            sys.exit(f"error: {clip.name} gave {written} frames for {len(frames)} frames of ground truth")
+        bags[crowd_name(spec), spec.lighting] = path
+        truth[path] = {i: f.visible for i, f in enumerate(frames[:written])}
+    return bags, truth
+
+
 def held_without_face(ev) -> int:
     """Held covers where the reference detector sees no face (the face left or the track was a
     false detection): what a longer hold costs."""
@@ -135,17 +169,19 @@ def leak_row(ev) -> list[object]:
 
 
 def privacy_table(bags: dict[tuple[str, str], Path], holds: dict[str, int | None], truth: Truth | None = None,
-                  max_frames: int = 0) -> tuple[str, dict]:
+                  max_frames: int = 0, groups: dict[Path, str] | None = None) -> tuple[str, dict]:
     """Leaks per bag and configuration; ``truth`` gives the reference faces of some bags (others: found by
-    the leak meter on their original frames, once, then reused for every configuration)."""
+    the leak meter on their original frames, once, then reused for every configuration). The totals are
+    kept per (group, configuration): ``groups`` names the group of some bags, the others are BAGS."""
     rows, totals = [], {}
+    groups = groups or {}
     truth = dict(truth or {})  # the reference faces depend only on the original frames
     for (video, variant), path in bags.items():
         for label, hold in holds.items():
             ev, _ = evaluate(path, None, Options(config=config(hold), video=False, progress=False,
                                                  max_frames=max_frames), truth.setdefault(path, {}))
             s = ev.leak_summary()
-            t = totals.setdefault(label, [0, 0, 0, 0])
+            t = totals.setdefault((groups.get(path, BAGS), label), [0, 0, 0, 0])
             t[0] += s.leaked
             t[1] += s.face_frames
             t[2] = max(t[2], s.max_run)
@@ -157,9 +193,9 @@ def privacy_table(bags: dict[tuple[str, str], Path], holds: dict[str, int | None
                   "id switches", "held face-frames", "held without a face"], rows), totals
 
 
-def summary_table(totals: dict[str, list[int]]) -> str:
-    return table(["tracking", "leaked face-frames (all bags)", "of which face hidden", "longest leaked run"],
-                 [[k, f"{v[0]} / {v[1]}", v[3], v[2]] for k, v in totals.items()])
+def summary_table(totals: dict[tuple[str, str], list[int]]) -> str:
+    return table(["bags", "tracking", "leaked face-frames (all these bags)", "of which face hidden",
+                  "longest leaked run"], [[g, k, f"{v[0]} / {v[1]}", v[3], v[2]] for (g, k), v in totals.items()])
 
 
 def ground_truth_table(bags: dict[tuple[str, str], Path], truth: Truth, holds: dict[str, int | None],
@@ -239,14 +275,24 @@ GT_NOTE = ("Ground truth on the low-light set: a face-frame is uncovered when mo
            "(synthetic.uncovered_faces); 'no pipeline face on it': no detected or held face of the pipeline "
            "overlaps it (IoU >= 0.3). The generated clip: {n} frames of 6-10 300-W faces (helen_test + afw) "
            "40-160 px wide at {w}x{h}, face pixels mostly at levels 10-40, seed {seed}.")
+CROWD_NOTE = ("Crowd scenes (evaluation.crowd, seed 0, {n} frames at 30 fps each): real 300-W faces (helen_test + "
+              "afw) as an audience, back-row faces 20-40 px wide, front-row ones a sixth of the frame's width, "
+              "nearer people hiding 10-60% of some farther faces, a quarter of the faces large-pose and half mirrored, "
+              "people swaying and walking, the camera panning and zooming once over the clip; 'close-up' adds one "
+              "face 80% of the frame's height in front. dark: a dim hall through a small noisy camera (faces at "
+              "levels 10-40); bright: as lit. Reference faces, in both tables: the generator's, each face's visible "
+              "part (the box of what the people in front leave of it), faces hidden by more than {hidden:.0%} (by "
+              "people in front or the frame's edge) not counted. The clips are made once into bench/.cache/crowd/ "
+              "(H.264, CRF 12) and written to bags frame for frame.")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sweep-hold", action="store_true", help="leaks against hold_frames (saved as hold_sweep.md)")
-    ap.add_argument("--only", choices=("privacy", "speed", "lowlight"),
-                    help="run one part (default: privacy, with the low-light set, and speed); lowlight: the "
-                         "low-light set alone (saved as bags_lowlight.md)")
+    ap.add_argument("--only", choices=("privacy", "speed", "lowlight", "crowd"),
+                    help="run one part (default: privacy, with the low-light set and the crowd scenes, and speed); "
+                         "lowlight: the low-light set alone (saved as bags_lowlight.md); crowd: the crowd scenes "
+                         "alone (saved as bags_crowd.md)")
     ap.add_argument("--repeats", type=int, default=1, help="speed runs per row")
     ap.add_argument("--max-frames", type=int, default=0,
                     help="smoke run: at most this many frames per bag, tables printed and not saved (0 = all)")
@@ -265,6 +311,8 @@ def main() -> None:
     holds = {"default": default_hold, "off": None}
     gt_note = GT_NOTE.format(n=min(DARK_FRAMES, n) if n else DARK_FRAMES, w=DARK_SIZE[0], h=DARK_SIZE[1],
                              seed=DARK_SEED)
+    crowd_frames = crowd.CrowdSpec().frames
+    crowd_note = CROWD_NOTE.format(n=min(crowd_frames, n) if n else crowd_frames, hidden=crowd.HIDDEN_SHARE)
     with tempfile.TemporaryDirectory(prefix="bench_bags_") as tmp:
         folder = Path(tmp)
         if args.sweep_hold:
@@ -284,13 +332,23 @@ def main() -> None:
                 LEAK_NOTE.format(hold=default_hold), summary_table(totals), text,
                 ground_truth_table(dark, truth, holds, n), gt_note])
             return
+        if args.only == "crowd":
+            crowds, truth = crowd_bags(folder, n)
+            text, totals = privacy_table(crowds, holds, truth, n, dict.fromkeys(crowds.values(), CROWD_BAGS))
+            report("bags_crowd", "Leaked face-frames on the crowd bags", [
+                LEAK_NOTE.format(hold=default_hold), summary_table(totals), text,
+                ground_truth_table(crowds, truth, holds, n), crowd_note])
+            return
         if args.only != "speed":
             bags = make_bags(folder, [v for v in VARIANTS if v != LOW_LIGHT], n)
             dark, truth = low_light_bags(folder, n)
-            text, totals = privacy_table({**bags, **dark}, holds, truth, n)
-            report("bags", "Leaked face-frames on bags from the shared videos", [
+            crowds, crowd_truth = crowd_bags(folder, n)
+            truth.update(crowd_truth)
+            text, totals = privacy_table({**bags, **dark, **crowds}, holds, truth, n,
+                                         dict.fromkeys(crowds.values(), CROWD_BAGS))
+            report("bags", "Leaked face-frames on bags from the shared videos and crowd scenes", [
                 LEAK_NOTE.format(hold=default_hold), summary_table(totals), text,
-                ground_truth_table(dark, truth, holds, n), gt_note])
+                ground_truth_table({**dark, **crowds}, truth, holds, n), gt_note, crowd_note])
         if args.only != "privacy":
             report("offline_speed", "Offline evaluation speed at 640x480", [
                 "fer_woman2 resized to 640x480 (464 frames), default backends, whole bag; 'evaluation fps (loop)' "
