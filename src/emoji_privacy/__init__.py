@@ -16,7 +16,7 @@ from importlib import import_module as _import_module
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """FER2013 class order; every probability vector in the project uses it."""
 UNKNOWN = "unknown"
-"""The emotion of a face too small to read (under ``landmarks.min_face``): covered like any face, its emotion
+"""The emotion of a face too small to read (under ``emotion.min_face``): covered like any face, its emotion
 not classified. Published as emotion "unknown", emotion_index FaceEmotion.UNKNOWN (255), no probabilities."""
 UNKNOWN_INDEX = -1
 """``FaceResult.emotion_index`` of an unknown emotion (the message carries 255)."""

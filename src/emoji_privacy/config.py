@@ -41,7 +41,7 @@ class DetectorConfig:
     min_face: int = 20  # faces this wide (px) or wider are searched for at every frame size (0: coarse level only)
     low_light: str = "auto"  # auto: dark frames are searched on a brightened copy | always | off
     model_path: str = ""
-    threads: int = 2  # onnxruntime threads of the detector
+    threads: int = 1  # onnxruntime threads of the detector (1: detection shares the cores with the other stage)
 
 
 @dataclass
@@ -49,7 +49,8 @@ class LandmarkConfig:
     backend: str = "facemesh"
     threads: int = 1
     model_path: str = ""
-    min_face: int = 32  # narrower faces get landmarks sketched from the detector's 5 points and emotion unknown
+    min_face: int = 64  # narrower faces: 68 points sketched from the detector's 5 keypoints, not the model
+    per_frame: int = 3  # the model on at most this many faces a frame (0: no limit); the others wait their turn
 
 
 @dataclass
@@ -59,6 +60,7 @@ class EmotionConfig:
     threads: int = 1
     engine: str = "onnxruntime"  # onnxruntime (the loaded weights exported in memory; faster) | torch
     refresh_frames: int = 2  # classify each tracked face every this many frames (bench/results/emotion_refresh.md)
+    min_face: int = 32  # narrower faces are not classified: their emotion is unknown (too small to read)
 
 
 @dataclass
@@ -133,6 +135,8 @@ class PipelineConfig:
         _check(0 <= self.tracking.hysteresis < 1, "tracking.hysteresis must be in [0, 1)")
         _check(self.emotion.refresh_frames >= 1, "emotion.refresh_frames must be >= 1")
         _check(self.landmarks.min_face >= 0, "landmarks.min_face must be >= 0 (0: every face gets the landmark model)")
+        _check(self.emotion.min_face >= 0, "emotion.min_face must be >= 0 (0: every face is classified)")
+        _check(self.landmarks.per_frame >= 0, "landmarks.per_frame must be >= 0 (0: no limit)")
         _check(self.emotion.engine in ("onnxruntime", "torch"), "emotion.engine must be 'onnxruntime' or 'torch'")
         _check(self.output.on_error in ("mask", "drop"), "output.on_error must be 'mask' or 'drop'")
         _check(1 <= self.output.jpeg_quality <= 100, "output.jpeg_quality must be in 1..100")

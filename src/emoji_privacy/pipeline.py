@@ -252,14 +252,14 @@ class Anonymizer:
             dets = self.detector.detect(frame)
         else:
             # the tracks as the other stage left them (list and boxes are replaced, never changed in place)
-            limit = 2 * self.config.detector.min_face
+            limit = self.detector.follow_width(frame.shape)
             follow = [tr.box for tr in list(self.tracker.tracks) if tr.box[2] - tr.box[0] < limit]
             with self._seed_lock:
                 follow += self._seeds
                 self._seeds = []
             follow_boxes = np.array(follow, np.float32).reshape(-1, 4)
             if small_in_background:
-                dets = self.detector.detect(frame, None, follow_boxes, levels="regular")
+                dets = self.detector.detect(frame, (k, n), follow_boxes, levels="regular")
             else:
                 dets = self.detector.detect(frame, (k, n), follow_boxes)
         self._stream_index += 1
@@ -282,12 +282,12 @@ class Anonymizer:
         t1 = time.perf_counter()
         n = len(dets)
         tracks, held = self.tracker.update(dets.boxes, dt)
-        lms, fresh, sketched = self._landmarks(frame, dets, tracks, detected.index)
+        lms, modelled, sketched, fresh = self._landmarks(frame, dets, tracks, detected.index)
         t2 = time.perf_counter()
         size = self.classifier.input_size
         probs = np.zeros((n, len(EMOTIONS)), np.float32)
-        # a face's emotion is classified when its landmarks are refreshed (bench/results/emotion_refresh.md: how
-        # often the shown emotion agrees with every frame's); in between it keeps its last probabilities
+        # a face's emotion is classified at its refresh (bench/results/emotion_refresh.md: how often the shown
+        # emotion agrees with every frame's); in between it keeps its last probabilities
         if fresh:
             crops = np.stack([align_face(frame, lms[i], size) for i in fresh])
             probs[fresh] = self.classifier.predict(crops)
@@ -307,14 +307,14 @@ class Anonymizer:
             region = np.concatenate([face_region(lm), ellipse_points(box)], 0)
             (cx, cy), r = covering_circle(region)
             roll = head_roll(lm)
-            if i in fresh:
+            if i in modelled:
                 pose = self.head_pose.estimate(lm, size_wh, self.camera_matrix)
                 track.pose = (pose.yaw_deg, pose.pitch_deg)
             elif i in sketched:
                 track.pose = (float("nan"), float("nan"))
             if i in fresh:
                 shown = self.tracker.smooth(track, probs[i])
-            else:  # carried: the emotion shown so far; sketched and never classified: unknown
+            else:  # between refreshes, or too small to read: the emotion shown so far (never classified: unknown)
                 shown = track.shown if track.shown >= 0 else UNKNOWN_INDEX
             known = shown != UNKNOWN_INDEX
             bx, by = track.center()
@@ -347,40 +347,52 @@ class Anonymizer:
         return out, faces
 
     def _landmarks(self, frame: np.ndarray, dets: Detections, tracks: list,
-                   index: int) -> tuple[np.ndarray, list[int], list[int]]:
-        """The 68 landmarks of each detection, at the level of detail its size and its track call for:
-        (landmarks (N, 68, 2), indices refreshed by the landmark model, indices sketched from keypoints).
+                   index: int) -> tuple[np.ndarray, list[int], list[int], list[int]]:
+        """The 68 landmarks of each detection at the level of detail its size and its track call for, and which
+        faces to classify now: (landmarks (N, 68, 2), by the landmark model, sketched, to classify).
 
-        - narrower than ``landmarks.min_face``: sketched from the detector's keypoints (too small to read an
-          expression; its emotion is unknown);
-        - a new track (or one that just grew past that size), and every ``emotion.refresh_frames`` frames (of the
-          stream's clock ``index``, so a frame that failed does not shift it) a tracked one, staggered over the
-          tracks so every frame pays about the same: the landmark model;
-        - in between: its last landmarks carried with its keypoints (``carry_landmarks``).
+        A face is due for a refresh when its track is new and then every ``emotion.refresh_frames`` frames (of the
+        stream's clock ``index``, so a frame that failed does not shift it), the tracks taking turns so every
+        frame pays about the same. By width:
+
+        - ``landmarks.min_face`` and wider: the landmark model when due (or when it just grew past that width;
+          at most ``landmarks.per_frame`` faces a frame), in between its last landmarks carried with its keypoints
+          (``carry_landmarks``); classified when due;
+        - narrower: sketched from the detector's keypoints (``sketch_landmarks``: a few percent of the model's
+          cost, and at this size the model's detail is not in the pixels), classified from that alignment
+          when due, if at least ``emotion.min_face`` wide: narrower still, its emotion is unknown.
         The cover always holds the detector's own box as well, so a carried or sketched shape never shrinks it.
         """
         n = len(dets)
         lms = np.zeros((n, 68, 2), np.float32)
         if not n:
-            return lms, [], []
+            return lms, [], [], []
         widths = dets.boxes[:, 2] - dets.boxes[:, 0]
         every = max(1, self.config.emotion.refresh_frames)
         for track in tracks:
             if track.phase < 0:  # the tracks born in one frame (a scene's start) take turns
                 track.phase, self._tracks_born = self._tracks_born % every, self._tracks_born + 1
-        sketched = [i for i in range(n) if widths[i] < self.config.landmarks.min_face]
-        fresh = [i for i in range(n) if widths[i] >= self.config.landmarks.min_face
-                 and (tracks[i].sketched or tracks[i].landmarks is None or tracks[i].raw is None
-                      or (index + tracks[i].phase) % every == 0)]
-        if fresh:
-            keypoints = with_track_roll(dets.keypoints[fresh],
-                                        [tracks[i].cover[3] if tracks[i].cover else None for i in fresh])
-            lms[fresh] = self.landmarker.detect(frame, dets.boxes[fresh], keypoints)
+        due = [tracks[i].raw is None or (index + tracks[i].phase) % every == 0 for i in range(n)]
+        wide = widths >= self.config.landmarks.min_face
+        asking = [i for i in range(n) if wide[i] and (due[i] or tracks[i].sketched or tracks[i].landmarks is None)]
+        # at most landmarks.per_frame model calls: faces without model landmarks yet first, then the largest; the
+        # others are carried (or, never modelled, sketched) until a later frame, so a frame full of new faces (a
+        # scene cut) costs no more than any other
+        asking.sort(key=lambda i: (not (tracks[i].sketched or tracks[i].landmarks is None), -widths[i]))
+        modelled = asking[:self.config.landmarks.per_frame] if self.config.landmarks.per_frame else asking
+        sketched = [i for i in range(n) if i not in modelled and (not wide[i] or tracks[i].sketched
+                                                                   or tracks[i].landmarks is None)]
+        if modelled:
+            keypoints = with_track_roll(dets.keypoints[modelled],
+                                        [tracks[i].cover[3] if tracks[i].cover else None for i in modelled])
+            lms[modelled] = self.landmarker.detect(frame, dets.boxes[modelled], keypoints)
         for i in range(n):
             track = tracks[i]
             if i in sketched:
                 lms[i] = sketch_landmarks(self.mean_shape, dets.keypoints[i])
-            elif i not in fresh:
+            elif i not in modelled:
                 lms[i] = carry_landmarks(track.landmarks, track.keypoints, dets.keypoints[i])
             track.landmarks, track.keypoints, track.sketched = lms[i], dets.keypoints[i].copy(), i in sketched
-        return lms, fresh, sketched
+        readable = widths >= self.config.emotion.min_face
+        fresh = [i for i in range(n) if readable[i] and (i in modelled or due[i])]
+        return lms, modelled, sketched, fresh

@@ -16,6 +16,7 @@ from .pyramid import (
     DARK_SCORE_FACTOR,
     DARK_SHARE,
     FINE_LEVEL_MAX_PX,
+    FINE_SHARE,
     FOLLOW_SIDE,
     LOW_LIGHT_MODES,
     RELIABLE_FACE_PX,
@@ -96,9 +97,11 @@ class FaceDetector:
                follow: np.ndarray | None = None, levels: str = "all") -> Detections:
         """Faces of one frame, searched at every level of ``pyramid_scales``.
 
-        ``share`` (k, n): search only every n-th tile of the small-face level (those whose index is k mod n),
-        so a stream spreads that level over n frames; the other levels are searched whole in every frame.
-        None: the whole pyramid (a still image). ``follow``: boxes (N,4) of small faces already tracked; each
+        ``share`` (k, n): a stream's frame k. Only every n-th tile of the small-face level is searched (those whose
+        index is k mod n), so the stream spreads that level over n frames; a finer regular level that is cut into
+        tiles (native size above max_side: 1280x720 and up) is spread the same way over FINE_SHARE frames (the
+        coarse level, the close-up level and the follow windows still search every frame). None: the whole
+        pyramid (a still image). ``follow``: boxes (N,4) of small faces already tracked; each
         is searched at the small-face scale in a window around it, so a small face, once found, does not wait
         for its tile's turn. ``levels``: "all"; "regular" (all but the small-face level, for a stream whose
         small-face level is searched in the background); "small" (that level alone, the background's part).
@@ -119,8 +122,12 @@ class FaceDetector:
         for i, scale in enumerate(scales):
             if (scale > 1 and levels == "regular") or (scale <= 1 and levels == "small"):
                 continue
-            parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1,
-                                            share if scale > 1 else None, threshold))
+            if scale > 1:
+                level_share, tile = share, SHARED_TILE if share is not None else TILE
+            else:
+                level_share = (share[0], FINE_SHARE) if share is not None and i > 0 else None
+                tile = TILE
+            parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1, level_share, threshold, tile))
         if follow is not None and len(follow) and scales[-1] > 1:
             parts.extend(self._search_windows(source, follow, threshold))
         closeup = closeup_scale(image_bgr.shape, self.max_side) if self.closeup_level and levels != "small" else None
@@ -149,8 +156,8 @@ class FaceDetector:
                                                          interpolation=cv2.INTER_AREA)
 
     def _search_level(self, image_bgr: np.ndarray, scale: float, coarsest: bool, tiled: bool,
-                      share: tuple[int, int] | None,
-                      threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                      share: tuple[int, int] | None, threshold: float,
+                      tile: int = TILE) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """One pyramid level, in tiles of at most TILE px when it is larger, mapped back to frame pixels.
 
         Levels up to native size are resized whole and cut; an enlarged level is never built whole (a 4K frame
@@ -163,10 +170,9 @@ class FaceDetector:
         if not tiled:
             origins = [(0, 0, iw, ih)]
         else:  # tiles share FINE_LEVEL_MAX_PX so that every face this level keeps lies whole in one of them
-            side = SHARED_TILE if share is not None else TILE
-            origins = [(x, y, tw, th) for y, th in tile_spans(ih, side, FINE_LEVEL_MAX_PX)
-                       for x, tw in tile_spans(iw, side, FINE_LEVEL_MAX_PX)]
-        if share is not None:
+            origins = [(x, y, tw, th) for y, th in tile_spans(ih, tile, FINE_LEVEL_MAX_PX)
+                       for x, tw in tile_spans(iw, tile, FINE_LEVEL_MAX_PX)]
+        if share is not None and len(origins) > 1:
             origins = [o for k, o in enumerate(origins) if k % share[1] == share[0] % share[1]]
         level = self._level_image(image_bgr, scale) if scale <= 1.0 and origins else None
         out = []
@@ -182,6 +188,13 @@ class FaceDetector:
             if len(boxes):
                 out.append(to_frame(boxes, scores, kps, scale, x, y))
         return out
+
+    def follow_width(self, shape: tuple[int, ...]) -> float:
+        """Tracked faces narrower than this are searched around in every frame of a stream (``follow``): those
+        the levels searched whole in every frame may miss (up to twice ``min_face``, and, when the finer regular
+        level is spread over frames, up to 1.5x what the coarse level finds reliably)."""
+        coarse = pyramid_scales(shape, self.max_side, self.min_face)[0]
+        return max(2.0 * self.min_face, 1.5 * RELIABLE_FACE_PX / coarse if coarse < 1.0 else 0.0)
 
     def _detect_raw_batch(self, images: np.ndarray,
                           threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

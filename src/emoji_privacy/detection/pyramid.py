@@ -25,6 +25,10 @@ TILE = 1024
 """Largest tile side a level is cut into: bounded memory (a 4K frame at 2x is never built whole) and, for a
 stream that spreads the small-face level over frames, steps of bounded cost. onnxruntime costs ~17 ms per
 megapixel on 2 threads from 640x480 up to this size, so tiles are as large as allowed and equal (least overlap)."""
+FINE_SHARE = 2
+"""Frames a stream spreads a tiled finer regular level over (1280x720 at native size: its two tiles take turns).
+At 1280x720 that level costs 22-30 ms whole; the faces it alone finds (20-40 px) are followed in every frame
+once found, and held by tracking."""
 SHARED_TILE = 512
 """Largest tile side of a small-face level spread over the frames of a stream: small steps keep every frame's
 share of it (and so the latency) even; 640x480 at 2x is 9 tiles of ~4 ms."""
