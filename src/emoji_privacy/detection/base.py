@@ -19,6 +19,7 @@ from .pyramid import (
     FINE_SHARE,
     FOLLOW_SIDE,
     LOW_LIGHT_MODES,
+    NIGHT_SHARE,
     RELIABLE_FACE_PX,
     SHARED_TILE,
     SMALL_FACE_PX,
@@ -110,26 +111,21 @@ class FaceDetector:
         if h == 0 or w == 0:
             return Detections.empty()
         scales = pyramid_scales(image_bgr.shape, self.max_side, self.min_face)
-        dark = self.low_light == "always" or (self.low_light == "auto" and dark_share(image_bgr) >= DARK_SHARE)
+        share_dark = dark_share(image_bgr) if self.low_light != "off" else 0.0
+        dark = self.low_light == "always" or share_dark >= DARK_SHARE
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         if levels not in ("all", "regular", "small"):
             raise ValueError(f"levels must be all, regular or small, got {levels!r}")
-        # a dark frame is searched once, on a brightened copy (whose tone curve keeps lit faces apart too):
-        # a second pass on the original doubled the cost of every dark frame and found no face more
-        # (bench/results/pipeline.md, crowd rows)
-        source, threshold = ((brighten(image_bgr), DARK_SCORE_FACTOR * self.score_threshold) if dark
-                             else (image_bgr, self.score_threshold))
-        for i, scale in enumerate(scales):
-            if (scale > 1 and levels == "regular") or (scale <= 1 and levels == "small"):
-                continue
-            if scale > 1:
-                level_share, tile = share, SHARED_TILE if share is not None else TILE
-            else:
-                level_share = (share[0], FINE_SHARE) if share is not None and i > 0 else None
-                tile = TILE
-            parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1, level_share, threshold, tile))
-        if follow is not None and len(follow) and scales[-1] > 1:
-            parts.extend(self._search_windows(source, follow, threshold))
+        # a dark frame is searched on a brightened copy; a partly dark one on the original too (its lit faces can
+        # wash out when brightened: one 25 px face of bench_coverage's 4K frames, 58% dark, was lost), a frame
+        # nearly all dark (a dim hall) only on the copy: the second pass doubled its cost and found no face more
+        # on the dark crowd clips (bench/results/pipeline_crowd.md)
+        passes = [(image_bgr, self.score_threshold)] if share_dark < NIGHT_SHARE else []
+        if dark:
+            passes.append((brighten(image_bgr), DARK_SCORE_FACTOR * self.score_threshold))
+        for source, threshold in passes:
+            parts.extend(self._search_levels(source, scales, share, follow, levels, threshold))
+        source, threshold = passes[-1]
         closeup = closeup_scale(image_bgr.shape, self.max_side) if self.closeup_level and levels != "small" else None
         if closeup is not None:  # a face right in front of the camera
             boxes, scores, kps = self._detect_raw(self._level_image(source, closeup), threshold)
@@ -149,6 +145,24 @@ class FaceDetector:
         boxes = clip_boxes(boxes, w, h)
         inside = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
         return Detections(boxes[inside], scores[inside], kps[inside])
+
+    def _search_levels(self, source: np.ndarray, scales: list[float], share: tuple[int, int] | None,
+                       follow: np.ndarray | None, levels: str,
+                       threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """One pass of ``detect`` over the pyramid and the follow windows of one image (original or brightened)."""
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for i, scale in enumerate(scales):
+            if (scale > 1 and levels == "regular") or (scale <= 1 and levels == "small"):
+                continue
+            if scale > 1:
+                level_share, tile = share, SHARED_TILE if share is not None else TILE
+            else:
+                level_share = (share[0], FINE_SHARE) if share is not None and i > 0 else None
+                tile = TILE
+            parts.extend(self._search_level(source, scale, i == 0, len(scales) > 1, level_share, threshold, tile))
+        if follow is not None and len(follow) and scales[-1] > 1:
+            parts.extend(self._search_windows(source, follow, threshold))
+        return parts
 
     @staticmethod
     def _level_image(image_bgr: np.ndarray, scale: float) -> np.ndarray:

@@ -45,7 +45,10 @@ CLOSEUP_MIN_PX = 40
 DARK_LEVEL = 60
 """Luma under which a pixel counts as dark for the low-light check."""
 DARK_SHARE = 0.5
-"""A frame with at least this share of dark pixels is searched on a brightened copy."""
+"""A frame with at least this share of dark pixels is searched on a brightened copy (too)."""
+NIGHT_SHARE = 0.85
+"""A frame with at least this share of dark pixels (a dim hall: the dark crowd clips are 89-99% dark) is searched
+on the brightened copy alone; a partly dark one on the original as well."""
 DARK_SCORE_FACTOR = 0.5
 """A dark frame's search (on its brightened copy) accepts faces at this share of the score threshold (0.3 for
 YuNet's 0.6): a dim face scores low even when brightened; on the dark scenes this found 99 of 103 faces with no
