@@ -193,7 +193,10 @@ class PipelinedAnonymizer:
     def _detect_loop(self) -> None:
         while True:
             with self._cond:
-                while self._mailbox is None and not self._closed:
+                # the newest frame is taken only once the finishing stage has taken the last one detected: a frame
+                # detected while the other stage is still busy would wait, ageing, in the handoff, and the frames
+                # arriving meanwhile replace each other in the mailbox instead (the stream stays current)
+                while (self._mailbox is None or self._handoff.full()) and not self._closed:
                     self._cond.wait()
                 if self._closed:
                     self._handoff.put(_STOP)
@@ -213,6 +216,8 @@ class PipelinedAnonymizer:
     def _finish_loop(self) -> None:
         while True:
             item = self._handoff.get()
+            with self._cond:
+                self._cond.notify_all()  # the handoff is free: detection may take the newest frame
             if item is _STOP:
                 return
             delivered = False
