@@ -50,7 +50,7 @@ class LandmarkConfig:
     threads: int = 1
     model_path: str = ""
     min_face: int = 64  # narrower faces: 68 points sketched from the detector's 5 keypoints, not the model
-    per_frame: int = 3  # the model on at most this many faces a frame (0: no limit); the others wait their turn
+    per_frame: int = 2  # the model on at most this many faces a frame (0: no limit); the others wait their turn
 
 
 @dataclass

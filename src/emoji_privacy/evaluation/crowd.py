@@ -121,17 +121,22 @@ class CrowdSpec:
     closeup: bool = False
     frames: int = 150
     seed: int = 0
+    shown: int = 0  # only this many of the ``faces`` people, spread over the depths (0: all): the same scene and
+    # background with fewer faces, to measure what one more face costs
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def name(self) -> str:
         kind = "closeup" if self.closeup else f"{self.faces}faces"
-        return f"crowd_{kind}_{self.lighting}_{self.width}x{self.height}_{self.frames}f_s{self.seed}"
+        part = f"_shown{self.shown}" if self.shown else ""
+        return f"crowd_{kind}{part}_{self.lighting}_{self.width}x{self.height}_{self.frames}f_s{self.seed}"
 
     @property
     def label(self) -> str:
         """Short words for a table row: '10 faces, dark, 640x360'."""
         kind = f"close-up + {self.faces}" if self.closeup else f"{self.faces} faces"
+        if self.shown:
+            kind = f"{self.shown} of {self.faces} faces"
         return f"{kind}, {self.lighting}, {self.width}x{self.height}"
 
 
@@ -167,6 +172,9 @@ class CrowdScene:
         profiles = [f for f in faces if abs(f.turn) >= PROFILE_TURN]
         frontal = [f for f in faces if abs(f.turn) < PROFILE_TURN] or list(faces)
         self.people = self._place(rng, frontal, profiles)
+        if 0 < spec.shown < len(self.people):
+            keep = np.unique(np.round(np.linspace(0, len(self.people) - 1, spec.shown)).astype(int))
+            self.people = [self.people[int(i)] for i in keep]
         self.camera = CAMERAS[spec.lighting]
         self.light = None
         if self.camera is not None:
@@ -359,7 +367,8 @@ def write_clip(scene: CrowdScene, path: Path) -> Path:
                 c.mux(v.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
                 truth.append(gt.to_json())
             c.mux(v.encode(None))
-    spec = {k: getattr(scene.spec, k) for k in ("width", "height", "faces", "lighting", "closeup", "frames", "seed")}
+    spec = {k: getattr(scene.spec, k) for k in ("width", "height", "faces", "lighting", "closeup", "frames", "seed",
+                                                 "shown")}
     with atomic_output(truth_path(path)) as tmp:
         tmp.write_text(json.dumps({"spec": spec, "fps": CLIP_FPS, "frames": truth}))
     return path
