@@ -41,7 +41,7 @@ class DetectorConfig:
     min_face: int = 20  # faces this wide (px) or wider are searched for at every frame size (0: coarse level only)
     low_light: str = "auto"  # auto: dark frames are searched on a brightened copy | always | off
     model_path: str = ""
-    threads: int = 1  # onnxruntime threads of the detector (1: detection shares the cores with the other stage)
+    threads: int = 2  # onnxruntime threads of the detector
 
 
 @dataclass

@@ -58,3 +58,10 @@ def test_python_m_help(module: str) -> None:
     args = [sys.executable, "-m", module, *(["anonymize"] if module == "emoji_privacy" else []), "--help"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("usage: "), r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("tool", ["video_to_bag", "bag", "emotion", "landmarks", "crowd"])
+def test_evaluation_tool_help(tool: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "emoji_privacy.evaluation", tool, "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: "), r.stderr[-2000:]

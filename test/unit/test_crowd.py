@@ -67,3 +67,16 @@ def test_a_clip_and_its_truth_are_read_back(faces, tmp_path) -> None:
         frame, gt = scene.render(i)
         np.testing.assert_allclose(truth[i].boxes, gt.boxes, atol=0.06)
         assert np.abs(frames[i].astype(int) - frame).mean() < 4, "near-lossless"
+
+
+def test_the_crowd_command_makes_one_clip_per_combination(tmp_path) -> None:
+    """`python -m emoji_privacy.evaluation crowd`: sizes x face counts x lightings, each an MP4 with its truth;
+    a bad size is one line that says what to write instead."""
+    shared_path("data", "landmarks", "helen_test")
+    from emoji_privacy.evaluation.cli import crowd_main
+
+    assert crowd_main(["-o", str(tmp_path), "--size", "160x120", "--faces", "2", "3", "--lighting", "bright",
+                       "dark", "--frames", "3"]) == 0
+    clips = sorted(tmp_path.glob("*.mp4"))
+    assert len(clips) == 4 and all(len(crowd.read_truth(c)) == 3 for c in clips)
+    assert crowd_main(["-o", str(tmp_path), "--size", "640"]) == 1

@@ -11,6 +11,8 @@ Modules:
 - ``bag``: evaluate the anonymizer on a bag, offline or from the listener's recorded output (``evaluate``);
 - ``video_to_bag``: make a test bag from a video, an image folder or the demo scene, with perturbations;
 - ``synthetic``: generated scenes of pasted faces with known boxes (small faces, low light);
+- ``crowd``: crowd clips from those faces (occlusion, profiles, close-ups, camera motion, three lightings) with
+  per-frame ground truth;
 - ``landmarks``: landmark accuracy (NME, failure rate, CED) on 300-W style folders;
 - ``emotion``: emotion models compared side by side on a FER2013 split;
 - ``cli``: the command lines of the four tools below.
@@ -19,5 +21,6 @@ Commands (``--help`` lists every option; docs/evaluation.md, docs/landmarks.md, 
 - ``rosrun emoji_privacy video_to_bag SOURCE OUT.bag`` (``python -m emoji_privacy.evaluation video_to_bag``);
 - ``rosrun emoji_privacy evaluate_bag BAG`` (``python -m emoji_privacy.evaluation bag``);
 - ``rosrun emoji_privacy evaluate_emotion MODEL...`` (``python -m emoji_privacy.evaluation emotion``);
-- ``rosrun emoji_privacy evaluate_landmarks --data DIR...`` (``python -m emoji_privacy.evaluation landmarks``).
+- ``rosrun emoji_privacy evaluate_landmarks --data DIR...`` (``python -m emoji_privacy.evaluation landmarks``);
+- ``python -m emoji_privacy.evaluation crowd -o DIR [--size 640x360 ...] [--faces 10 ...] [--lighting dark ...]``.
 """

@@ -8,7 +8,8 @@ is done by the library functions of each tool's module, which these call.
 - ``evaluate_emotion_main``: `rosrun emoji_privacy evaluate_emotion`, `python -m emoji_privacy.evaluation emotion`
   (``emotion.compare``);
 - ``evaluate_landmarks_main``: `rosrun emoji_privacy evaluate_landmarks`,
-  `python -m emoji_privacy.evaluation landmarks` (``landmarks.run``).
+  `python -m emoji_privacy.evaluation landmarks` (``landmarks.run``);
+- ``crowd_main``: `python -m emoji_privacy.evaluation crowd` (``crowd.crowd_clip``).
 
 Each function imports its tool's module when it runs, so a command loads only what its tool needs
 (`evaluate_bag` never loads torch, which `evaluation.emotion` does). ``--help`` shows the module's docstring.
@@ -204,4 +205,44 @@ def evaluate_landmarks_main(argv: list[str] | None = None) -> int:
     print(report(results))
     if args.ced is not None:
         print(f"\nCED plot: {args.ced}")
+    return 0
+
+
+def crowd_main(argv: list[str] | None = None) -> int:
+    """`python -m emoji_privacy.evaluation crowd`: crowd clips with ground truth (MP4 + JSON) for a test or a
+    benchmark of one's own; every combination of the options is one clip."""
+    from . import crowd
+
+    ap = argparse.ArgumentParser(prog="python -m emoji_privacy.evaluation crowd", description=crowd.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-o", "--out", required=True, help="folder for the clips (made if missing; existing clips kept)")
+    ap.add_argument("--size", nargs="+", default=["640x360"], help="WIDTHxHEIGHT (default %(default)s)")
+    ap.add_argument("--faces", nargs="+", type=int, default=[10], help="people in the scene (default %(default)s)")
+    ap.add_argument("--lighting", nargs="+", choices=crowd.LIGHTINGS, default=["dark"])
+    ap.add_argument("--closeup", action="store_true", help="one face in front of the camera, the crowd behind")
+    ap.add_argument("--frames", type=int, default=150, help="frames at 30 fps (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    specs = []
+    for size in args.size:
+        w, sep, h = size.partition("x")
+        if not (sep and w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
+            print(f"crowd: error: --size wants WIDTHxHEIGHT of at least 64x64, e.g. 640x360, got '{size}'",
+                  file=sys.stderr)
+            return 1
+        specs += [crowd.CrowdSpec(int(w), int(h), n, light, args.closeup, args.frames, args.seed)
+                  for n in args.faces for light in args.lighting]
+    if args.frames < 1 or min(args.faces) < 0:
+        print("crowd: error: --frames must be >= 1 and --faces >= 0", file=sys.stderr)
+        return 1
+    try:
+        faces = crowd.crowd_faces()
+    except FileNotFoundError as e:
+        print(f"crowd: error: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in specs:
+        path = crowd.crowd_clip(spec, out, faces)
+        print(f"crowd: {spec.label}: {path} (+ {crowd.truth_path(path).name})")
     return 0
