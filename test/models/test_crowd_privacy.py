@@ -81,6 +81,7 @@ def test_a_20px_face_is_covered_and_its_emotion_is_unknown(pipeline, faces) -> N
 def test_an_unknown_emotion_is_published_as_unknown(pipeline, faces) -> None:
     pytest.importorskip("emoji_privacy.msg", reason="the catkin messages are not built")
     from emoji_privacy.msg import FaceEmotion
+
     from emoji_privacy.ros.messages import faces_from_message, faces_to_message, make_header
 
     frame, _ = synthetic.small_faces_frame(640, 480, faces, (20, 24), np.random.default_rng(3), count=6)
