@@ -142,6 +142,8 @@ class FaceDetector:
         if len(parts) > 1:
             keep = nms(boxes, scores, self.nms_threshold)
             boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
+            keep = not_contained(boxes)
+            boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
         boxes = clip_boxes(boxes, w, h)
         inside = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
         return Detections(boxes[inside], scores[inside], kps[inside])
@@ -235,6 +237,28 @@ class FaceDetector:
             if len(found):
                 out.append(to_frame(found, scores, kps, scale, x0, y0))
         return out
+
+
+CONTAINED_SHARE = 0.7
+"""A box lying this much inside a higher-scoring one is a piece of that face (a window around a small face found
+its mouth and chin at the threshold inside the whole face, a fourth face in a 3-face demo frame), not another
+face: it is dropped. The whole face's cover holds it."""
+
+
+def not_contained(boxes: np.ndarray) -> np.ndarray:
+    """Indices of ``boxes`` (sorted best first, after NMS) that do not lie CONTAINED_SHARE or more inside a
+    better one."""
+    keep: list[int] = []
+    for i in range(len(boxes)):
+        if keep:
+            b, k = boxes[i], boxes[keep]
+            iw = np.clip(np.minimum(b[2], k[:, 2]) - np.maximum(b[0], k[:, 0]), 0, None)
+            ih = np.clip(np.minimum(b[3], k[:, 3]) - np.maximum(b[1], k[:, 1]), 0, None)
+            area = max(float((b[2] - b[0]) * (b[3] - b[1])), 1e-9)
+            if (iw * ih / area).max() >= CONTAINED_SHARE:
+                continue
+        keep.append(i)
+    return np.asarray(keep, dtype=np.int64)
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
