@@ -21,7 +21,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from . import EMOTIONS, UNKNOWN, UNKNOWN_INDEX
+from . import EMOTIONS, UNKNOWN, UNKNOWN_INDEX, emotion_name
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -372,8 +372,8 @@ class EmojiRenderer:
             self._cache.move_to_end(key)
             return hit
         user = self._user.get(key[0])
-        name = UNKNOWN if key[0] == UNKNOWN_INDEX else EMOTIONS[key[0]]
-        bgra = _user_face(user, key[1]) if user is not None else _draw_face(name, key[1], self.supersample)
+        bgra = (_user_face(user, key[1]) if user is not None
+                else _draw_face(emotion_name(key[0]), key[1], self.supersample))
         bgra.setflags(write=False)
         sp = _Sprite(bgra, _premultiply(bgra))
         self._cache[key] = sp

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import EMOTIONS, UNKNOWN, UNKNOWN_INDEX
+from . import EMOTIONS, UNKNOWN_INDEX, emotion_name
 from .config import PipelineConfig
 from .detection import Detections, FaceDetector, detector_from_config
 from .emoji import EmojiRenderer
@@ -54,7 +54,7 @@ class FaceResult:
 
     @property
     def emotion(self) -> str:
-        return UNKNOWN if self.emotion_index == UNKNOWN_INDEX else EMOTIONS[self.emotion_index]
+        return emotion_name(self.emotion_index)
 
 
 @dataclass
@@ -293,9 +293,9 @@ class Anonymizer:
             probs[fresh] = self.classifier.predict(crops)
         for i in range(n):
             if i in fresh:
-                tracks[i].raw, tracks[i].raw_age = probs[i].copy(), 0
+                tracks[i].raw = probs[i].copy()
             elif tracks[i].raw is not None:
-                probs[i], tracks[i].raw_age = tracks[i].raw, tracks[i].raw_age + 1
+                probs[i] = tracks[i].raw
         t3 = time.perf_counter()
 
         out = frame.copy()
@@ -315,7 +315,7 @@ class Anonymizer:
             if i in fresh:
                 shown = self.tracker.smooth(track, probs[i])
             else:  # between refreshes, or too small to read: the emotion shown so far (never classified: unknown)
-                shown = track.shown if track.shown >= 0 else UNKNOWN_INDEX
+                shown = track.shown
             known = shown != UNKNOWN_INDEX
             bx, by = track.center()
             track.cover = (cx - bx, cy - by, r * margin, roll)
@@ -334,9 +334,8 @@ class Anonymizer:
             bx, by = track.center()
             center = (float(bx + dx), float(by + dy))
             grown = r * (1.0 + HOLD_GROWTH * track.misses)
-            shown = track.shown if track.shown >= 0 else UNKNOWN_INDEX
-            self.renderer.cover(out, center, grown, roll, shown)
-            self.held.append(HeldFace(track.track_id, track.box.copy(), center, grown, track.misses, shown))
+            self.renderer.cover(out, center, grown, roll, track.shown)
+            self.held.append(HeldFace(track.track_id, track.box.copy(), center, grown, track.misses, track.shown))
         for f in faces:
             self.renderer.cover(out, f.center, f.radius, f.roll_deg, f.emotion_index)
         t4 = time.perf_counter()

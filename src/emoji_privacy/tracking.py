@@ -48,9 +48,8 @@ class Track:
     misses: int = 0  # consecutive frames without one
     unseen: float = 0.0  # time since the last detection
     probs: np.ndarray | None = None  # smoothed emotion probabilities
-    shown: int = -1  # emotion index currently shown (hysteresis state)
+    shown: int = -1  # emotion index currently shown (hysteresis state); -1 = UNKNOWN_INDEX: never classified
     raw: np.ndarray | None = None  # the last classified (unsmoothed) probabilities
-    raw_age: int = 0  # frames since they were classified
     cover: tuple[float, float, float, float] | None = None  # last emoji drawn: (dx, dy) from box centre, radius, roll
     landmarks: np.ndarray | None = None  # (68, 2) of the last frame, to carry between landmark refreshes
     keypoints: np.ndarray | None = None  # (5, 2) detector keypoints of the last frame
