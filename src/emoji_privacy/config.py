@@ -56,11 +56,19 @@ class LandmarkConfig:
 @dataclass
 class EmotionConfig:
     backend: str = "torch"
-    model_path: str = ""  # empty: models/fer_resnet.pt
+    model_path: str = ""  # empty: models/fer_robust.pt
     threads: int = 1
     engine: str = "onnxruntime"  # onnxruntime (the loaded weights exported in memory; faster) | torch
     refresh_frames: int = 2  # classify each tracked face every this many frames (bench/results/emotion_refresh.md)
     min_face: int = 32  # narrower faces are not classified: their emotion is unknown (too small to read)
+    # the reliability rule (emotion/reliability.py): a reading that fails it does not change the track's emotion
+    min_confidence: float = 0.44  # calibrated top probability below this: "uncertain"
+    max_turn: float = 0.5  # head turned further (landmarks.geometry.head_turn; 0 frontal, 1 profile): "turned"
+    min_contrast: float = 4.0  # spread (sd) of the aligned crop's gray levels below this: "faint"
+
+    def reading_rule(self) -> dict[str, float]:
+        """The keyword arguments of emotion.reliability.ReadingRule (config does not import the emotion stage)."""
+        return {"min_confidence": self.min_confidence, "max_turn": self.max_turn, "min_contrast": self.min_contrast}
 
 
 @dataclass
@@ -136,6 +144,10 @@ class PipelineConfig:
         _check(self.emotion.refresh_frames >= 1, "emotion.refresh_frames must be >= 1")
         _check(self.landmarks.min_face >= 0, "landmarks.min_face must be >= 0 (0: every face gets the landmark model)")
         _check(self.emotion.min_face >= 0, "emotion.min_face must be >= 0 (0: every face is classified)")
+        _check(0.0 <= self.emotion.min_confidence < 1.0,
+               "emotion.min_confidence must be in [0, 1) (0: never uncertain)")
+        _check(0.0 < self.emotion.max_turn <= 1.0, "emotion.max_turn must be in (0, 1] (1: never turned)")
+        _check(self.emotion.min_contrast >= 0.0, "emotion.min_contrast must be >= 0 gray levels (0: never faint)")
         _check(self.landmarks.per_frame >= 0, "landmarks.per_frame must be >= 0 (0: no limit)")
         _check(self.emotion.engine in ("onnxruntime", "torch"), "emotion.engine must be 'onnxruntime' or 'torch'")
         _check(self.output.on_error in ("mask", "drop"), "output.on_error must be 'mask' or 'drop'")

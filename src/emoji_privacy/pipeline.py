@@ -18,8 +18,9 @@ from .config import PipelineConfig
 from .detection import Detections, FaceDetector, detector_from_config
 from .emoji import EmojiRenderer
 from .emotion.classifiers import EmotionClassifier, load_emotion_classifier
+from .emotion.reliability import READ, SMALL, ReadingRule, crop_contrast
 from .landmarks.align import LandmarkDetector, align_face, load_landmark_detector
-from .landmarks.geometry import apply_affine, covering_circle, face_region, head_roll, similarity_transform
+from .landmarks.geometry import apply_affine, covering_circle, face_region, head_roll, head_turn, similarity_transform
 from .landmarks.head_pose import HeadPoseEstimator, camera_matrix_from
 from .tracking import FaceTracker
 
@@ -51,6 +52,9 @@ class FaceResult:
     # turns to their left (nose to the image right), pitch > 0 looks up; 0, 0 = facing the camera. NaN: unknown
     yaw_deg: float = float("nan")
     pitch_deg: float = float("nan")
+    # whether this face's latest reading was reliable (emotion.reliability: READ) or why not (SMALL, TURNED, FAINT,
+    # UNCERTAIN); the shown emotion is then its track's last reliable one (unknown until there is one)
+    reading: str = READ
 
     @property
     def emotion(self) -> str:
@@ -156,6 +160,7 @@ class Anonymizer:
             cfg.emotion.backend, model_path=cfg.emotion.model_path or None, threads=cfg.emotion.threads,
             engine=cfg.emotion.engine)
         self.renderer = renderer or EmojiRenderer(png_dir=cfg.emoji.png_dir or None, style=cfg.emoji.style)
+        self.reading_rule = ReadingRule(**cfg.emotion.reading_rule())
         self.head_pose = HeadPoseEstimator()  # the 3D mean face (face3d_68.npz): missing -> ModelFileError now
         self.mean_shape = self.head_pose.model[:, :2].astype(np.float32)  # its frontal view (x right, y down)
         self._frames_in = 0  # frames given to detect since the last reset: the landmark refreshes' clock
@@ -288,9 +293,11 @@ class Anonymizer:
         probs = np.zeros((n, len(EMOTIONS)), np.float32)
         # a face's emotion is classified at its refresh (bench/results/emotion_refresh.md: how often the shown
         # emotion agrees with every frame's); in between it keeps its last probabilities
+        contrast = np.zeros(n, np.float32)
         if fresh:
             crops = np.stack([align_face(frame, lms[i], size) for i in fresh])
             probs[fresh] = self.classifier.predict(crops)
+            contrast[fresh] = crop_contrast(crops)
         for i in range(n):
             if i in fresh:
                 tracks[i].raw = probs[i].copy()
@@ -309,20 +316,23 @@ class Anonymizer:
             roll = head_roll(lm)
             if i in modelled:
                 pose = self.head_pose.estimate(lm, size_wh, self.camera_matrix)
-                track.pose = (pose.yaw_deg, pose.pitch_deg)
+                track.pose, track.turn = (pose.yaw_deg, pose.pitch_deg), head_turn(lm)
             elif i in sketched:
-                track.pose = (float("nan"), float("nan"))
-            if i in fresh:
-                shown = self.tracker.smooth(track, probs[i])
+                track.pose, track.turn = (float("nan"), float("nan")), float("nan")
+            if i in fresh:  # a reading the rule rejects leaves the track's emotion as it was (unknown if none yet)
+                track.reading = self.reading_rule.judge(probs[i], float(contrast[i]), track.turn)
+                shown = self.tracker.smooth(track, probs[i]) if track.reading == READ else track.shown
             else:  # between refreshes, or too small to read: the emotion shown so far (never classified: unknown)
                 shown = track.shown
+                if box[2] - box[0] < self.config.emotion.min_face:
+                    track.reading = SMALL
             known = shown != UNKNOWN_INDEX
             bx, by = track.center()
             track.cover = (cx - bx, cy - by, r * margin, roll)
             faces.append(FaceResult(track.track_id, box.copy(), float(dets.scores[i]),
                                     probs[i].copy() if track.raw is not None else np.zeros(0, np.float32), shown,
                                     float(track.probs[shown]) if known and track.probs is not None else 0.0, roll,
-                                    lm, (cx, cy), r * margin, *track.pose))
+                                    lm, (cx, cy), r * margin, *track.pose, track.reading))
         # Held tracks first so that real detections are drawn on top of stale predictions.
         self.held = []
         for track in held:

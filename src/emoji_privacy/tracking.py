@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .detection import box_iou
+from .emotion.reliability import SMALL
 
 NO_MATCH = 1e6
 """Assignment cost of a pair that must not be matched."""
@@ -56,6 +57,8 @@ class Track:
     pose: tuple[float, float] = (float("nan"), float("nan"))  # yaw, pitch of the last landmark refresh
     sketched: bool = True  # the last landmarks were sketched from keypoints (not the landmark model's)
     phase: int = -1  # its turn in the pipeline's landmark refreshes (-1: not given yet)
+    turn: float = float("nan")  # head_turn of the last landmark refresh (NaN: sketched landmarks)
+    reading: str = SMALL  # the reliability rule's verdict on its latest reading (emotion.reliability)
 
     def predicted_box(self, dt: float = 1.0) -> np.ndarray:
         return self.box + self.velocity * np.float32(dt)

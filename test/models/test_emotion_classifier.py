@@ -110,7 +110,8 @@ def test_backend_names():
     with pytest.raises(ConfigError, match="known: mini_xception, torch"):
         load_emotion_classifier("vgg")
     default = load_emotion_classifier("torch")  # no model_path: the project's own best model
-    assert default.path.name == "fer_resnet.pt" and default.metadata["architecture"] == "compact_resnet"
+    assert default.path.name == "fer_robust.pt" and default.metadata["architecture"] == "compact_resnet"
+    assert default.metadata["config"]["standardize"] is True  # the crop's photometric normalisation is in the net
     assert load_emotion_classifier().path == default.path  # and it is the default backend
     with pytest.raises(ModelFileError, match=r"nope\.pt does not exist.*name of one in models/"):
         load_emotion_classifier("torch", "nope.pt")

@@ -15,7 +15,8 @@ from emoji_privacy.cli import models_main
 from emoji_privacy.errors import ModelFileError
 
 PROJECT_FILES = ("face_detection_yunet_2023mar.onnx", "facemesh68_map.npz", "facemesh68_refiner.npz",
-                 "fer_template.npz", "face3d_68.npz", "fer_resnet.pt", "paper42.pt", "fer_federated.pt")
+                 "fer_template.npz", "face3d_68.npz", "fer_robust.pt", "fer_resnet.pt", "paper42.pt",
+                 "fer_federated.pt")
 
 
 def test_all_models_found() -> None:

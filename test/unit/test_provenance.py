@@ -47,7 +47,7 @@ def test_describe_pipeline_names_the_loaded_models(pipeline: Anonymizer) -> None
     assert f"detector yunet (score >= {pipeline.config.detector.score_threshold:g}, max_side 640" in line
     assert "landmarks facemesh" in line and "emoji drawn" in line
     assert f"tracking hold {pipeline.config.tracking.hold_frames}, IoU >= " in line
-    assert f"emotion {pipeline.classifier.name} (fer_resnet.pt, arch {pipeline.classifier.architecture}" in line
+    assert f"emotion {pipeline.classifier.name} (fer_robust.pt, arch {pipeline.classifier.architecture}" in line
 
 
 def test_commit_marks_a_dirty_tree() -> None:

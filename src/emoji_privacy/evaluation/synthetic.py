@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..landmarks.geometry import read_pts
+from ..landmarks.geometry import head_turn, read_pts
 from ..model_files import shared_dir
 from .leaks import visible_share
 
@@ -84,15 +84,6 @@ def landmarks_dir() -> Path | None:
     base = shared_dir()
     path = base / "data" / "landmarks" if base is not None else None
     return path if path is not None and path.is_dir() else None
-
-
-def head_turn(landmarks: np.ndarray) -> float:
-    """How far a face is turned, from its 68 landmarks: where the nose tip lies between the jaw's two ends,
-    -1 (at the image-left end) .. 0 (midway, frontal) .. 1 (at the image-right end). 300-W's large-pose
-    faces reach |turn| > 0.5; a frontal face stays under 0.15."""
-    lm = np.asarray(landmarks, np.float32).reshape(-1, 2)
-    left, right, nose = lm[0, 0], lm[16, 0], lm[30, 0]
-    return float(np.clip(2 * (nose - left) / max(float(right - left), 1e-6) - 1, -1.0, 1.0))
 
 
 def cut_face(image: np.ndarray, landmarks: np.ndarray, name: str = "", max_width: int = 0) -> Face:

@@ -32,7 +32,7 @@ def face_record(face: Any) -> dict[str, Any]:
     """One pipeline.FaceResult as a JSON object (the faces JSON lines; docs/files.md)."""
     return {"track_id": int(face.track_id), "box": [_num(v) for v in face.box], "score": _num(face.score, 3),
             "emotion": face.emotion, "confidence": _num(face.confidence, 3), "yaw": _num(face.yaw_deg),
-            "pitch": _num(face.pitch_deg), "roll": _num(face.roll_deg)}
+            "pitch": _num(face.pitch_deg), "roll": _num(face.roll_deg), "reading": face.reading}
 
 
 def held_record(held: Any) -> dict[str, Any]:

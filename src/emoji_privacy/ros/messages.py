@@ -84,6 +84,7 @@ def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks
             yaw_deg=f.yaw_deg,
             pitch_deg=f.pitch_deg,
             roll_deg=f.roll_deg,
+            reading=f.reading,
             landmarks=[float(v) for v in f.landmarks.reshape(-1)] if with_landmarks else [],
         ))
     return out
@@ -107,7 +108,7 @@ def faces_from_message(msg: object) -> list[FaceResult]:
             landmarks=np.asarray(f.landmarks, np.float32).reshape(-1, 2),
             center=(float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2),
             radius=float(np.hypot(r.width, r.height)) / 2,
-            yaw_deg=float(f.yaw_deg), pitch_deg=float(f.pitch_deg),
+            yaw_deg=float(f.yaw_deg), pitch_deg=float(f.pitch_deg), reading=str(f.reading),
         ))
     return out
 

@@ -142,6 +142,8 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", type=Path, help="folder for <name>_reliability.png (default: beside the model)")
     ap.add_argument("--criterion", choices=CRITERIA, default=CRITERIA[0],
                     help="what the temperature minimises on PublicTest (default: %(default)s)")
+    ap.add_argument("--degraded", action="store_true", help="fit on PublicTest and its camera-degraded copies "
+                    "(training/degrade.py), for a model meant for real light")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -149,7 +151,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         for path in args.models:
             ckpt = load_checkpoint(path)
             figure = (args.figures or path.parent) / f"{path.stem}_reliability.png"
-            cal = calibrate(ckpt.model, data, figure, path.stem, args.criterion)
+            cal = calibrate(ckpt.model, data, figure, path.stem, args.criterion, degraded=args.degraded)
             save_checkpoint(ckpt.model, path, {**ckpt.metadata, "calibration": cal})
             if path.with_suffix(".onnx").exists():  # its ONNX twin gives the calibrated probabilities too
                 export_onnx(ckpt.model, path.with_suffix(".onnx"), cal["temperature"])

@@ -31,6 +31,7 @@ from .. import EMOTIONS
 from ..atomic import atomic_write
 from ..emotion.nets import EMOTION_NETS, build_emotion_net
 from ..errors import ConfigError
+from .degrade import degrade_batch
 
 __all__ = ["TrainConfig", "TrainResult", "train", "epoch_batches", "sgd_step", "sgd_optimizer", "probs_cross_entropy",
            "evaluate_model", "classification_report", "resize_faces", "predict_probs"]
@@ -61,6 +62,7 @@ class TrainConfig:
     brightness: float = 0.25
     contrast: float = 0.25
     erase_p: float = 0.5
+    degrade_p: float = 0.0  # share of faces put through one camera degradation (training/degrade.py) first
     ema_decay: float = 0.999  # exponential moving average of weights; 0 disables
     mixup: float = 0.0  # Beta(a, a) mixing of image pairs (targets mixed alike); 0 disables
     # knowledge distillation: comma-separated teacher checkpoints (.pt, or a run's training_state.pt) whose
@@ -87,6 +89,8 @@ class TrainConfig:
             raise ConfigError("epochs >= 1, batch_size >= 2, lr > 0 and weight_decay >= 0 are required")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.erase_p <= 1 or not 0 <= self.ema_decay < 1:
             raise ConfigError("label_smoothing and ema_decay must be in [0, 1), erase_p in [0, 1]")
+        if not 0 <= self.degrade_p <= 1:
+            raise ConfigError(f"degrade_p must be in [0, 1], not {self.degrade_p}")
         if self.class_weighting not in ("none", "sqrt"):
             raise ConfigError(f"class_weighting must be none or sqrt, not {self.class_weighting!r}")
         if self.mixup < 0 or not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
@@ -182,9 +186,14 @@ def epoch_batches(xs: torch.Tensor, ys: torch.Tensor, batch_size: int, steps: in
     ``augment_with``, augmented by its settings. Every random number comes from ``gen``, drawn as each batch is
     asked for, so a caller's own draws between batches keep their place in the stream."""
     perm = torch.randperm(len(xs), generator=gen).to(xs.device)
+    degrade_p = getattr(augment_with, "degrade_p", 0.0)
     for step in range(steps):
         idx = perm[step * batch_size:(step + 1) * batch_size]
-        x = to_input(xs[idx])
+        faces = xs[idx]
+        if degrade_p > 0:  # on the uint8 faces, as a camera degrades them; numpy's draws seeded from ``gen``
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            faces = torch.from_numpy(degrade_batch(faces.cpu().numpy(), degrade_p, rng)).to(xs.device)
+        x = to_input(faces)
         yield step, (x if augment_with is None else augment(x, augment_with, gen)), ys[idx]
 
 

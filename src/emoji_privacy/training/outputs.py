@@ -157,7 +157,8 @@ def write_run(result: TrainResult, data: FerData, out_dir: Path, name: str, comm
     probs, labels = probs_on_test_splits(result.model, data)
     for split, p in probs.items():
         result.metrics[split] = classification_report(labels[split], p)
-    calibration = calibrate(result.model, data, out_dir / "reliability.png", name, predictions=(probs, labels))
+    calibration = calibrate(result.model, data, out_dir / "reliability.png", name, predictions=(probs, labels),
+                            degraded=result.config.degrade_p > 0)  # trained for real light: calibrated for it
     result.model = result.model.cpu()  # saved and exported as it is deployed
     meta = model_metadata(result, data, command, {**(extra_metadata or {}), "calibration": calibration})
     pt = save_checkpoint(result.model, out_dir / f"{name}.pt", meta)

@@ -18,13 +18,15 @@ class FaceOut(BaseModel):
     track_id: int
     box: list[float] = Field(description="x0, y0, x1, y1 of the detected face")
     score: float = Field(description="detection confidence")
-    emotion: str = Field(description=f"one of {', '.join(EMOTIONS)}")
+    emotion: str = Field(description=f"one of {', '.join(EMOTIONS)}, or unknown (no reliable reading yet)")
     confidence: float = Field(description="probability of the shown emotion")
     probabilities: dict[str, float]
     roll_deg: float = Field(description="head roll, counter-clockwise on screen")
     yaw_deg: float | None = Field(None, description="head yaw: > 0 the person turns to their left (nose to the image "
                                                     "right); 0 = facing the camera; null: unknown")
     pitch_deg: float | None = Field(None, description="head pitch: > 0 the person looks up; null: unknown")
+    reading: str = Field("read", description="read: the emotion was read reliably; else why this face's reading "
+                                             "was ignored (small, turned, faint, uncertain; docs/emotion.md)")
 
 
 class AnonymizeResult(BaseModel):
@@ -148,7 +150,8 @@ def face_out(f: FaceResult) -> FaceOut:
     return FaceOut(track_id=f.track_id, box=[round(float(v), 1) for v in f.box], score=round(f.score, 4),
                    emotion=f.emotion, confidence=round(f.confidence, 4),
                    probabilities={e: round(float(p), 4) for e, p in zip(EMOTIONS, f.probabilities, strict=False)},
-                   roll_deg=round(f.roll_deg, 1), yaw_deg=_deg(f.yaw_deg), pitch_deg=_deg(f.pitch_deg))
+                   roll_deg=round(f.roll_deg, 1), yaw_deg=_deg(f.yaw_deg), pitch_deg=_deg(f.pitch_deg),
+                   reading=f.reading)
 
 
 def _deg(v: float) -> float | None:
