@@ -75,7 +75,7 @@ class TrackingConfig:
     enabled: bool = True  # false: every frame on its own (no hold, no emotion smoothing; ids are still given)
     iou_threshold: float = 0.3  # minimum IoU between a track's predicted (or last) box and a detection to match
     hold_frames: int = 8  # frames a missed face stays covered at its predicted position (bench/results/hold_sweep.md)
-    # the shown emotion (tracking.FaceTracker.smooth, docs/tracking.md; chosen by bench/results/emotion_timeline.md)
+    # the shown emotion (FaceTracker.smooth, docs/shown_emotion.md; chosen by bench/results/emotion_timeline.md)
     smoothing_s: float = 0.3  # time constant (s) of the per-track time-weighted mean of the probabilities (0: none)
     switch_margin: float = 0.1  # another emotion must lead the shown one in that mean by this much ...
     switch_dwell_s: float = 0.3  # ... for this long (s) without interruption to replace it (0: at once)

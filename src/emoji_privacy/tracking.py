@@ -11,7 +11,7 @@ Time is measured in whatever unit the caller passes as ``dt`` to :meth:`FaceTrac
 (the pipeline passes seconds from the image stamps, so a dropped frame doubles the predicted
 step; tests pass the default 1 = one frame). The tracker adds well under a millisecond per frame.
 
-The emoji a track shows is decided by :meth:`FaceTracker.smooth`, a filter in seconds (docs/tracking.md):
+The emoji a track shows is decided by :meth:`FaceTracker.smooth`, a filter in seconds (docs/shown_emotion.md):
 
 - an exponentially time-weighted mean of the track's calibrated probabilities, time constant ``smoothing_s``:
   each classification weighs 1, earlier ones ``exp(-age / smoothing_s)``, and the mean is normalised by the
