@@ -63,7 +63,7 @@ def main() -> None:
     sources = [(v, base / "data" / "videos" / v) for v in VIDEOS]
     sources += [(s.label, p) for s, p in crowd_clips(list(CROWDS)).items()]
     anonymizer = Anonymizer()
-    track_rows, source_rows, pictures = [], [], []
+    track_rows, source_rows, pictures, plots = [], [], [], []
     for name, path in sources:
         ev = evaluate_video(anonymizer, path)
         trailing, centred = track_steadiness(ev.records), track_steadiness(ev.records, centred=True)
@@ -72,7 +72,7 @@ def main() -> None:
                 if t.lifetime_s < args.min_seconds:
                     continue
                 picture = f"timeline_{Path(name).stem}_track{t.track_id}.png"
-                plot_timeline(ev, t, RESULTS / picture)
+                plots.append((ev, t, RESULTS / picture))
                 pictures.append(f"![{name} track {t.track_id}]({picture})")
                 shares = ", ".join(f"{EMOTIONS[e] if e >= 0 else 'unknown'} {n / t.detected:.0%}"
                                    for e, n in t.shown.most_common(3))
@@ -107,6 +107,8 @@ def main() -> None:
         f"Per track of the shared videos (at least {args.min_seconds:g} s):",
         table(["video", "track", "seconds", "detected frames", "emoji shown (top 3)", "raw argmax changes/min",
                *heads, "met"], track_rows), notes, "\n\n".join(pictures)])
+    for ev, t, path in plots:  # after saving, so the report's commit is not "dirty" from its own pictures
+        plot_timeline(ev, t, path)
 
 
 if __name__ == "__main__":
