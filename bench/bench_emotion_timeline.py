@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_emotion_refresh import VIDEOS, read_video  # noqa: E402
 from common import RESULTS, crowd_clips, describe_pipeline, save, table  # noqa: E402
 
-from emoji_privacy import EMOTIONS  # noqa: E402
+from emoji_privacy import emotion_name  # noqa: E402
 from emoji_privacy.evaluation.crowd import CrowdSpec  # noqa: E402
 from emoji_privacy.evaluation.records import Evaluation, FaceObservation, FrameRecord  # noqa: E402
 from emoji_privacy.evaluation.report import plot_timeline  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
                 picture = f"timeline_{Path(name).stem}_track{t.track_id}.png"
                 plots.append((ev, t, RESULTS / picture))
                 pictures.append(f"![{name} track {t.track_id}]({picture})")
-                shares = ", ".join(f"{EMOTIONS[e] if e >= 0 else 'unknown'} {n / t.detected:.0%}"
+                shares = ", ".join(f"{emotion_name(e)} {n / t.detected:.0%}"
                                    for e, n in t.shown.most_common(3))
                 st = trailing[t.track_id]
                 track_rows.append([name, t.track_id, f"{t.lifetime_s:.1f}", t.detected, shares,
