@@ -57,8 +57,9 @@ def describe_pipeline(anonymizer: Anonymizer) -> str:
     renderer = type(anonymizer.renderer).__name__
     emoji = (f"emoji {'PNGs from ' + cfg.emoji.png_dir if cfg.emoji.png_dir else 'drawn'} (margin "
              f"{cfg.emoji.margin:g}{'' if renderer == 'EmojiRenderer' else ', renderer ' + renderer})")
-    tracking = (f"tracking hold {trk.hold_frames}, IoU >= {trk.iou_threshold:g}, smoothing {trk.smoothing:g}, "
-                f"hysteresis {trk.hysteresis:g}" if cfg.tracking.enabled else "tracking off")
+    tracking = (f"tracking hold {trk.hold_frames}, IoU >= {trk.iou_threshold:g}, emotion smoothing "
+                f"{trk.smoothing_s:g} s, switch margin {trk.switch_margin:g} for {trk.switch_dwell_s:g} s"
+                if cfg.tracking.enabled else "tracking off")
     return "; ".join((detector, landmarks, emotion, emoji, tracking))
 
 

@@ -5,7 +5,7 @@ rendering, tracking, and the `Anonymizer` pipeline that composes them. ROS nodes
 `nodes/` convert messages and call into it::
 
     from emoji_privacy import Anonymizer
-    result = Anonymizer().process(frame)   # BGR uint8 in, faces covered out
+    result = Anonymizer().process(frame, still=True)   # BGR uint8 in, faces covered out
 
 The names below load lazily (PEP 562), so ``import emoji_privacy.msg`` or the configs do not
 pull in torch and onnxruntime; the heavy modules load on first use of ``Anonymizer``.

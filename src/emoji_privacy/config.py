@@ -83,8 +83,10 @@ class TrackingConfig:
     enabled: bool = True  # false: every frame on its own (no hold, no emotion smoothing; ids are still given)
     iou_threshold: float = 0.3  # minimum IoU between a track's predicted (or last) box and a detection to match
     hold_frames: int = 8  # frames a missed face stays covered at its predicted position (bench/results/hold_sweep.md)
-    smoothing: float = 0.5  # weight of the newest probabilities in the per-track running average (1 = none)
-    hysteresis: float = 0.1  # a new emotion must beat the shown one by this much to replace it
+    # the shown emotion (FaceTracker.smooth, docs/shown_emotion.md; chosen by bench/results/emotion_timeline.md)
+    smoothing_s: float = 0.3  # time constant (s) of the per-track time-weighted mean of the probabilities (0: none)
+    switch_margin: float = 0.1  # another emotion must lead the shown one in that mean by this much ...
+    switch_dwell_s: float = 0.3  # ... for this long (s) without interruption to replace it (0: at once)
 
 
 @dataclass
@@ -139,8 +141,9 @@ class PipelineConfig:
         _check(self.emoji.margin >= 1.0, "emoji.margin must be >= 1.0 (the emoji must cover the whole face)")
         _check(0 < self.tracking.iou_threshold < 1, "tracking.iou_threshold must be in (0, 1)")
         _check(self.tracking.hold_frames >= 0, "tracking.hold_frames must be >= 0")
-        _check(0 < self.tracking.smoothing <= 1, "tracking.smoothing must be in (0, 1]")
-        _check(0 <= self.tracking.hysteresis < 1, "tracking.hysteresis must be in [0, 1)")
+        _check(0 <= self.tracking.smoothing_s <= 60, "tracking.smoothing_s must be in [0, 60] (seconds; 0: none)")
+        _check(0 <= self.tracking.switch_margin < 1, "tracking.switch_margin must be in [0, 1) (a probability lead)")
+        _check(0 <= self.tracking.switch_dwell_s <= 60, "tracking.switch_dwell_s must be in [0, 60] (seconds)")
         _check(self.emotion.refresh_frames >= 1, "emotion.refresh_frames must be >= 1")
         _check(self.landmarks.min_face >= 0, "landmarks.min_face must be >= 0 (0: every face gets the landmark model)")
         _check(self.emotion.min_face >= 0, "emotion.min_face must be >= 0 (0: every face is classified)")

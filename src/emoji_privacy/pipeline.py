@@ -42,7 +42,7 @@ class FaceResult:
     box: np.ndarray  # (4,) x0, y0, x1, y1
     score: float
     probabilities: np.ndarray  # (7,) this frame's raw probabilities
-    emotion_index: int  # shown emotion (smoothed per track)
+    emotion_index: int  # shown emotion (FaceTracker.smooth; UNKNOWN_INDEX: not classified or not settled yet)
     confidence: float  # smoothed probability of the shown emotion
     roll_deg: float  # eye line's angle on screen, counter-clockwise positive (geometry.head_roll; turns the emoji)
     landmarks: np.ndarray  # (68, 2)
@@ -70,7 +70,7 @@ class HeldFace:
     center: tuple[float, float]
     radius: float  # grown with every missed frame
     misses: int  # consecutive frames without a detection
-    emotion_index: int  # the last emoji shown for it (UNKNOWN_INDEX: never classified)
+    emotion_index: int  # the last emoji shown for it (UNKNOWN_INDEX: never classified or not settled)
 
 
 @dataclass
@@ -171,6 +171,7 @@ class Anonymizer:
         self.times = StageTimes()
         self.held: list[HeldFace] = []
         self._last_stamp: float | None = None
+        self._clock = 0.0  # seconds of stream since the last reset: the time the emotion filter runs on
         # A stream spreads the detector's small-face level over this many frames (a new small face is found
         # within them); a small face already tracked is searched around its track in every frame.
         self.small_face_period = max(1, t.hold_frames) if t.enabled else 1
@@ -187,8 +188,9 @@ class Anonymizer:
     def _new_tracker(self) -> FaceTracker:
         t = self.config.tracking
         # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.
-        return FaceTracker(t.iou_threshold, t.hold_frames if t.enabled else 0,
-                           t.smoothing if t.enabled else 1.0, t.hysteresis if t.enabled else 0.0)
+        on = t.enabled
+        return FaceTracker(t.iou_threshold, t.hold_frames if on else 0, smoothing_s=t.smoothing_s if on else 0.0,
+                           switch_margin=t.switch_margin if on else 0.0, switch_dwell_s=t.switch_dwell_s if on else 0.0)
 
     def warm_up(self, width: int = 640, height: int = 480) -> int:
         """Run every stage on two frames of the demo scene (three faces) at the stream's frame size, then forget
@@ -218,6 +220,7 @@ class Anonymizer:
         """Forget tracks (e.g. when the input stream jumps back in time)."""
         self.tracker.reset()
         self._last_stamp = None
+        self._clock = 0.0
         self.held = []
         self._stream_index = 0
         self._frames_in = 0
@@ -270,20 +273,25 @@ class Anonymizer:
         self._stream_index += 1
         return DetectedFrame(frame, dets, (time.perf_counter() - t0) * 1e3, index)
 
-    def process(self, frame: np.ndarray, stamp: float | None = None) -> tuple[np.ndarray, list[FaceResult]]:
+    def process(self, frame: np.ndarray, stamp: float | None = None,
+                still: bool = False) -> tuple[np.ndarray, list[FaceResult]]:
         """Anonymize one BGR frame; returns a new frame and the faces found in it.
 
         ``stamp`` (seconds, e.g. the image header's) lets the tracker predict over the real time
         between frames, so frames dropped upstream do not break tracks. The faces held this frame
-        (missed by the detector but still covered) are in ``self.held`` afterwards.
+        (missed by the detector but still covered) are in ``self.held`` afterwards. ``still``: a picture on
+        its own (call ``reset`` before it), whose faces show their first emotion at once; in a stream a new
+        face shows unknown until its emotion has led for ``tracking.switch_dwell_s`` (FaceTracker.smooth).
         """
-        return self.finish(self.detect(frame), stamp)
+        return self.finish(self.detect(frame), stamp, still)
 
-    def finish(self, detected: DetectedFrame, stamp: float | None = None) -> tuple[np.ndarray, list[FaceResult]]:
+    def finish(self, detected: DetectedFrame, stamp: float | None = None,
+               still: bool = False) -> tuple[np.ndarray, list[FaceResult]]:
         """Everything after detection, in frame order: tracking, landmarks, emotion and the covers."""
         frame, dets = detected.frame, detected.detections
         times = StageTimes(detect=detected.detect_ms)
         dt = self._time_step(stamp)
+        self._clock += dt
         t1 = time.perf_counter()
         n = len(dets)
         tracks, held = self.tracker.update(dets.boxes, dt)
@@ -321,8 +329,9 @@ class Anonymizer:
                 track.pose, track.turn = (float("nan"), float("nan")), float("nan")
             if i in fresh:  # a reading the rule rejects leaves the track's emotion as it was (unknown if none yet)
                 track.reading = self.reading_rule.judge(probs[i], float(contrast[i]), track.turn)
-                shown = self.tracker.smooth(track, probs[i]) if track.reading == READ else track.shown
-            else:  # between refreshes, or too small to read: the emotion shown so far (never classified: unknown)
+                shown = self.tracker.smooth(track, probs[i], self._clock, reliable=track.reading == READ,
+                                            settle=not still)
+            else:  # between refreshes, or too small to read: the emotion shown so far (unknown until one settles)
                 shown = track.shown
                 if box[2] - box[0] < self.config.emotion.min_face:
                     track.reading = SMALL

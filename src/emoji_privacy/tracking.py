@@ -10,6 +10,16 @@ grows quickly as it approaches), so such faces keep their id instead of being co
 Time is measured in whatever unit the caller passes as ``dt`` to :meth:`FaceTracker.update`
 (the pipeline passes seconds from the image stamps, so a dropped frame doubles the predicted
 step; tests pass the default 1 = one frame). The tracker adds well under a millisecond per frame.
+
+The emoji a track shows is decided by :meth:`FaceTracker.smooth`, a filter in seconds (docs/shown_emotion.md):
+
+- an exponentially time-weighted mean of the track's calibrated probabilities, time constant ``smoothing_s``:
+  each classification weighs 1, earlier ones ``exp(-age / smoothing_s)``, and the mean is normalised by the
+  summed weights, so the first reading of a track (or the first after a long gap) is not diluted by a prior;
+- a switch rule: the shown emotion gives way only once another leads that mean by at least ``switch_margin``
+  for ``switch_dwell_s`` seconds without interruption (two classifications at least that far apart), and a new
+  track shows UNKNOWN until its first leader has held that long. One outlier classification can therefore
+  never change the emoji; a sustained change shows within :func:`follow_time_s`.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import UNKNOWN_INDEX
 from .detection import box_iou
 from .emotion.reliability import SMALL
 
@@ -48,8 +59,11 @@ class Track:
     hits: int = 1  # frames with a detection
     misses: int = 0  # consecutive frames without one
     unseen: float = 0.0  # time since the last detection
-    probs: np.ndarray | None = None  # smoothed emotion probabilities
-    shown: int = -1  # emotion index currently shown (hysteresis state); -1 = UNKNOWN_INDEX: never classified
+    probs: np.ndarray | None = None  # smoothed emotion probabilities (the time-weighted mean of FaceTracker.smooth)
+    weight: float = 0.0  # the summed, decayed weights behind ``probs`` (each classification weighs 1 when new)
+    heard_at: float = 0.0  # stream time (s) of the last classification folded into ``probs``
+    beaten_since: float | None = None  # stream time since which another emotion leads the shown one (None: it leads)
+    shown: int = -1  # emotion index currently shown; -1 = UNKNOWN_INDEX: never classified, or not yet settled
     raw: np.ndarray | None = None  # the last classified (unsmoothed) probabilities
     cover: tuple[float, float, float, float] | None = None  # last emoji drawn: (dx, dy) from box centre, radius, roll
     landmarks: np.ndarray | None = None  # (68, 2) of the last frame, to carry between landmark refreshes
@@ -78,16 +92,17 @@ class FaceTracker:
 
     ``max_center_shift``: a detection whose centre is within this many track sizes (the larger
     side of the predicted box) of a predicted centre may continue that track even without IoU.
-    ``smoothing``: weight of the newest probabilities in each track's running average (1 = none).
-    ``hysteresis``: the shown emotion changes only when another beats it by this margin.
+    ``smoothing_s``, ``switch_margin``, ``switch_dwell_s``: the emotion filter of :meth:`smooth` (seconds,
+    a probability lead, seconds); all 0 show each classification's argmax at once.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 8, smoothing: float = 0.5,
-                 hysteresis: float = 0.1, max_center_shift: float = 0.5) -> None:
+    def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 8, smoothing_s: float = 0.3,
+                 switch_margin: float = 0.1, switch_dwell_s: float = 0.3, max_center_shift: float = 0.5) -> None:
         self.iou_threshold = iou_threshold
         self.hold_frames = hold_frames
-        self.smoothing = smoothing
-        self.hysteresis = hysteresis
+        self.smoothing_s = smoothing_s
+        self.switch_margin = switch_margin
+        self.switch_dwell_s = switch_dwell_s
         self.max_center_shift = max_center_shift
         self.tracks: list[Track] = []
         self._next_id = 1
@@ -159,11 +174,42 @@ class FaceTracker:
         self.tracks = survivors
         return [a for a in assigned if a is not None], held
 
-    def smooth(self, track: Track, probs: np.ndarray) -> int:
-        """Fold ``probs`` into the track's running average; return the emotion to show."""
+    def smooth(self, track: Track, probs: np.ndarray, now: float, reliable: bool = True, settle: bool = True) -> int:
+        """Fold one classification (``probs``, calibrated, made at stream time ``now`` seconds) into the track's
+        time-weighted mean and return the emotion to show (see the module's docstring for why this rule).
+
+        ``reliable=False`` (a frame too dark, a profile, a low confidence): the classification is ignored, so the
+        track keeps the emotion it shows (UNKNOWN_INDEX if it never had a reliable one). ``settle=False`` (a still
+        image: no frame follows to settle on): a track's first emotion is shown at once."""
+        if not reliable:
+            return track.shown
         p = np.asarray(probs, np.float32)
-        track.probs = p.copy() if track.probs is None else (1 - self.smoothing) * track.probs + self.smoothing * p
+        if track.probs is None:
+            track.probs, track.weight = p.copy(), 1.0
+        else:
+            age = max(now - track.heard_at, 0.0)
+            kept = track.weight * (float(np.exp(-age / self.smoothing_s)) if self.smoothing_s > 0 else 0.0)
+            track.probs = (track.probs * np.float32(kept) + p) / np.float32(kept + 1.0)
+            track.weight = kept + 1.0
+        track.heard_at = now
         best = int(np.argmax(track.probs))
-        if track.shown < 0 or track.probs[best] > track.probs[track.shown] + self.hysteresis:
+        shown = track.shown
+        if shown == UNKNOWN_INDEX and not settle:
             track.shown = best
+            return best
+        if best == shown or (shown != UNKNOWN_INDEX and track.probs[best] < track.probs[shown] + self.switch_margin):
+            track.beaten_since = None
+            return shown
+        if track.beaten_since is None:
+            track.beaten_since = now
+        if now - track.beaten_since >= self.switch_dwell_s:
+            track.shown, track.beaten_since = best, None
         return track.shown
+
+
+def follow_time_s(smoothing_s: float, switch_margin: float, switch_dwell_s: float, refresh_s: float) -> float:
+    """The longest a track takes to show a sustained change of emotion, from a steady one-hot emotion to another
+    classified every ``refresh_s`` seconds: the time-weighted mean leads by ``switch_margin`` after
+    ``smoothing_s * ln(2 / (1 - switch_margin))`` (one classification later at worst), then the new emotion must
+    lead for ``switch_dwell_s`` (one classification later at worst)."""
+    return smoothing_s * float(np.log(2.0 / (1.0 - switch_margin))) + switch_dwell_s + 2 * refresh_s

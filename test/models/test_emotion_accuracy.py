@@ -64,7 +64,7 @@ def test_pipeline_tells_a_startled_face_from_a_smile(pipeline):
     shown = {}
     for index in (30, *NOT_HAPPY_FRAMES):
         pipeline.reset()  # each frame on its own: no smoothing over frames
-        _, faces = pipeline.process(_frame(index))
+        _, faces = pipeline.process(_frame(index), still=True)
         assert len(faces) == 1, f"frame {index}: {len(faces)} faces"
         shown[index] = faces[0].emotion
     assert shown[30] == "happy", shown

@@ -29,6 +29,11 @@ def test_default_yaml_matches_code_defaults() -> None:
     ({"emoji": {"margin": 0.8}}, "margin must be >= 1.0"),
     ({"output": {"video_preset": "turbo"}}, "'output.video_preset' is 'turbo': set it to one of ultrafast, "),
     ({"output": {"video_crf": 52}}, "video_crf must be in 0..51"),
+    ({"tracking": {"smoothing_s": -0.1}}, "smoothing_s must be in"),
+    ({"tracking": {"switch_margin": 1}}, "switch_margin must be in"),
+    ({"tracking": {"switch_dwell_s": -1}}, "switch_dwell_s must be in"),
+    ({"tracking": {"smoothing": 0.5}}, "unknown parameter 'tracking.smoothing'"),  # renamed: now in seconds
+    ({"tracking": {"hysteresis": 0.1}}, "unknown parameter 'tracking.hysteresis'"),
 ])
 def test_mistakes_are_named(data, message) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -36,8 +41,8 @@ def test_mistakes_are_named(data, message) -> None:
 
 
 def test_ints_accepted_for_floats_and_ignore_list() -> None:
-    cfg = PipelineConfig.from_dict({"tracking": {"smoothing": 1}, "buff_size": 5}, ignore=("buff_size",))
-    assert cfg.tracking.smoothing == 1.0
+    cfg = PipelineConfig.from_dict({"tracking": {"smoothing_s": 1}, "buff_size": 5}, ignore=("buff_size",))
+    assert cfg.tracking.smoothing_s == 1.0
 
 
 def test_bad_yaml_file(tmp_path) -> None:

@@ -131,22 +131,6 @@ def test_ids_are_never_reused_after_reset() -> None:
     assert ids(tr.update(boxes(100))[0]) == [3]
 
 
-def test_smoothing_with_hysteresis() -> None:
-    tr = FaceTracker(smoothing=0.5, hysteresis=0.1)
-    t = tr.update(boxes(0))[0][0]
-    happy, sad = np.eye(7)[3], np.eye(7)[4]
-    assert tr.smooth(t, happy) == 3
-    assert tr.smooth(t, 0.45 * happy + 0.55 * sad) == 3, "a small swing does not flip the emoji"
-    assert tr.smooth(t, sad) == 4
-
-
-def test_no_smoothing_follows_every_frame() -> None:
-    tr = FaceTracker(smoothing=1.0, hysteresis=0.0)
-    t = tr.update(boxes(0))[0][0]
-    happy, sad = np.eye(7)[3], np.eye(7)[4]
-    assert [tr.smooth(t, p) for p in (happy, 0.45 * happy + 0.55 * sad, happy)] == [3, 4, 3]
-
-
 @pytest.mark.parametrize("stamps, same", [((10.0, 10.04), True), ((10.0, 4.0), False)])
 def test_pipeline_forgets_tracks_when_time_goes_back(pipeline, astronaut, stamps, same) -> None:
     """A bag played again (stamps jump back) starts fresh tracks; forward time keeps them."""

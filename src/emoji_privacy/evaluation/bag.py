@@ -299,7 +299,8 @@ def settings_of(cfg: PipelineConfig) -> dict[str, str]:
     t = cfg.tracking
     return {
         "detector": f"{cfg.detector.backend} at score >= {cfg.detector.score_threshold:g}",
-        "tracking": (f"hold {t.hold_frames} frames, smoothing {t.smoothing:g}, hysteresis {t.hysteresis:g}"
+        "tracking": (f"hold {t.hold_frames} frames, emotion smoothing {t.smoothing_s:g} s, switch margin "
+                     f"{t.switch_margin:g} for {t.switch_dwell_s:g} s"
                      if t.enabled else "off (no hold, no smoothing)"),
         "landmarks / emotion": f"{cfg.landmarks.backend} / {cfg.emotion.backend}",
     }

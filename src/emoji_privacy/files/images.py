@@ -82,7 +82,7 @@ def _check_output_suffix(dst: Path) -> None:
 def _anonymize(src: Path, anonymizer, jf: IO[str] | None, name: str) -> tuple[np.ndarray, int]:
     img = read_image(src, anonymizer.config.output.max_pixels)
     anonymizer.reset()
-    out, faces = anonymizer.process(img)
+    out, faces = anonymizer.process(img, still=True)
     if jf is not None:
         jf.write(json_line({"file": name, "faces": [face_record(f) for f in faces]}))
     return out, len(faces)

@@ -83,7 +83,7 @@ class AnonymizerService:
             try:
                 if session is None:
                     anonymizer.reset()
-                out, faces = anonymizer.process(frame)
+                out, faces = anonymizer.process(frame, still=session is None)
             except Exception as e:  # noqa: BLE001 - fail closed: whatever broke, the original is not returned
                 log.error("the anonymizer failed on a frame: %s: %s", type(e).__name__, e)
                 raise WebRequestError(500, f"the anonymizer failed on this image ({type(e).__name__}); "
