@@ -77,6 +77,13 @@ class TrackingConfig:
     hold_frames: int = 8  # frames a missed face stays covered at its predicted position (bench/results/hold_sweep.md)
     smoothing: float = 0.5  # weight of the newest probabilities in the per-track running average (1 = none)
     hysteresis: float = 0.1  # a new emotion must beat the shown one by this much to replace it
+    # Listing (FaceEmotion, faces JSON, website, evaluate_bag); every face is covered at once regardless. A track is
+    # listed once the detector's normal pass found it (full score threshold, image as it is), or once detected in
+    # confirm_hits of its last confirm_window frames: dark-pass ghosts (bench/results/tracks.md) stay unlisted.
+    confirm_hits: int = 3  # 1: every face listed at once (also dark-pass ones)
+    confirm_window: int = 5
+    reid_frames: int = 90  # a lost face (missed beyond hold_frames, no longer covered) keeps its id if seen again
+    # near where it was within this many frames (0: never; hold_frames alone decides what is covered)
 
 
 @dataclass
@@ -133,6 +140,10 @@ class PipelineConfig:
         _check(self.tracking.hold_frames >= 0, "tracking.hold_frames must be >= 0")
         _check(0 < self.tracking.smoothing <= 1, "tracking.smoothing must be in (0, 1]")
         _check(0 <= self.tracking.hysteresis < 1, "tracking.hysteresis must be in [0, 1)")
+        _check(self.tracking.confirm_hits >= 1, "tracking.confirm_hits must be >= 1 (1: list every face at once)")
+        _check(self.tracking.confirm_window >= self.tracking.confirm_hits,
+               "tracking.confirm_window must be >= tracking.confirm_hits")
+        _check(self.tracking.reid_frames >= 0, "tracking.reid_frames must be >= 0 (0: no re-identification)")
         _check(self.emotion.refresh_frames >= 1, "emotion.refresh_frames must be >= 1")
         _check(self.landmarks.min_face >= 0, "landmarks.min_face must be >= 0 (0: every face gets the landmark model)")
         _check(self.emotion.min_face >= 0, "emotion.min_face must be >= 0 (0: every face is classified)")

@@ -7,6 +7,12 @@ face that walks out of the picture and comes back where it left is the same face
 that overlaps no track enough may still continue a track whose centre is close (a face that
 grows quickly as it approaches), so such faces keep their id instead of being counted as new.
 
+A track is *confirmed* (listed: in FaceEmotion, the faces JSON, the website) once a detection of it came from
+the detector's normal pass (the image as it is, at the full score threshold), or once it was detected in
+``confirm_hits`` of its last ``confirm_window`` frames. Until then it is covered like any face but not listed:
+the dark pass (a brightened copy at half the threshold) also accepts dark background, and such ghosts rarely
+last. Once confirmed, a track stays confirmed.
+
 Time is measured in whatever unit the caller passes as ``dt`` to :meth:`FaceTracker.update`
 (the pipeline passes seconds from the image stamps, so a dropped frame doubles the predicted
 step; tests pass the default 1 = one frame). The tracker adds well under a millisecond per frame.
@@ -56,6 +62,9 @@ class Track:
     pose: tuple[float, float] = (float("nan"), float("nan"))  # yaw, pitch of the last landmark refresh
     sketched: bool = True  # the last landmarks were sketched from keypoints (not the landmark model's)
     phase: int = -1  # its turn in the pipeline's landmark refreshes (-1: not given yet)
+    score: float = 0.0  # detector score of its last detection
+    recent: list[bool] = field(default_factory=list)  # detected or not in each of its last frames, newest last
+    confirmed: bool = False  # listed from now on (FaceTracker: a normal-pass detection, or k of the last n frames)
 
     def predicted_box(self, dt: float = 1.0) -> np.ndarray:
         return self.box + self.velocity * np.float32(dt)
@@ -77,21 +86,34 @@ class FaceTracker:
     side of the predicted box) of a predicted centre may continue that track even without IoU.
     ``smoothing``: weight of the newest probabilities in each track's running average (1 = none).
     ``hysteresis``: the shown emotion changes only when another beats it by this margin.
+    ``confirm_hits``, ``confirm_window``: a track is confirmed (listed) when detected in this many of its last
+    this many frames, or at once by a normal-pass detection (``confirm_hits`` 1: every track at once).
+    ``reid_frames``: a confirmed track missed for longer than ``hold_frames`` is no longer covered but remembered
+    (``lost``) up to this many missed frames; a new detection near where it was last seen (IoU, or its centre
+    within ``reid_shift`` face sizes, at a similar size) takes its id back instead of starting a new one (a face
+    hidden for a while by someone walking in front). Covering is unchanged: only ``hold_frames`` decides it.
     """
 
     def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 8, smoothing: float = 0.5,
-                 hysteresis: float = 0.1, max_center_shift: float = 0.5) -> None:
+                 hysteresis: float = 0.1, max_center_shift: float = 0.5, confirm_hits: int = 3,
+                 confirm_window: int = 5, reid_frames: int = 0, reid_shift: float = 1.0) -> None:
         self.iou_threshold = iou_threshold
         self.hold_frames = hold_frames
         self.smoothing = smoothing
         self.hysteresis = hysteresis
         self.max_center_shift = max_center_shift
+        self.confirm_hits = confirm_hits
+        self.confirm_window = max(confirm_window, confirm_hits)
+        self.reid_frames = reid_frames
+        self.reid_shift = reid_shift
         self.tracks: list[Track] = []
+        self.lost: list[Track] = []  # confirmed tracks missed beyond hold_frames: not covered, kept for re-id
         self._next_id = 1
 
     def reset(self) -> None:
         """Forget all tracks; ids keep counting up so an id is never reused."""
         self.tracks = []
+        self.lost = []
 
     def _costs(self, boxes: np.ndarray, dt: float) -> np.ndarray:
         """Cost of each (detection, track) pair: 1 - IoU for overlapping pairs, then 1 + the
@@ -111,13 +133,17 @@ class FaceTracker:
         cost[overlap] = 1.0 - iou[overlap]
         return cost
 
-    def update(self, boxes: np.ndarray, dt: float = 1.0) -> tuple[list[Track], list[Track]]:
-        """Match ``boxes`` (N,4), seen ``dt`` after the previous update, to tracks.
+    def update(self, boxes: np.ndarray, dt: float = 1.0, scores: np.ndarray | None = None,
+               normal: np.ndarray | None = None) -> tuple[list[Track], list[Track]]:
+        """Match ``boxes`` (N,4), seen ``dt`` after the previous update, to tracks. ``scores`` and ``normal``
+        (Detections.scores, .normal; None: 0 and all normal) are kept on the tracks and confirm them.
 
         Returns (the track of each box, in box order; tracks held this frame: missed for at most
         ``hold_frames`` frames, their box moved to the predicted position).
         """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        scores = np.zeros(len(boxes), np.float32) if scores is None else np.asarray(scores, np.float32)
+        normal = np.ones(len(boxes), bool) if normal is None else np.asarray(normal, bool)
         assigned: list[Track | None] = [None] * len(boxes)
         if len(boxes) and self.tracks:
             cost = self._costs(boxes, dt)
@@ -127,16 +153,21 @@ class FaceTracker:
         matched = {id(a) for a in assigned if a is not None}
         held: list[Track] = []
         survivors: list[Track] = []
+        just_lost: list[Track] = []
         for t in self.tracks:
             if id(t) in matched:
                 survivors.append(t)
                 continue
             t.misses += 1
             t.unseen += dt
+            self._remember(t, False)
             t.box = t.predicted_box(dt)
             if t.misses <= self.hold_frames:
                 held.append(t)
                 survivors.append(t)
+            elif t.confirmed and self.reid_frames > self.hold_frames:
+                just_lost.append(t)
+        self._reidentify(boxes, assigned, survivors, just_lost, dt)
         for d, box in enumerate(boxes):
             t = assigned[d]
             if t is None:
@@ -144,6 +175,7 @@ class FaceTracker:
                 self._next_id += 1
                 survivors.append(t)
                 assigned[d] = t
+                self._seen(t, float(scores[d]), bool(normal[d]))
                 continue
             # Velocity from the last detected box, averaged with the previous estimate to damp
             # detector jitter.
@@ -153,8 +185,51 @@ class FaceTracker:
             t.hits += 1
             t.misses = 0
             t.unseen = 0.0
+            self._seen(t, float(scores[d]), bool(normal[d]))
         self.tracks = survivors
         return [a for a in assigned if a is not None], held
+
+    def _reidentify(self, boxes: np.ndarray, assigned: list[Track | None], survivors: list[Track],
+                    just_lost: list[Track], dt: float) -> None:
+        """Give the detections no live track took to ``lost`` tracks last seen where they are (in place:
+        ``assigned``, ``survivors``); the lost tracks not seen for ``reid_frames`` are forgotten."""
+        for t in self.lost:
+            t.misses += 1
+            t.unseen += dt
+        self.lost = [t for t in self.lost if t.misses <= self.reid_frames] + just_lost
+        free = [d for d in range(len(boxes)) if assigned[d] is None]
+        if not free or not self.lost:
+            return
+        new, seen = boxes[free], np.array([t.seen for t in self.lost], np.float32)
+        size = np.maximum(seen[:, 2] - seen[:, 0], seen[:, 3] - seen[:, 1])
+        new_size = np.maximum(new[:, 2] - new[:, 0], new[:, 3] - new[:, 1])
+        dist = np.linalg.norm(box_centers(new)[:, None] - box_centers(seen)[None], axis=2) / np.maximum(size, 1e-6)
+        ratio = new_size[:, None] / np.maximum(size[None], 1e-6)
+        iou = box_iou(new, seen)
+        cost = np.full(iou.shape, NO_MATCH)
+        close = (dist <= self.reid_shift) & (ratio > 2 / 3) & (ratio < 3 / 2)
+        cost[close] = 1.0 + dist[close]
+        overlap = iou >= self.iou_threshold
+        cost[overlap] = 1.0 - iou[overlap]
+        for i, j in zip(*_min_cost_pairs(cost), strict=True):
+            if cost[i, j] < NO_MATCH:
+                t = self.lost[j]
+                # its motion and landmarks are stale: predicted from here on, landmarks found afresh
+                t.velocity = np.zeros(4, np.float32)
+                t.landmarks = t.keypoints = None
+                assigned[free[i]] = t
+                survivors.append(t)
+        taken = {id(t) for t in survivors}
+        self.lost = [t for t in self.lost if id(t) not in taken]
+
+    def _remember(self, track: Track, detected: bool) -> None:
+        track.recent = [*track.recent, detected][-self.confirm_window:]
+
+    def _seen(self, track: Track, score: float, normal: bool) -> None:
+        """A detection of ``track`` this frame: its score, and whether it confirms the track (``confirmed``)."""
+        track.score = score
+        self._remember(track, True)
+        track.confirmed = confirmed(track, normal, self.confirm_hits)
 
     def smooth(self, track: Track, probs: np.ndarray) -> int:
         """Fold ``probs`` into the track's running average; return the emotion to show."""
@@ -164,3 +239,10 @@ class FaceTracker:
         if track.shown < 0 or track.probs[best] > track.probs[track.shown] + self.hysteresis:
             track.shown = best
         return track.shown
+
+
+def confirmed(track: Track, normal: bool, hits: int) -> bool:
+    """The listing rule: whether ``track``, detected this frame (``normal``: by the detector's normal pass), is
+    confirmed: it already was, the detection is a normal one, or it was detected in ``hits`` of its ``recent``
+    frames. The one place that decides which faces are listed (pipeline.listed_faces reads its result)."""
+    return track.confirmed or normal or sum(track.recent) >= hits
