@@ -73,6 +73,21 @@ class Track:
         return box_centers(self.box[None])[0]
 
 
+def box_sides(boxes: np.ndarray) -> np.ndarray:
+    """(N,4) boxes -> (N,) longer sides (at least 1e-6)."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1e-6)
+
+
+def center_distance(boxes: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """(N, M) distances between the centres of ``boxes`` and ``refs``, in face sizes: the longer side of the
+    larger box of each pair. A partly hidden face's box shrinks to its visible part (a third of the face, its
+    centre moved) and grows back when it reappears: measured in the small box's size, that step looked like
+    another face and started a new track."""
+    size = np.maximum(box_sides(boxes)[:, None], box_sides(refs)[None])
+    return np.linalg.norm(box_centers(boxes)[:, None] - box_centers(refs)[None], axis=2) / size
+
+
 def box_centers(boxes: np.ndarray) -> np.ndarray:
     """(N,4) boxes -> (N,2) centres."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -88,9 +103,10 @@ class FaceTracker:
     ``hysteresis``: the shown emotion changes only when another beats it by this margin.
     ``confirm_hits``, ``confirm_window``: a track is confirmed (listed) when detected in this many of its last
     this many frames, or at once by a normal-pass detection (``confirm_hits`` 1: every track at once).
-    ``reid_frames``: a confirmed track missed for longer than ``hold_frames`` is no longer covered but remembered
+    ``reid_frames``: a track (detected twice or more) missed for longer than ``hold_frames`` is no longer covered but
+    remembered
     (``lost``) up to this many missed frames; a new detection near where it was last seen (IoU, or its centre
-    within ``reid_shift`` face sizes, at a similar size) takes its id back instead of starting a new one (a face
+    within ``reid_shift`` face sizes, at half to twice its size) takes its id back instead of starting a new one (a face
     hidden for a while by someone walking in front). Covering is unchanged: only ``hold_frames`` decides it.
     """
 
@@ -107,7 +123,7 @@ class FaceTracker:
         self.reid_frames = reid_frames
         self.reid_shift = reid_shift
         self.tracks: list[Track] = []
-        self.lost: list[Track] = []  # confirmed tracks missed beyond hold_frames: not covered, kept for re-id
+        self.lost: list[Track] = []  # tracks missed beyond hold_frames: not covered, kept for re-identification
         self._next_id = 1
 
     def reset(self) -> None:
@@ -123,9 +139,7 @@ class FaceTracker:
         dist = np.full(iou.shape, np.inf, np.float32)
         for ref in (np.array([t.predicted_box(dt) for t in self.tracks], np.float32),
                     np.array([t.seen for t in self.tracks], np.float32)):
-            size = np.maximum(ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1])
-            d = np.linalg.norm(box_centers(boxes)[:, None] - box_centers(ref)[None], axis=2) / np.maximum(size, 1e-6)
-            iou, dist = np.maximum(iou, box_iou(boxes, ref)), np.minimum(dist, d)
+            iou, dist = np.maximum(iou, box_iou(boxes, ref)), np.minimum(dist, center_distance(boxes, ref))
         cost = np.full(iou.shape, NO_MATCH)
         close = dist <= self.max_center_shift
         cost[close] = 1.0 + dist[close]
@@ -165,7 +179,7 @@ class FaceTracker:
             if t.misses <= self.hold_frames:
                 held.append(t)
                 survivors.append(t)
-            elif t.confirmed and self.reid_frames > self.hold_frames:
+            elif t.hits >= 2 and self.reid_frames > self.hold_frames:
                 just_lost.append(t)
         self._reidentify(boxes, assigned, survivors, just_lost, dt)
         for d, box in enumerate(boxes):
@@ -201,13 +215,10 @@ class FaceTracker:
         if not free or not self.lost:
             return
         new, seen = boxes[free], np.array([t.seen for t in self.lost], np.float32)
-        size = np.maximum(seen[:, 2] - seen[:, 0], seen[:, 3] - seen[:, 1])
-        new_size = np.maximum(new[:, 2] - new[:, 0], new[:, 3] - new[:, 1])
-        dist = np.linalg.norm(box_centers(new)[:, None] - box_centers(seen)[None], axis=2) / np.maximum(size, 1e-6)
-        ratio = new_size[:, None] / np.maximum(size[None], 1e-6)
-        iou = box_iou(new, seen)
+        ratio = box_sides(new)[:, None] / np.maximum(box_sides(seen)[None], 1e-6)
+        dist, iou = center_distance(new, seen), box_iou(new, seen)
         cost = np.full(iou.shape, NO_MATCH)
-        close = (dist <= self.reid_shift) & (ratio > 2 / 3) & (ratio < 3 / 2)
+        close = (dist <= self.reid_shift) & (ratio > 0.5) & (ratio < 2.0)  # a partly hidden face: a smaller box
         cost[close] = 1.0 + dist[close]
         overlap = iou >= self.iou_threshold
         cost[overlap] = 1.0 - iou[overlap]

@@ -202,3 +202,35 @@ def test_a_one_frame_ghost_is_never_confirmed() -> None:
 def test_confirm_hits_one_lists_every_track_at_once() -> None:
     tr = FaceTracker(confirm_hits=1, confirm_window=1)
     assert tr.update(boxes(100), normal=np.array([False]))[0][0].confirmed
+
+
+def test_a_face_hidden_beyond_the_hold_keeps_its_id_but_is_not_covered_meanwhile() -> None:
+    """Someone walks in front of a face for 20 frames (hold 8): it is held 8 frames, then not covered (the hold
+    alone decides covering), and when it reappears near where it was it takes its old id back."""
+    tr = FaceTracker(hold_frames=8, reid_frames=90)
+    for _ in range(5):
+        tr.update(boxes(100, 300))
+    held_frames = 0
+    for _ in range(20):
+        matched, held = tr.update(boxes(300))
+        held_frames += any(t.track_id == 1 for t in held)
+    assert held_frames == 8
+    matched, _ = tr.update(boxes(104, 300))
+    assert ids(matched) == [1, 2]
+
+
+def test_without_reid_a_face_back_after_the_hold_gets_a_new_id() -> None:
+    tr = FaceTracker(hold_frames=8, reid_frames=0)
+    for _ in range(5):
+        tr.update(boxes(100))
+    for _ in range(20):
+        tr.update(boxes())
+    assert ids(tr.update(boxes(104))[0]) == [2]
+
+
+def test_a_partly_hidden_face_growing_back_keeps_its_track() -> None:
+    """A face's box shrinks to its visible part (a third of it) while someone passes in front, then grows back:
+    the centre step, measured in the larger box's size, continues the track instead of starting another."""
+    tr = FaceTracker(hold_frames=8)
+    tr.update(np.array([[444, 97, 468, 123]], np.float32))
+    assert ids(tr.update(np.array([[435, 97, 491, 151]], np.float32))[0]) == [1]
