@@ -87,6 +87,13 @@ class TrackingConfig:
     smoothing_s: float = 0.3  # time constant (s) of the per-track time-weighted mean of the probabilities (0: none)
     switch_margin: float = 0.1  # another emotion must lead the shown one in that mean by this much ...
     switch_dwell_s: float = 0.3  # ... for this long (s) without interruption to replace it (0: at once)
+    # Listing (FaceEmotion, faces JSON, website, evaluate_bag); every face is covered at once regardless. A track is
+    # listed once the detector's normal pass found it (full score threshold, image as it is), or once detected in
+    # confirm_hits of its last confirm_window frames: dark-pass ghosts (bench/results/tracks.md) stay unlisted.
+    confirm_hits: int = 3  # 1: every face listed at once (also dark-pass ones)
+    confirm_window: int = 5
+    reid_frames: int = 90  # a lost face (missed beyond hold_frames, no longer covered) keeps its id if seen again
+    # near where it was within this many frames (0: never; hold_frames alone decides what is covered)
 
 
 @dataclass
@@ -144,6 +151,10 @@ class PipelineConfig:
         _check(0 <= self.tracking.smoothing_s <= 60, "tracking.smoothing_s must be in [0, 60] (seconds; 0: none)")
         _check(0 <= self.tracking.switch_margin < 1, "tracking.switch_margin must be in [0, 1) (a probability lead)")
         _check(0 <= self.tracking.switch_dwell_s <= 60, "tracking.switch_dwell_s must be in [0, 60] (seconds)")
+        _check(self.tracking.confirm_hits >= 1, "tracking.confirm_hits must be >= 1 (1: list every face at once)")
+        _check(self.tracking.confirm_window >= self.tracking.confirm_hits,
+               "tracking.confirm_window must be >= tracking.confirm_hits")
+        _check(self.tracking.reid_frames >= 0, "tracking.reid_frames must be >= 0 (0: no re-identification)")
         _check(self.emotion.refresh_frames >= 1, "emotion.refresh_frames must be >= 1")
         _check(self.landmarks.min_face >= 0, "landmarks.min_face must be >= 0 (0: every face gets the landmark model)")
         _check(self.emotion.min_face >= 0, "emotion.min_face must be >= 0 (0: every face is classified)")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -55,6 +57,7 @@ class FaceResult:
     # whether this face's latest reading was reliable (emotion.reliability: READ) or why not (SMALL, TURNED, FAINT,
     # UNCERTAIN); the shown emotion is then its track's last reliable one (unknown until there is one)
     reading: str = READ
+    confirmed: bool = True  # its track is confirmed (tracking.confirmed): listed; False: covered but not listed
 
     @property
     def emotion(self) -> str:
@@ -71,6 +74,24 @@ class HeldFace:
     radius: float  # grown with every missed frame
     misses: int  # consecutive frames without a detection
     emotion_index: int  # the last emoji shown for it (UNKNOWN_INDEX: never classified or not settled)
+    confirmed: bool = True  # its track is confirmed: listed (in the faces JSON); False: covered, not listed
+
+
+class Listable(Protocol):
+    confirmed: bool
+
+
+F = TypeVar("F", bound=Listable)
+
+
+def listed_faces(faces: Iterable[F]) -> list[F]:
+    """The faces to list (FaceEmotion, faces JSON, website, evaluate_bag): those of confirmed tracks (FaceResult,
+    HeldFace, or evaluation records of them).
+
+    Every face ``process`` returns or holds is covered; a face seen only by the detector's dark pass (which also
+    accepts dark background) is listed once its track is confirmed (tracking.confirmed, tracking.confirm_hits).
+    The one filter every consumer applies, so they all list the same faces."""
+    return [f for f in faces if f.confirmed]
 
 
 @dataclass
@@ -190,7 +211,9 @@ class Anonymizer:
         # Tracking off: every frame on its own (no hold, no emotion smoothing); ids are still given.
         on = t.enabled
         return FaceTracker(t.iou_threshold, t.hold_frames if on else 0, smoothing_s=t.smoothing_s if on else 0.0,
-                           switch_margin=t.switch_margin if on else 0.0, switch_dwell_s=t.switch_dwell_s if on else 0.0)
+                           switch_margin=t.switch_margin if on else 0.0, switch_dwell_s=t.switch_dwell_s if on else 0.0,
+                           confirm_hits=t.confirm_hits, confirm_window=t.confirm_window,
+                           reid_frames=t.reid_frames if on else 0)
 
     def warm_up(self, width: int = 640, height: int = 480) -> int:
         """Run every stage on two frames of the demo scene (three faces) at the stream's frame size, then forget
@@ -294,7 +317,7 @@ class Anonymizer:
         self._clock += dt
         t1 = time.perf_counter()
         n = len(dets)
-        tracks, held = self.tracker.update(dets.boxes, dt)
+        tracks, held = self.tracker.update(dets.boxes, dt, dets.scores, dets.normal)
         lms, modelled, sketched, fresh = self._landmarks(frame, dets, tracks, detected.index)
         t2 = time.perf_counter()
         size = self.classifier.input_size
@@ -341,7 +364,7 @@ class Anonymizer:
             faces.append(FaceResult(track.track_id, box.copy(), float(dets.scores[i]),
                                     probs[i].copy() if track.raw is not None else np.zeros(0, np.float32), shown,
                                     float(track.probs[shown]) if known and track.probs is not None else 0.0, roll,
-                                    lm, (cx, cy), r * margin, *track.pose, track.reading))
+                                    lm, (cx, cy), r * margin, *track.pose, track.reading, track.confirmed))
         # Held tracks first so that real detections are drawn on top of stale predictions.
         self.held = []
         for track in held:
@@ -354,7 +377,8 @@ class Anonymizer:
             center = (float(bx + dx), float(by + dy))
             grown = r * (1.0 + HOLD_GROWTH * track.misses)
             self.renderer.cover(out, center, grown, roll, track.shown)
-            self.held.append(HeldFace(track.track_id, track.box.copy(), center, grown, track.misses, track.shown))
+            self.held.append(HeldFace(track.track_id, track.box.copy(), center, grown, track.misses, track.shown,
+                                      track.confirmed))
         for f in faces:
             self.renderer.cover(out, f.center, f.radius, f.roll_deg, f.emotion_index)
         t4 = time.perf_counter()

@@ -7,6 +7,12 @@ face that walks out of the picture and comes back where it left is the same face
 that overlaps no track enough may still continue a track whose centre is close (a face that
 grows quickly as it approaches), so such faces keep their id instead of being counted as new.
 
+A track is *confirmed* (listed: in FaceEmotion, the faces JSON, the website) once a detection of it came from
+the detector's normal pass (the image as it is, at the full score threshold), or once it was detected in
+``confirm_hits`` of its last ``confirm_window`` frames. Until then it is covered like any face but not listed:
+the dark pass (a brightened copy at half the threshold) also accepts dark background, and such ghosts rarely
+last. Once confirmed, a track stays confirmed.
+
 Time is measured in whatever unit the caller passes as ``dt`` to :meth:`FaceTracker.update`
 (the pipeline passes seconds from the image stamps, so a dropped frame doubles the predicted
 step; tests pass the default 1 = one frame). The tracker adds well under a millisecond per frame.
@@ -73,12 +79,30 @@ class Track:
     phase: int = -1  # its turn in the pipeline's landmark refreshes (-1: not given yet)
     turn: float = float("nan")  # head_turn of the last landmark refresh (NaN: sketched landmarks)
     reading: str = SMALL  # the reliability rule's verdict on its latest reading (emotion.reliability)
+    score: float = 0.0  # detector score of its last detection
+    recent: list[bool] = field(default_factory=list)  # detected or not in each of its last frames, newest last
+    confirmed: bool = False  # listed from now on (FaceTracker: a normal-pass detection, or k of the last n frames)
 
     def predicted_box(self, dt: float = 1.0) -> np.ndarray:
         return self.box + self.velocity * np.float32(dt)
 
     def center(self) -> np.ndarray:
         return box_centers(self.box[None])[0]
+
+
+def box_sides(boxes: np.ndarray) -> np.ndarray:
+    """(N,4) boxes -> (N,) longer sides (at least 1e-6)."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1e-6)
+
+
+def center_distance(boxes: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """(N, M) distances between the centres of ``boxes`` and ``refs``, in face sizes: the longer side of the
+    larger box of each pair. A partly hidden face's box shrinks to its visible part (a third of the face, its
+    centre moved) and grows back when it reappears: measured in the small box's size, that step looked like
+    another face and started a new track."""
+    size = np.maximum(box_sides(boxes)[:, None], box_sides(refs)[None])
+    return np.linalg.norm(box_centers(boxes)[:, None] - box_centers(refs)[None], axis=2) / size
 
 
 def box_centers(boxes: np.ndarray) -> np.ndarray:
@@ -94,22 +118,36 @@ class FaceTracker:
     side of the predicted box) of a predicted centre may continue that track even without IoU.
     ``smoothing_s``, ``switch_margin``, ``switch_dwell_s``: the emotion filter of :meth:`smooth` (seconds,
     a probability lead, seconds); all 0 show each classification's argmax at once.
+    ``confirm_hits``, ``confirm_window``: a track is confirmed (listed) when detected in this many of its last
+    this many frames, or at once by a normal-pass detection (``confirm_hits`` 1: every track at once).
+    ``reid_frames``: a track (detected twice or more) missed for longer than ``hold_frames`` is no longer covered but
+    remembered (``lost``) up to this many missed frames; a new detection near where it was last seen (IoU, or its
+    centre within ``reid_shift`` face sizes, at half to twice its size) takes its id back instead of starting a new
+    one (a face hidden for a while by someone walking in front). Covering is unchanged: only ``hold_frames`` decides
+    it.
     """
 
     def __init__(self, iou_threshold: float = 0.3, hold_frames: int = 8, smoothing_s: float = 0.3,
-                 switch_margin: float = 0.1, switch_dwell_s: float = 0.3, max_center_shift: float = 0.5) -> None:
+                 switch_margin: float = 0.1, switch_dwell_s: float = 0.3, max_center_shift: float = 0.5,
+                 confirm_hits: int = 3, confirm_window: int = 5, reid_frames: int = 0, reid_shift: float = 1.0) -> None:
         self.iou_threshold = iou_threshold
         self.hold_frames = hold_frames
         self.smoothing_s = smoothing_s
         self.switch_margin = switch_margin
         self.switch_dwell_s = switch_dwell_s
         self.max_center_shift = max_center_shift
+        self.confirm_hits = confirm_hits
+        self.confirm_window = max(confirm_window, confirm_hits)
+        self.reid_frames = reid_frames
+        self.reid_shift = reid_shift
         self.tracks: list[Track] = []
+        self.lost: list[Track] = []  # tracks missed beyond hold_frames: not covered, kept for re-identification
         self._next_id = 1
 
     def reset(self) -> None:
         """Forget all tracks; ids keep counting up so an id is never reused."""
         self.tracks = []
+        self.lost = []
 
     def _costs(self, boxes: np.ndarray, dt: float) -> np.ndarray:
         """Cost of each (detection, track) pair: 1 - IoU for overlapping pairs, then 1 + the
@@ -119,9 +157,7 @@ class FaceTracker:
         dist = np.full(iou.shape, np.inf, np.float32)
         for ref in (np.array([t.predicted_box(dt) for t in self.tracks], np.float32),
                     np.array([t.seen for t in self.tracks], np.float32)):
-            size = np.maximum(ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1])
-            d = np.linalg.norm(box_centers(boxes)[:, None] - box_centers(ref)[None], axis=2) / np.maximum(size, 1e-6)
-            iou, dist = np.maximum(iou, box_iou(boxes, ref)), np.minimum(dist, d)
+            iou, dist = np.maximum(iou, box_iou(boxes, ref)), np.minimum(dist, center_distance(boxes, ref))
         cost = np.full(iou.shape, NO_MATCH)
         close = dist <= self.max_center_shift
         cost[close] = 1.0 + dist[close]
@@ -129,13 +165,17 @@ class FaceTracker:
         cost[overlap] = 1.0 - iou[overlap]
         return cost
 
-    def update(self, boxes: np.ndarray, dt: float = 1.0) -> tuple[list[Track], list[Track]]:
-        """Match ``boxes`` (N,4), seen ``dt`` after the previous update, to tracks.
+    def update(self, boxes: np.ndarray, dt: float = 1.0, scores: np.ndarray | None = None,
+               normal: np.ndarray | None = None) -> tuple[list[Track], list[Track]]:
+        """Match ``boxes`` (N,4), seen ``dt`` after the previous update, to tracks. ``scores`` and ``normal``
+        (Detections.scores, .normal; None: 0 and all normal) are kept on the tracks and confirm them.
 
         Returns (the track of each box, in box order; tracks held this frame: missed for at most
         ``hold_frames`` frames, their box moved to the predicted position).
         """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        scores = np.zeros(len(boxes), np.float32) if scores is None else np.asarray(scores, np.float32)
+        normal = np.ones(len(boxes), bool) if normal is None else np.asarray(normal, bool)
         assigned: list[Track | None] = [None] * len(boxes)
         if len(boxes) and self.tracks:
             cost = self._costs(boxes, dt)
@@ -145,16 +185,21 @@ class FaceTracker:
         matched = {id(a) for a in assigned if a is not None}
         held: list[Track] = []
         survivors: list[Track] = []
+        just_lost: list[Track] = []
         for t in self.tracks:
             if id(t) in matched:
                 survivors.append(t)
                 continue
             t.misses += 1
             t.unseen += dt
+            self._remember(t, False)
             t.box = t.predicted_box(dt)
             if t.misses <= self.hold_frames:
                 held.append(t)
                 survivors.append(t)
+            elif t.hits >= 2 and self.reid_frames > self.hold_frames:
+                just_lost.append(t)
+        self._reidentify(boxes, assigned, survivors, just_lost, dt)
         for d, box in enumerate(boxes):
             t = assigned[d]
             if t is None:
@@ -162,6 +207,7 @@ class FaceTracker:
                 self._next_id += 1
                 survivors.append(t)
                 assigned[d] = t
+                self._seen(t, float(scores[d]), bool(normal[d]))
                 continue
             # Velocity from the last detected box, averaged with the previous estimate to damp
             # detector jitter.
@@ -171,8 +217,48 @@ class FaceTracker:
             t.hits += 1
             t.misses = 0
             t.unseen = 0.0
+            self._seen(t, float(scores[d]), bool(normal[d]))
         self.tracks = survivors
         return [a for a in assigned if a is not None], held
+
+    def _reidentify(self, boxes: np.ndarray, assigned: list[Track | None], survivors: list[Track],
+                    just_lost: list[Track], dt: float) -> None:
+        """Give the detections no live track took to ``lost`` tracks last seen where they are (in place:
+        ``assigned``, ``survivors``); the lost tracks not seen for ``reid_frames`` are forgotten."""
+        for t in self.lost:
+            t.misses += 1
+            t.unseen += dt
+        self.lost = [t for t in self.lost if t.misses <= self.reid_frames] + just_lost
+        free = [d for d in range(len(boxes)) if assigned[d] is None]
+        if not free or not self.lost:
+            return
+        new, seen = boxes[free], np.array([t.seen for t in self.lost], np.float32)
+        ratio = box_sides(new)[:, None] / np.maximum(box_sides(seen)[None], 1e-6)
+        dist, iou = center_distance(new, seen), box_iou(new, seen)
+        cost = np.full(iou.shape, NO_MATCH)
+        close = (dist <= self.reid_shift) & (ratio > 0.5) & (ratio < 2.0)  # a partly hidden face: a smaller box
+        cost[close] = 1.0 + dist[close]
+        overlap = iou >= self.iou_threshold
+        cost[overlap] = 1.0 - iou[overlap]
+        for i, j in zip(*_min_cost_pairs(cost), strict=True):
+            if cost[i, j] < NO_MATCH:
+                t = self.lost[j]
+                # its motion and landmarks are stale: predicted from here on, landmarks found afresh
+                t.velocity = np.zeros(4, np.float32)
+                t.landmarks = t.keypoints = None
+                assigned[free[i]] = t
+                survivors.append(t)
+        taken = {id(t) for t in survivors}
+        self.lost = [t for t in self.lost if id(t) not in taken]
+
+    def _remember(self, track: Track, detected: bool) -> None:
+        track.recent = [*track.recent, detected][-self.confirm_window:]
+
+    def _seen(self, track: Track, score: float, normal: bool) -> None:
+        """A detection of ``track`` this frame: its score, and whether it confirms the track (``confirmed``)."""
+        track.score = score
+        self._remember(track, True)
+        track.confirmed = confirmed(track, normal, self.confirm_hits)
 
     def smooth(self, track: Track, probs: np.ndarray, now: float, reliable: bool = True, settle: bool = True) -> int:
         """Fold one classification (``probs``, calibrated, made at stream time ``now`` seconds) into the track's
@@ -213,3 +299,10 @@ def follow_time_s(smoothing_s: float, switch_margin: float, switch_dwell_s: floa
     ``smoothing_s * ln(2 / (1 - switch_margin))`` (one classification later at worst), then the new emotion must
     lead for ``switch_dwell_s`` (one classification later at worst)."""
     return smoothing_s * float(np.log(2.0 / (1.0 - switch_margin))) + switch_dwell_s + 2 * refresh_s
+
+
+def confirmed(track: Track, normal: bool, hits: int) -> bool:
+    """The listing rule: whether ``track``, detected this frame (``normal``: by the detector's normal pass), is
+    confirmed: it already was, the detection is a normal one, or it was detected in ``hits`` of its ``recent``
+    frames. The one place that decides which faces are listed (pipeline.listed_faces reads its result)."""
+    return track.confirmed or normal or sum(track.recent) >= hits

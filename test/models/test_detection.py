@@ -62,3 +62,16 @@ def test_errors(tmp_path) -> None:
             load_face_detector(backend, model_path=str(bad))
     with pytest.raises(ConfigError, match="score_threshold"):
         load_face_detector("yunet", score_threshold=1.5)
+
+
+def test_the_pass_that_found_a_face_is_carried() -> None:
+    """Detections.normal: a face found on the frame as it is (at the full threshold) is normal; in a frame too
+    dark for that pass (a dim hall), only the brightened pass at half the threshold finds it: not normal, so its
+    track is listed only once confirmed (tracking.confirmed)."""
+    frame = video_frames("fer_woman2.mp4", step=40, limit=1)[0]
+    det = load_face_detector("yunet")
+    bright = det.detect(frame)
+    assert len(bright) >= 1 and bright.normal.all()
+    dark = det.detect((frame * 0.12).astype(np.uint8))
+    assert det.last_dark and len(dark) >= 1 and not dark.normal.any(), (dark.scores, dark.normal)
+    assert len(dark.select(np.arange(len(dark))).normal) == len(dark)

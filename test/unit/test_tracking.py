@@ -152,3 +152,69 @@ def test_one_face_or_one_track_assignment_equals_the_hungarian_method() -> None:
             cost[rng.uniform(size=shape) < 0.3] = 1e6
             got, want = _min_cost_pairs(cost), linear_sum_assignment(cost)
             assert cost[got].sum() == cost[want].sum() and len(got[0]) == len(want[0]) == min(shape)
+
+
+def test_a_dark_pass_track_is_listed_after_k_of_n_frames() -> None:
+    """Dark-pass detections (normal False) confirm a track only once it was detected in confirm_hits of its last
+    confirm_window frames; a missed frame counts against it."""
+    tr = FaceTracker(hold_frames=8, confirm_hits=3, confirm_window=5)
+    dark = np.array([False])
+    states = []
+    for present in (True, False, True, True):
+        matched, held = tr.update(boxes(100) if present else boxes(), normal=dark if present else None)
+        states.append((matched or held)[0].confirmed)
+    assert states == [False, False, False, True]
+
+
+def test_a_normal_detection_confirms_at_once_and_stays_confirmed() -> None:
+    tr = FaceTracker(confirm_hits=3, confirm_window=5)
+    assert tr.update(boxes(100), normal=np.array([True]))[0][0].confirmed
+    for _ in range(6):
+        assert tr.update(boxes(100), normal=np.array([False]))[0][0].confirmed
+
+
+def test_a_one_frame_ghost_is_never_confirmed() -> None:
+    """A dark-pass box that appears in one frame of every few (dark background flickering at the threshold) stays
+    unconfirmed: never 3 detections within 5 frames."""
+    tr = FaceTracker(hold_frames=8, confirm_hits=3, confirm_window=5)
+    for t in range(20):
+        present = t % 3 == 0
+        matched, held = tr.update(boxes(300) if present else boxes(), normal=np.array([False]) if present else None)
+        assert not any(x.confirmed for x in matched + held)
+
+
+def test_confirm_hits_one_lists_every_track_at_once() -> None:
+    tr = FaceTracker(confirm_hits=1, confirm_window=1)
+    assert tr.update(boxes(100), normal=np.array([False]))[0][0].confirmed
+
+
+def test_a_face_hidden_beyond_the_hold_keeps_its_id_but_is_not_covered_meanwhile() -> None:
+    """Someone walks in front of a face for 20 frames (hold 8): it is held 8 frames, then not covered (the hold
+    alone decides covering), and when it reappears near where it was it takes its old id back."""
+    tr = FaceTracker(hold_frames=8, reid_frames=90)
+    for _ in range(5):
+        tr.update(boxes(100, 300))
+    held_frames = 0
+    for _ in range(20):
+        matched, held = tr.update(boxes(300))
+        held_frames += any(t.track_id == 1 for t in held)
+    assert held_frames == 8
+    matched, _ = tr.update(boxes(104, 300))
+    assert ids(matched) == [1, 2]
+
+
+def test_without_reid_a_face_back_after_the_hold_gets_a_new_id() -> None:
+    tr = FaceTracker(hold_frames=8, reid_frames=0)
+    for _ in range(5):
+        tr.update(boxes(100))
+    for _ in range(20):
+        tr.update(boxes())
+    assert ids(tr.update(boxes(104))[0]) == [2]
+
+
+def test_a_partly_hidden_face_growing_back_keeps_its_track() -> None:
+    """A face's box shrinks to its visible part (a third of it) while someone passes in front, then grows back:
+    the centre step, measured in the larger box's size, continues the track instead of starting another."""
+    tr = FaceTracker(hold_frames=8)
+    tr.update(np.array([[444, 97, 468, 123]], np.float32))
+    assert ids(tr.update(np.array([[435, 97, 491, 151]], np.float32))[0]) == [1]

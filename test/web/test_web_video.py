@@ -381,3 +381,16 @@ def test_fps_of_a_clip_survives(client: TestClient, astronaut: np.ndarray, tmp_p
     _, src = read_clip(clip)
     frames_out, info = read_clip(out)
     assert len(frames_out) == 12 and abs(float(info["fps"]) - float(src["fps"])) < 0.01
+
+
+def test_the_result_view_lists_the_longest_tracks_and_counts_the_rest() -> None:
+    """75 tracks of a 9 s crowd clip, most of them 1-8 frames long, are not a table for a user: the longest are
+    listed in order of appearance, the rest counted (routes_video puts the count in other_tracks)."""
+    from emoji_privacy.web.video_jobs import TrackSpan, top_tracks
+
+    spans = [TrackSpan(i, 0.1 * i, 0.1 * i + (8.0 if i % 5 == 0 else 0.2), 10, 0, "happy", {"happy": 10}, 0)
+             for i in range(20)]
+    shown, others = top_tracks(spans, top=3)
+    assert [s.track_id for s in shown] == [0, 5, 10], "the three longest, in order of appearance"
+    assert len(others) == 17 and {s.track_id for s in others}.isdisjoint({0, 5, 10})
+    assert top_tracks(spans[:2], top=3) == (spans[:2], [])

@@ -36,11 +36,21 @@ from .pyramid import (
 
 @dataclass
 class Detections:
-    """Faces found in one image: boxes (N,4) x0,y0,x1,y1, scores (N,), keypoints (N,5,2)."""
+    """Faces found in one image: boxes (N,4) x0,y0,x1,y1, scores (N,), keypoints (N,5,2).
+
+    ``normal`` (N,) bool: the face was found by a pass on the image as it is, at the full score threshold. False:
+    only the dark pass found it (a brightened copy at DARK_SCORE_FACTOR of the threshold), where dark background
+    passes for faces too: such a face is covered at once but listed only once its track is confirmed
+    (tracking.FaceTracker). None (a detector that does not say): every face counts as normal."""
 
     boxes: np.ndarray
     scores: np.ndarray
     keypoints: np.ndarray
+    normal: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.normal is None:
+            self.normal = np.ones(len(self.boxes), bool)
 
     @staticmethod
     def empty() -> Detections:
@@ -50,7 +60,7 @@ class Detections:
         return len(self.boxes)
 
     def select(self, keep: np.ndarray) -> Detections:
-        return Detections(self.boxes[keep], self.scores[keep], self.keypoints[keep])
+        return Detections(self.boxes[keep], self.scores[keep], self.keypoints[keep], self.normal[keep])
 
 
 def empty_raw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,8 +133,11 @@ class FaceDetector:
         passes = [(image_bgr, self.score_threshold)] if share_dark < NIGHT_SHARE else []
         if dark:
             passes.append((brighten(image_bgr), DARK_SCORE_FACTOR * self.score_threshold))
-        for source, threshold in passes:
+        normal_parts = 0  # the first parts come from the pass on the image as it is (when there is one)
+        for k, (source, threshold) in enumerate(passes):
             parts.extend(self._search_levels(source, scales, share, follow, levels, threshold))
+            if k == 0 and share_dark < NIGHT_SHARE:
+                normal_parts = len(parts)
         source, threshold = passes[-1]
         closeup = closeup_scale(image_bgr.shape, self.max_side) if self.closeup_level and levels != "small" else None
         if closeup is not None:  # a face right in front of the camera
@@ -132,7 +145,9 @@ class FaceDetector:
             keep = (boxes[:, 2] - boxes[:, 0]) >= CLOSEUP_MIN_PX
             if keep.any():
                 parts.append(to_frame(boxes[keep], scores[keep], kps[keep], closeup, 0, 0))
+                normal_parts += not dark  # without a dark pass the close-up level searched the image as it is
         self.last_levels, self.last_dark = scales, dark
+        normal_boxes = [p[0] for p in parts[:normal_parts] if len(p[0])]
         parts = [p for p in parts if len(p[0])]
         if not parts:
             return Detections.empty()
@@ -144,9 +159,13 @@ class FaceDetector:
             boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
             keep = not_contained(boxes)
             boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
+        # a face the normal pass found counts as normal even when the dark pass's box of it won the NMS
+        normal = np.zeros(len(boxes), bool)
+        if normal_boxes:
+            normal = (box_iou(boxes, np.concatenate(normal_boxes).astype(np.float32)) >= self.nms_threshold).any(1)
         boxes = clip_boxes(boxes, w, h)
         inside = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
-        return Detections(boxes[inside], scores[inside], kps[inside])
+        return Detections(boxes[inside], scores[inside], kps[inside], normal[inside])
 
     def _search_levels(self, source: np.ndarray, scales: list[float], share: tuple[int, int] | None,
                        follow: np.ndarray | None, levels: str,

@@ -156,7 +156,7 @@ class Evaluator:
         self.bar.update()
 
     def _offline(self, ev: Evaluation, truth_cache: dict[int, np.ndarray] | None) -> None:
-        from ..pipeline import Anonymizer
+        from ..pipeline import Anonymizer, listed_faces
         from ..ros.messages import image_to_bgr, stamp_seconds
 
         anonymizer = self.opt.anonymizer or Anonymizer(self.config)
@@ -179,9 +179,9 @@ class Evaluator:
             obs = [FaceObservation.detected(f) for f in faces] + [FaceObservation.held_face(h) for h in anonymizer.held]
             dt = stamp - last if last is not None and stamp > last else 1.0
             last = stamp
-            leaks = self._leaks(frame, anonymized, obs, dt, len(ev.records), truth_cache)
-            self._frame_done(ev, FrameRecord(len(ev.records), stamp, obs, process_ms=ms, leaks=leaks), frame,
-                             anonymized)
+            leaks = self._leaks(frame, anonymized, obs, dt, len(ev.records), truth_cache)  # every covered face
+            record = FrameRecord(len(ev.records), stamp, listed_faces(obs), process_ms=ms, leaks=leaks)
+            self._frame_done(ev, record, frame, anonymized)
 
     def _listener(self, ev: Evaluation) -> None:
         """Listener mode: read the bag in order, file each message (``_file``), evaluate every output as soon

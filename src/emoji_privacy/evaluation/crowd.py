@@ -103,6 +103,15 @@ class CrowdFrame:
                 "occluded": np.round(self.occluded, 3).tolist(), "ids": self.ids.tolist(),
                 "turn": np.round(self.turn, 3).tolist()}
 
+    def select(self, keep: np.ndarray) -> CrowdFrame:
+        """The rows ``keep`` (a mask or indices)."""
+        return CrowdFrame(self.boxes[keep], self.visible[keep], self.occluded[keep], self.ids[keep], self.turn[keep])
+
+    @staticmethod
+    def empty() -> CrowdFrame:
+        z = np.zeros((0, 4), np.float32)
+        return CrowdFrame(z, z.copy(), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
     @staticmethod
     def from_json(d: dict[str, list]) -> CrowdFrame:
         return CrowdFrame(np.array(d["boxes"], np.float32).reshape(-1, 4),
@@ -123,12 +132,15 @@ class CrowdSpec:
     seed: int = 0
     shown: int = 0  # only this many of the ``faces`` people, spread over the depths (0: all): the same scene and
     # background with fewer faces, to measure what one more face costs
+    faceless: bool = False  # the same people drawn without their heads (torsos only) and no face in the truth: a
+    # clip where every face the pipeline lists is a false one (bench_tracks)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def name(self) -> str:
         kind = "closeup" if self.closeup else f"{self.faces}faces"
         part = f"_shown{self.shown}" if self.shown else ""
+        part += "_faceless" if self.faceless else ""
         return f"crowd_{kind}{part}_{self.lighting}_{self.width}x{self.height}_{self.frames}f_s{self.seed}"
 
     @property
@@ -137,6 +149,8 @@ class CrowdSpec:
         kind = f"close-up + {self.faces}" if self.closeup else f"{self.faces} faces"
         if self.shown:
             kind = f"{self.shown} of {self.faces} faces"
+        if self.faceless:
+            kind = f"{self.faces} people without faces" if self.faces else "no people"
         return f"{kind}, {self.lighting}, {self.width}x{self.height}"
 
 
@@ -180,8 +194,8 @@ class CrowdScene:
         if self.camera is not None:
             # the spotlight away from every face, so the faces stay dim
             cand = rng.uniform(0.05, 0.95, (64, 2))
-            at = np.array([[p.x / self.world_size[0], p.y / self.world_size[1]] for p in self.people])
-            d = np.linalg.norm((cand[:, None] - at[None]) * [w, h], axis=2).min(axis=1)
+            at = np.array([[p.x / self.world_size[0], p.y / self.world_size[1]] for p in self.people]).reshape(-1, 2)
+            d = np.linalg.norm((cand[:, None] - at[None]) * [w, h], axis=2).min(axis=1) if len(at) else cand[:, 0]
             spot = cand[int(np.argmax(d))]
             gain = 40.0 if spec.lighting == "dark" else 4.0
             self.light = light_map(w, h, (float(spot[0]), float(spot[1])), spot_gain=gain, vignette=0.5)
@@ -311,8 +325,7 @@ class CrowdScene:
                              gy[rws[-1]] + bh / n / 2], np.float32) if len(cols) else box.copy())
             rows.append((box, vis, occluded, ids[id(p)], p.face.turn))
         if not rows:
-            z = np.zeros((0, 4), np.float32)
-            return CrowdFrame(z, z.copy(), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+            return CrowdFrame.empty()
         return CrowdFrame(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
                           np.array([r[2] for r in rows], np.float32), np.array([r[3] for r in rows], np.int64),
                           np.array([r[4] for r in rows], np.float32))
@@ -332,7 +345,7 @@ class CrowdScene:
             if ty - ay < h and tx + ax > 0 and tx - ax < w:
                 cv2.ellipse(canvas, (round(tx * 4), round(ty * 4)), (round(ax * 4), round(ay * 4)), 0, 0, 360,
                             p.torso, -1, cv2.LINE_AA, 2)
-            if x + width > 0 and x - width < w and y - width * 2 < h and y + width * 2 > 0:
+            if x + width > 0 and x - width < w and y - width * 2 < h and y + width * 2 > 0 and not self.spec.faceless:
                 _paste(canvas, p.face, width, x, y)
         frame = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
         if self.camera is not None:
@@ -340,7 +353,14 @@ class CrowdScene:
         else:
             ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
             frame = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else frame
-        return frame, self._truth(self.people, t)
+        return frame, self._truth(self.people, t) if not self.spec.faceless else CrowdFrame.empty()
+
+    def all_faces(self, index: int) -> CrowdFrame:
+        """Every face in frame ``index``, those hidden beyond HIDDEN_SHARE too (``render``'s truth leaves them out):
+        a detection of such a face is of a real person, neither a true face nor a false one (bench_tracks)."""
+        if self.spec.faceless:
+            return CrowdFrame.empty()
+        return self._truth(self.people, index / CLIP_FPS, with_hidden=True)
 
     def frames(self) -> Iterator[tuple[np.ndarray, CrowdFrame]]:
         for i in range(self.spec.frames):
@@ -368,7 +388,7 @@ def write_clip(scene: CrowdScene, path: Path) -> Path:
                 truth.append(gt.to_json())
             c.mux(v.encode(None))
     spec = {k: getattr(scene.spec, k) for k in ("width", "height", "faces", "lighting", "closeup", "frames", "seed",
-                                                 "shown")}
+                                                 "shown", "faceless")}
     with atomic_output(truth_path(path)) as tmp:
         tmp.write_text(json.dumps({"spec": spec, "fps": CLIP_FPS, "frames": truth}))
     return path

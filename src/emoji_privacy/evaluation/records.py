@@ -29,16 +29,17 @@ class FaceObservation:
     emotion_index: int  # the emoji shown (smoothed per track)
     confidence: float
     held: bool = False  # missed by the detector, covered at the track's predicted position
+    confirmed: bool = True  # listed (pipeline.listed_faces); False: covered but its track is not confirmed yet
 
     @staticmethod
     def detected(f: FaceResult) -> FaceObservation:
         return FaceObservation(f.track_id, f.box.copy(), f.score, f.probabilities.copy(), f.emotion_index,
-                               f.confidence)
+                               f.confidence, confirmed=f.confirmed)
 
     @staticmethod
     def held_face(h: HeldFace) -> FaceObservation:
         return FaceObservation(h.track_id, h.box.copy(), 0.0, np.zeros(0, np.float32), h.emotion_index, 0.0,
-                               held=True)
+                               held=True, confirmed=h.confirmed)
 
 
 @dataclass

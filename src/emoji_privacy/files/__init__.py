@@ -43,5 +43,16 @@ def held_record(held: Any) -> dict[str, Any]:
             "emotion": emotion_name(held.emotion_index)}
 
 
+def faces_records(faces: list[Any], held: list[Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """A frame's ``faces`` (and ``held``, when given) as the faces JSON lists them: listed faces only
+    (pipeline.listed_faces: confirmed tracks; every face was covered all the same)."""
+    from ..pipeline import listed_faces
+
+    out = {"faces": [face_record(f) for f in listed_faces(faces)]}
+    if held is not None:
+        out["held"] = [held_record(h) for h in listed_faces(held)]
+    return out
+
+
 def json_line(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"

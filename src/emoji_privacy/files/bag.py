@@ -344,12 +344,11 @@ class _BagAnonymizer:
 
 def _faces_record(topic: str, index: int, msg: object, faces: list, held: list) -> dict:
     """One JSON line of --faces-json: a frame's faces, in the records of the video tool (docs/files.md)."""
-    from . import face_record, held_record
+    from . import faces_records
 
     stamp = msg.header.stamp
     return {"topic": topic, "frame": index, "stamp": stamp.secs + stamp.nsecs * 1e-9,
-            "frame_id": msg.header.frame_id, "faces": [face_record(f) for f in faces],
-            "held": [held_record(h) for h in held]}
+            "frame_id": msg.header.frame_id, **faces_records(faces, held)}
 
 
 def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: Path | None = None,

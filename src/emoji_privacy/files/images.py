@@ -22,7 +22,7 @@ import numpy as np
 from ..atomic import OutputError, atomic_folder, atomic_output
 from ..errors import EmojiPrivacyError, SourceError
 from ..image_io import IMAGE_SUFFIXES, ImageTooLargeError, check_size, decode_compressed, sniff_format
-from . import face_record, json_line
+from . import faces_records, json_line
 
 JPEG_QUALITY = 95
 
@@ -84,7 +84,7 @@ def _anonymize(src: Path, anonymizer, jf: IO[str] | None, name: str) -> tuple[np
     anonymizer.reset()
     out, faces = anonymizer.process(img, still=True)
     if jf is not None:
-        jf.write(json_line({"file": name, "faces": [face_record(f) for f in faces]}))
+        jf.write(json_line({"file": name, **faces_records(faces)}))
     return out, len(faces)
 
 

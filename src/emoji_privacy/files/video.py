@@ -32,7 +32,7 @@ from ..atomic import OutputError, atomic_output
 from ..errors import EmojiPrivacyError, SourceError
 from ..fail_closed import masked_frame
 from ..image_io import check_size
-from . import face_record, held_record, json_line
+from . import faces_records, json_line
 
 log = logging.getLogger(__name__)
 
@@ -390,8 +390,7 @@ class _VideoRun:
         if self.jf is not None:
             since = None if t is None else round(t - (self.first or 0.0), 4)
             self.jf.write(json_line({"file": self.src.name, "frame": self.frames, "time": since,
-                                     "faces": [face_record(f) for f in faces],
-                                     "held": [held_record(h) for h in held]}))
+                                     **faces_records(faces, held)}))
         self.frames += 1
 
     def _report(self) -> None:

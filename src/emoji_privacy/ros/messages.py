@@ -18,7 +18,7 @@ from std_msgs.msg import Header
 
 from .. import UNKNOWN_INDEX, emotion_name, image_io
 from ..errors import ConfigError, ImageFormatError
-from ..pipeline import FaceResult
+from ..pipeline import FaceResult, listed_faces
 
 COMPRESSED_FORMATS = ("jpeg", "png")
 """Encodings that make a sensor_msgs/CompressedImage instead of an Image."""
@@ -66,11 +66,12 @@ def stamp_seconds(msg: object) -> float:
 
 
 def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks: bool = False) -> object:
-    """Faces of one frame -> emoji_privacy/FaceEmotionArray."""
+    """Faces of one frame -> emoji_privacy/FaceEmotionArray: the listed ones (``listed_faces``: confirmed
+    tracks; every face was covered all the same)."""
     from emoji_privacy.msg import FaceEmotion, FaceEmotionArray
 
     out = FaceEmotionArray(header=header)
-    for f in faces:
+    for f in listed_faces(faces):
         x0, y0, x1, y1 = (int(round(float(v))) for v in f.box)
         out.faces.append(FaceEmotion(
             track_id=f.track_id,

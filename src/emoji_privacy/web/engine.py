@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..config import PipelineConfig
-from ..pipeline import Anonymizer, FaceResult
+from ..pipeline import Anonymizer, FaceResult, listed_faces
 from .images import fit_side
 from .settings import WebRequestError
 
@@ -76,7 +76,7 @@ class AnonymizerService:
 
     def process(self, frame: np.ndarray, session: Anonymizer | None = None) -> tuple[np.ndarray, list[FaceResult],
                                                                                      float]:
-        """(anonymized frame, faces, milliseconds). ``session`` None: a still image (fresh tracks)."""
+        """(anonymized frame, listed faces, milliseconds). ``session`` None: a still image (fresh tracks)."""
         anonymizer = session or self._require()
         with self._queued(), self._lock:
             t0 = time.perf_counter()
@@ -90,6 +90,7 @@ class AnonymizerService:
                                            "nothing is returned") from e
             if out is frame or out.shape != frame.shape:
                 raise WebRequestError(500, "the anonymizer returned no new image; nothing is returned")
+            faces = listed_faces(faces)  # all were covered; the answer lists confirmed tracks only
             if session is None:  # a still image: number its faces 1..N (ids say nothing about other requests)
                 for i, f in enumerate(faces, 1):
                     f.track_id = i

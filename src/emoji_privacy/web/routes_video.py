@@ -30,7 +30,7 @@ from .schemas import (
     VideoTrackOut,
 )
 from .settings import WebRequestError, WebSettings, too_large
-from .video_jobs import FACES, OUTPUT, VideoJob, VideoJobs, probe_clip
+from .video_jobs import FACES, OUTPUT, VideoJob, VideoJobs, probe_clip, top_tracks
 
 router = APIRouter()
 CURL_HINT = "curl --data-binary @clip.mp4 -H 'Content-Type: video/mp4' ..."
@@ -80,7 +80,10 @@ def job_out(request: Request, job: VideoJob) -> VideoJobOut:
         out.summary = VideoSummaryOut(frames=s.frames, fps=round(s.fps, 3), width=s.width, height=s.height,
                                       audio=s.audio, processing_s=round(s.seconds, 2), failed_frames=s.failed,
                                       bytes=job.output_bytes)
-        out.tracks = [VideoTrackOut(**vars(t)) for t in job.tracks]
+        shown, others = top_tracks(job.tracks)
+        out.tracks = [VideoTrackOut(**vars(t)) for t in shown]
+        out.track_count, out.other_tracks = len(job.tracks), len(others)
+        out.other_frames = sum(t.frames for t in others)
     if job.state == "done":
         out.video_url = f"/api/video/{job.id}/video.mp4"
         out.faces_url = f"/api/video/{job.id}/faces.jsonl"

@@ -117,7 +117,11 @@ class VideoJobOut(BaseModel):
     frames_total: int = Field(0, description="0: not known yet")
     clip: VideoClipOut | None = None
     summary: VideoSummaryOut | None = None
-    tracks: list[VideoTrackOut] = []
+    tracks: list[VideoTrackOut] = Field([], description="the tracks seen longest (at most video_jobs.TOP_TRACKS), "
+                                        "in order of appearance; confirmed tracks only (pipeline.listed_faces)")
+    track_count: int = Field(0, description="face tracks in the clip, those summed up in other_tracks included")
+    other_tracks: int = Field(0, description="the shorter tracks not in tracks")
+    other_frames: int = Field(0, description="frames in which those shorter tracks were detected")
     message: str = Field("", description="why it failed or was deleted")
     video_url: str | None = Field(None, description="the anonymized MP4 (HTTP Range requests work)")
     faces_url: str | None = Field(None, description="per-frame faces as JSON lines")

@@ -172,6 +172,19 @@ def track_timeline(faces_jsonl: Path, fps: float) -> list[TrackSpan]:
     return list(spans.values())
 
 
+TOP_TRACKS = 10
+"""Tracks the result view lists one by one: the longest; the others are summed up in one line."""
+
+
+def top_tracks(spans: list[TrackSpan], top: int = TOP_TRACKS) -> tuple[list[TrackSpan], list[TrackSpan]]:
+    """(the ``top`` tracks seen longest, in order of appearance; the others). A crowd clip has dozens of short
+    tracks (people glimpsed behind others): a table of all of them is noise to a user, so the page lists the
+    long ones and counts the rest (the faces JSON keeps every frame of every track)."""
+    longest = sorted(range(len(spans)), key=lambda i: (-(spans[i].last_s - spans[i].first_s), -spans[i].frames, i))
+    keep = set(longest[:top])
+    return [s for i, s in enumerate(spans) if i in keep], [s for i, s in enumerate(spans) if i not in keep]
+
+
 @dataclass
 class VideoJob:
     id: str

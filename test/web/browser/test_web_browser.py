@@ -208,6 +208,11 @@ def test_video_clip_in_browser(server: str, browser, astronaut: np.ndarray, tmp_
         "return Array.from(document.querySelectorAll('#video-tracks tbody tr.track-row'))"
         ".map((r) => Array.from(r.cells).map((c) => c.textContent));")
     assert tracks and all(t[3] in EMOTIONS for t in tracks), tracks
+    # the result view spans the page: the clip large
+    card = browser.execute_script("const c = document.getElementById('video-card'); "
+                                  "return [c.classList.contains('has-result'), c.offsetWidth, "
+                                  "document.querySelector('main').clientWidth];")
+    assert card[0] and card[1] > 0.8 * card[2], card
     assert browser.find_element(By.ID, "video-download").get_attribute("href").endswith("/video.mp4?download=true")
     # The frame the player shows: the face of the first frame is covered, the rest as it was.
     frame = shown_frame(browser, "video-player", "videoWidth", "videoHeight")

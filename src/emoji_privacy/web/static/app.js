@@ -170,6 +170,7 @@ function videoReset() {
   player.removeAttribute("src");
   player.load();
   $("video-result").hidden = true;
+  $("video-card").classList.remove("has-result");
   $("video-progress-box").hidden = true;
   $("video-discard").hidden = true;
 }
@@ -192,7 +193,7 @@ function videoFailed(text) {
 
 const TRACK_COLUMNS = ["track", "seen (s)", "frames", "emotion", "emotions shown", "changes"];
 
-function fillTracks(table, tracks) {
+function fillTracks(table, tracks, others, otherFrames) {
   const head = document.createElement("tr");
   TRACK_COLUMNS.forEach((name) => {
     const th = document.createElement("th");
@@ -215,6 +216,16 @@ function fillTracks(table, tracks) {
     return tr;
   });
   if (!rows.length) rows.push(noFaceRow(TRACK_COLUMNS.length));
+  if (others) {  // the short tracks (people glimpsed behind others) in one line, not one row each
+    const tr = document.createElement("tr");
+    tr.className = "others-row";
+    const td = document.createElement("td");
+    td.colSpan = TRACK_COLUMNS.length;
+    td.textContent = `and ${others} shorter track${others === 1 ? "" : "s"} (${otherFrames} frames in all; ` +
+      "every frame of every track is in the faces JSON)";
+    tr.appendChild(td);
+    rows.push(tr);
+  }
   table.replaceChildren();
   table.createTHead().appendChild(head);
   table.createTBody().replaceChildren(...rows);
@@ -230,15 +241,16 @@ function videoShowResult(job) {
   $("video-player").src = job.video_url;
   $("video-download").href = `${job.video_url}?download=true`;
   $("video-faces").href = job.faces_url;
-  const tracks = job.tracks.length;
+  const tracks = job.track_count;
   $("video-summary").textContent =
     `${videoJob.name}: ${s.frames} frames, ${s.width}x${s.height}, ${s.fps.toFixed(2)} fps, ` +
     `${s.audio ? "with" : "without"} sound, ${tracks} face track${tracks === 1 ? "" : "s"}, ` +
     `anonymized in ${s.processing_s.toFixed(1)} s. It is deleted from the server ` +
     `${minutes(videoInfo.fetched_grace_s || 120)} after it has been played or downloaded in full, ` +
     `in ${minutes(job.expires_in_s)} at the latest.`;
-  fillTracks($("video-tracks"), job.tracks);
+  fillTracks($("video-tracks"), job.tracks, job.other_tracks, job.other_frames);
   $("video-result").hidden = false;
+  $("video-card").classList.add("has-result");  // the clip large: the card spans the page
 }
 
 function videoShowJob(job) {
