@@ -292,7 +292,8 @@ def observations_from_message(msg: object) -> list[FaceObservation]:
     from ..ros.messages import faces_from_message
 
     return [FaceObservation(track_id=f.track_id, box=f.box, score=f.score, probabilities=f.probabilities,
-                            emotion_index=f.emotion_index, confidence=f.confidence) for f in faces_from_message(msg)]
+                            emotion_index=f.emotion_index, confidence=f.confidence, reading=f.reading)
+            for f in faces_from_message(msg)]
 
 
 def settings_of(cfg: PipelineConfig) -> dict[str, str]:

@@ -30,11 +30,12 @@ class FaceObservation:
     confidence: float
     held: bool = False  # missed by the detector, covered at the track's predicted position
     confirmed: bool = True  # listed (pipeline.listed_faces); False: covered but its track is not confirmed yet
+    reading: str = "read"  # the reliability rule's verdict on these probabilities (emotion.reliability)
 
     @staticmethod
     def detected(f: FaceResult) -> FaceObservation:
         return FaceObservation(f.track_id, f.box.copy(), f.score, f.probabilities.copy(), f.emotion_index,
-                               f.confidence, confirmed=f.confirmed)
+                               f.confidence, confirmed=f.confirmed, reading=f.reading)
 
     @staticmethod
     def held_face(h: HeldFace) -> FaceObservation:

@@ -6,7 +6,9 @@
   lifetime in minutes (first to last frame, held frames included).
 - **Agreement with the 1 s majority**: the share of a track's detected frames, with a known emotion shown,
   whose shown emotion is the argmax of the *sum* of the track's published per-frame calibrated probabilities
-  over the frames of a 1 s window. The window is *trailing* (``t - 1 s < stamp <= t``): it holds what a live
+  over the frames of a 1 s window whose reading the reliability rule accepted (``reading`` "read": a profile, a
+  face in near darkness or an uncertain reading is not a vote; a window without one has no majority).
+  The window is *trailing* (``t - 1 s < stamp <= t``): it holds what a live
   system can know at frame t, so a causal filter is judged against the best a causal filter could say, not
   against the future. ``centred=True`` (``t - 0.5 s < stamp <= t + 0.5 s``) is there for comparison. Frames
   between two refreshes publish the probabilities of the last refresh, so they count as often as they show.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import UNKNOWN_INDEX
+from ..emotion.reliability import READ
 from .records import FrameRecord
 
 WINDOW_S = 1.0
@@ -75,8 +78,8 @@ def track_steadiness(records: list[FrameRecord], window_s: float = WINDOW_S,
         for f in r.faces:
             span.setdefault(f.track_id, [r.stamp, r.stamp])[1] = r.stamp
             if not f.held:
-                seen.setdefault(f.track_id, []).append((r.stamp, np.asarray(f.probabilities, np.float64),
-                                                        f.emotion_index))
+                votes = f.probabilities if f.reading == READ else np.zeros(0, np.float32)
+                seen.setdefault(f.track_id, []).append((r.stamp, np.asarray(votes, np.float64), f.emotion_index))
     lo, hi = (window_s / 2, window_s / 2) if centred else (window_s, 0.0)
     out: dict[int, Steadiness] = {}
     for tid, (first, last) in span.items():

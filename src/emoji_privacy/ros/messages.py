@@ -109,7 +109,7 @@ def faces_from_message(msg: object) -> list[FaceResult]:
             landmarks=np.asarray(f.landmarks, np.float32).reshape(-1, 2),
             center=(float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2),
             radius=float(np.hypot(r.width, r.height)) / 2,
-            yaw_deg=float(f.yaw_deg), pitch_deg=float(f.pitch_deg), reading=str(f.reading),
+            yaw_deg=float(f.yaw_deg), pitch_deg=float(f.pitch_deg), reading=str(getattr(f, "reading", "") or "read"),
         ))
     return out
 
