@@ -151,8 +151,9 @@ def test_webcam_in_browser(server: str, browser, camera_frames: list[np.ndarray]
     """Chromium's fake webcam plays the demo scene (three faces) through getUserMedia and the WebSocket."""
     browser.get(server + "/")
     browser.find_element(By.ID, "live-start").click()
-    WebDriverWait(browser, WAIT_S).until(lambda d: len(face_rows(d, "live-faces")) == 3)
-    assert all(r[1] in EMOTIONS for r in face_rows(browser, "live-faces"))
+    # a new face shows "unknown" until its first emotion has held for tracking/switch_dwell_s (shown_emotion.md)
+    WebDriverWait(browser, WAIT_S).until(lambda d: len(rows := face_rows(d, "live-faces")) == 3
+                                         and all(r[1] in EMOTIONS for r in rows))
     frame = shown_frame(browser, "live-image", "naturalWidth", "naturalHeight")
     assert frame.shape == (480, 640, 3)
     cv2.imwrite(str(tmp_path / "live_frame.png"), frame)
