@@ -47,10 +47,15 @@ def data_url(img: np.ndarray) -> str:
 
 
 def check_one_face(result: dict, original: np.ndarray) -> None:
-    """One face with an emotion; the returned image hides it and leaves the rest as it was."""
+    """One face with an emotion, or "unknown" with the reason its reading was ignored (docs/emotion.md); the
+    returned image hides it and leaves the rest as it was."""
     assert len(result["faces"]) == 1, result["faces"]
     face = result["faces"][0]
-    assert face["emotion"] in EMOTIONS and 0 < face["confidence"] <= 1
+    if face["reading"] == "read":
+        assert face["emotion"] in EMOTIONS and 0 < face["confidence"] <= 1
+    else:
+        assert face["reading"] in ("turned", "faint", "uncertain") and face["emotion"] == "unknown"
+        assert face["confidence"] == 0
     assert abs(sum(face["probabilities"].values()) - 1) < 1e-2
     out = decode_data_url(result["image_data_url"])
     assert (result["width"], result["height"]) == (out.shape[1], out.shape[0])
