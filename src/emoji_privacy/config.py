@@ -88,7 +88,7 @@ class TrackingConfig:
     switch_margin: float = 0.1  # another emotion must lead the shown one in that mean by this much ...
     switch_dwell_s: float = 0.3  # ... for this long (s) without interruption to replace it (0: at once)
     # Listing (FaceEmotion, faces JSON, website, evaluate_bag); every face is covered at once regardless. A track is
-    # listed once the detector's normal pass found it (full score threshold, image as it is), or once detected in
+    # listed once the detector found it at the full score threshold (on the image as it is or brightened), or once in
     # confirm_hits of its last confirm_window frames: dark-pass ghosts (bench/results/tracks.md) stay unlisted.
     confirm_hits: int = 3  # 1: every face listed at once (also dark-pass ones)
     confirm_window: int = 5

@@ -8,7 +8,8 @@ that overlaps no track enough may still continue a track whose centre is close (
 grows quickly as it approaches), so such faces keep their id instead of being counted as new.
 
 A track is *confirmed* (listed: in FaceEmotion, the faces JSON, the website) once a detection of it came from
-the detector's normal pass (the image as it is, at the full score threshold), or once it was detected in
+the detector at the full score threshold (on the image as it is, or on the brightened copy of a dark one: a face as
+sure as a normal one), or once it was detected in
 ``confirm_hits`` of its last ``confirm_window`` frames. Until then it is covered like any face but not listed:
 the dark pass (a brightened copy at half the threshold) also accepts dark background, and such ghosts rarely
 last. Once confirmed, a track stays confirmed.

@@ -65,13 +65,17 @@ def test_errors(tmp_path) -> None:
 
 
 def test_the_pass_that_found_a_face_is_carried() -> None:
-    """Detections.normal: a face found on the frame as it is (at the full threshold) is normal; in a frame too
-    dark for that pass (a dim hall), only the brightened pass at half the threshold finds it: not normal, so its
-    track is listed only once confirmed (tracking.confirmed)."""
+    """Detections.normal: a face found at the full threshold is normal, on the frame as it is or on the brightened
+    copy of a frame too dark for that pass (a dim hall: the real face of fer_woman2 at 3-12% of its light still
+    scores ~0.9 there); a face only the dark pass's lower threshold lets through is not normal, so its track is
+    listed only once confirmed (tracking.confirmed)."""
     frame = video_frames("fer_woman2.mp4", step=40, limit=1)[0]
     det = load_face_detector("yunet")
     bright = det.detect(frame)
     assert len(bright) >= 1 and bright.normal.all()
     dark = det.detect((frame * 0.12).astype(np.uint8))
-    assert det.last_dark and len(dark) >= 1 and not dark.normal.any(), (dark.scores, dark.normal)
+    assert det.last_dark and len(dark) >= 1 and dark.normal.all(), (dark.scores, dark.normal)
+    strict = load_face_detector("yunet", score_threshold=0.95)  # its dark pass accepts >= 0.475: the face's ~0.9
+    dark = strict.detect((frame * 0.12).astype(np.uint8))
+    assert strict.last_dark and len(dark) >= 1 and not dark.normal.any(), (dark.scores, dark.normal)
     assert len(dark.select(np.arange(len(dark))).normal) == len(dark)

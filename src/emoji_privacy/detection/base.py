@@ -38,10 +38,11 @@ from .pyramid import (
 class Detections:
     """Faces found in one image: boxes (N,4) x0,y0,x1,y1, scores (N,), keypoints (N,5,2).
 
-    ``normal`` (N,) bool: the face was found by a pass on the image as it is, at the full score threshold. False:
-    only the dark pass found it (a brightened copy at DARK_SCORE_FACTOR of the threshold), where dark background
-    passes for faces too: such a face is covered at once but listed only once its track is confirmed
-    (tracking.FaceTracker). None (a detector that does not say): every face counts as normal."""
+    ``normal`` (N,) bool: the face was found at the full score threshold, by a pass on the image as it is or on the
+    brightened copy. False: only the dark pass found it, under the full threshold (it searches a brightened copy at
+    DARK_SCORE_FACTOR of it), where dark background passes for faces too: such a face is covered at once but listed
+    only once its track is confirmed (tracking.FaceTracker). None (a detector that does not say): every face counts
+    as normal."""
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -163,6 +164,7 @@ class FaceDetector:
         normal = np.zeros(len(boxes), bool)
         if normal_boxes:
             normal = (box_iou(boxes, np.concatenate(normal_boxes).astype(np.float32)) >= self.nms_threshold).any(1)
+        normal |= scores >= self.score_threshold  # a dark-pass face as sure as a normal one: a face, not a ghost
         boxes = clip_boxes(boxes, w, h)
         inside = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
         return Detections(boxes[inside], scores[inside], kps[inside], normal[inside])
