@@ -21,7 +21,8 @@ from common import crowd_clips, save, table  # noqa: E402
 
 from emoji_privacy import EMOTIONS  # noqa: E402
 from emoji_privacy.config import PipelineConfig  # noqa: E402
-from emoji_privacy.emotion.reliability import ReadingRule, crop_contrast  # noqa: E402
+from emoji_privacy.detection import box_iou  # noqa: E402
+from emoji_privacy.emotion.reliability import READ, ReadingRule, crop_contrast  # noqa: E402
 from emoji_privacy.evaluation.crowd import CrowdSpec, read_truth  # noqa: E402
 from emoji_privacy.evaluation.emotion import classify, degraded_conditions, load_model_spec, report_of  # noqa: E402
 from emoji_privacy.training.data import load_fer2013  # noqa: E402
@@ -70,7 +71,7 @@ def risk_coverage(probs: np.ndarray, labels: np.ndarray, contrast: np.ndarray, r
     out = []
     for t in thresholds:
         r = dataclasses.replace(rule, min_confidence=float(t))
-        known = r.judge_many(probs, contrast) == "read"
+        known = r.judge_many(probs, contrast) == READ
         acc = float((probs[known].argmax(1) == labels[known]).mean()) if known.any() else float("nan")
         out.append((float(t), float(known.mean()), acc))
     return out
@@ -101,7 +102,7 @@ def crowd_section(spec: str, name: str, threads: int) -> list[list[object]]:
             for f in faces:
                 if not len(f.probabilities):
                     continue
-                iou = _iou(f.box, t.boxes)
+                iou = box_iou(f.box[None], t.boxes)[0] if len(t.boxes) else np.zeros(0)
                 if len(iou) and iou.max() >= 0.4:
                     got[(i, int(t.ids[int(iou.argmax())]))] = (int(np.argmax(f.probabilities)), f.reading)
         cap.release()
@@ -154,16 +155,6 @@ def pose_section() -> list[list[object]]:
                      " / ".join(f"{v:.0f}" for v in np.percentile(yaw, [10, 50, 90])) if len(yaw) else "-",
                      " / ".join(f"{v:.2f}" for v in np.percentile(a[m, 2], [10, 50, 90])), f"{turned:.0%}"])
     return rows
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    if not len(boxes):
-        return np.zeros(0)
-    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area - inter, 1e-6)
 
 
 def main() -> int:
