@@ -10,6 +10,7 @@ and ``atomic_write_bytes`` are the one-call forms. Standard library only: every 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from .errors import EmojiPrivacyError
 
-__all__ = ["OutputError", "atomic_output", "atomic_folder", "atomic_write", "atomic_write_bytes"]
+__all__ = ["OutputError", "atomic_output", "atomic_folder", "atomic_write", "atomic_write_bytes", "remove_partials"]
 
 
 class OutputError(EmojiPrivacyError):
@@ -89,6 +90,21 @@ def atomic_write(dst: Path, write: Callable[[Path], object]) -> Path:
 def atomic_write_bytes(dst: Path, data: bytes) -> Path:
     """``data`` as the whole of ``dst``, or no file at all."""
     return atomic_write(dst, lambda tmp: tmp.write_bytes(data))
+
+
+def remove_partials(dst: Path) -> list[Path]:
+    """Remove the temporary files and folders that writers of ``dst`` left when their process was killed (a
+    kill -9 or a lost machine runs no cleanup); the paths removed. Only for a ``dst`` nobody is writing now."""
+    dst = Path(dst)
+    prefix, suffix = _partial_name(dst)
+    found = list(dst.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"))
+    found += [p for p in dst.parent.glob(f".{glob.escape(dst.name)}.*.partial") if p.is_dir()]
+    for p in found:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return found
 
 
 def _umask() -> int:

@@ -239,9 +239,10 @@ class Anonymizer:
         K, an uncalibrated camera) returns to the nominal pinhole camera (focal length = image width)."""
         self.camera_matrix = camera_matrix_from(k)
 
-    def reset(self) -> None:
-        """Forget tracks (e.g. when the input stream jumps back in time)."""
-        self.tracker.reset()
+    def reset(self, restart_ids: bool = False) -> None:
+        """Forget tracks (e.g. when the input stream jumps back in time). ``restart_ids``: track ids start
+        at 1 again (a new file: its results must not depend on what this anonymizer did before)."""
+        self.tracker.reset(restart_ids)
         self._last_stamp = None
         self._clock = 0.0
         self.held = []

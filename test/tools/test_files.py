@@ -271,16 +271,20 @@ def test_image_and_folder_have_no_face_left(tmp_path: Path, capsys, astronaut: n
     out = tmp_path / "out"
     rc, err = run_cli(capsys, photos / "a.jpg", photos, "-o", out, "--faces-json", tmp_path / "f.jsonl")
     assert rc == 0, err
-    assert err[-1].startswith(f"wrote {out / 'photos_anonymized'}: 2 images")
+    assert err[-2].startswith(f"wrote {out / 'photos_anonymized'}: 2 images")
+    assert err[-1] == f"emoji-privacy: skipped {photos / 'notes.txt'}: not an image file (suffix '.txt')", "named"
     written = {p.relative_to(out).as_posix() for p in out.rglob("*")}
-    assert written == {"a_anonymized.jpg", "photos_anonymized", "photos_anonymized/a.jpg", "photos_anonymized/b.png"}
+    assert written == {"a_anonymized.jpg", "photos_anonymized", "photos_anonymized/a.jpg", "photos_anonymized/b.png",
+                       "emoji_privacy_manifest.json", ".emoji_privacy_faces",
+                       ".emoji_privacy_faces/a_anonymized.jpg.jsonl", ".emoji_privacy_faces/photos_anonymized.jsonl"}
     import json
 
     lines = [json.loads(x) for x in (tmp_path / "f.jsonl").read_text().splitlines()]
     assert [x["file"] for x in lines] == ["a.jpg", "a.jpg", "b.png"]
     assert all(len(x["faces"]) == 1 for x in lines)
-    # reset per image: the same photo twice is two scenes, so a new track (ids are never reused)
-    assert len({x["faces"][0]["track_id"] for x in lines}) == 3, "the tracker must be reset per image"
+    # reset per image: the same photo twice is two scenes, so a new track (ids are not reused within an input);
+    # each input numbers its tracks from 1, so its results do not depend on the inputs before it
+    assert [x["faces"][0]["track_id"] for x in lines] == [1, 1, 2], "the tracker must be reset per image"
     meter = LeakMeter()
     pairs = [(astronaut, out / "a_anonymized.jpg"), (cv2.flip(astronaut, 1), out / "photos_anonymized/b.png")]
     for orig, path in pairs:
@@ -502,3 +506,62 @@ def test_venv_launcher_and_rosrun(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip() == "emoji-privacy: error: input /nonexistent.mp4 does not exist"
 
+
+
+# --- a batch: each input on its own -----------------------------------------------------------------------------
+
+def _truncated(path: Path, img: np.ndarray) -> Path:
+    ok, buf = cv2.imencode(".jpg", img)
+    path.write_bytes(buf.tobytes()[:2000])
+    return path
+
+
+def test_one_bad_file_does_not_sink_the_batch(tmp_path: Path, capsys, astronaut: np.ndarray) -> None:
+    """A truncated JPEG among good photos, in a folder and given on its own: the others are written whole, the
+    bad one is listed with its reason and has no output, the exit status is 1; a text file is named as skipped."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _write(photos / "a.jpg", astronaut)
+    _write(photos / "b.png", cv2.flip(astronaut, 1))
+    _truncated(photos / "broken.jpg", astronaut)
+    (photos / "notes.txt").write_text("x")
+    rc, err = run_cli(capsys, photos)
+    assert rc == 1, err
+    assert sorted(p.name for p in (tmp_path / "photos_anonymized").iterdir()) == ["a.jpg", "b.png"]
+    assert f"emoji-privacy: skipped {photos / 'notes.txt'}: not an image file (suffix '.txt')" in err
+    assert err[-2].startswith("emoji-privacy: 1 file could not be anonymized") and "broken.jpg" in err[-1], err
+
+    good, bad = _write(tmp_path / "good.jpg", astronaut), _truncated(tmp_path / "corrupt.jpg", astronaut)
+    out = tmp_path / "out"
+    rc, err = run_cli(capsys, good, bad, "-o", out)
+    assert rc == 1 and f"  {bad}: cannot decode {bad}" in err[-1], err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["emoji_privacy_manifest.json",
+                                                                                   "good_anonymized.jpg"]
+    # --fail-fast: today's stop at the first error, one line, exit 2
+    rc, err = run_cli(capsys, bad, good, "-o", tmp_path / "fast", "--fail-fast")
+    assert rc == 2 and len(err) == 1 and err[0].startswith("emoji-privacy: error: cannot decode"), err
+    assert not (tmp_path / "fast" / "good_anonymized.jpg").exists(), "stopped before the good one"
+    assert not leftovers(tmp_path)
+
+
+def test_the_same_command_again_does_only_what_is_missing(tmp_path: Path, capsys, astronaut: np.ndarray) -> None:
+    a, b = _write(tmp_path / "a.jpg", astronaut), _write(tmp_path / "b.png", cv2.flip(astronaut, 1))
+    out = tmp_path / "out"
+    assert run_cli(capsys, a, b, "-o", out, "--faces-json", tmp_path / "f.jsonl")[0] == 0
+    faces = (tmp_path / "f.jsonl").read_text()
+    stamp = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    rc, err = run_cli(capsys, a, b, "-o", out, "--faces-json", tmp_path / "f.jsonl")
+    assert rc == 0 and "2 of 2 inputs are done already" in err[0], err
+    assert (out / "a_anonymized.jpg").stat().st_mtime_ns == stamp["a_anonymized.jpg"], "not written again"
+    assert (tmp_path / "f.jsonl").read_text() == faces, "the faces of the inputs done before are kept"
+    (out / "b_anonymized.png").unlink()
+    rc, err = run_cli(capsys, a, b, "-o", out)
+    assert rc == 0 and "1 of 2 inputs are done already" in err[0] and "b_anonymized.png" in err[1], err
+    assert (out / "a_anonymized.jpg").stat().st_mtime_ns == stamp["a_anonymized.jpg"]
+    _write(a, cv2.flip(astronaut, 0))  # a changed input, and a changed config: done again
+    rc, err = run_cli(capsys, a, b, "-o", out)
+    assert rc == 0 and "1 of 2 inputs are done already" in err[0], err
+    rc, err = run_cli(capsys, a, b, "-o", out, "--replace", "blur")
+    assert rc == 0 and "done already" not in " ".join(err), err
+    rc, err = run_cli(capsys, a, b, "-o", out, "--replace", "blur", "--force")
+    assert rc == 0 and "done already" not in " ".join(err), err

@@ -1,8 +1,11 @@
 """`emoji-privacy anonymize INPUT...`: images, folders of images, videos and bags, without ROS running.
 
 Also ``python -m emoji_privacy anonymize`` and ``rosrun emoji_privacy anonymize``; docs/files.md has the
-options, formats and errors. Every error is one line on stderr and exit status 2, and leaves no partial
-output behind (Ctrl-C included: exit 130).
+options, formats and errors. Each input succeeds or fails on its own: the failures are listed at the end and
+the exit status is 1; an error that stops the whole command (a usage error, the only input failing, or with
+``--fail-fast`` the first failure) is one line on stderr and exit status 2. No partial output is ever left
+behind (Ctrl-C included: exit 130). Into an -o folder a manifest (``manifest.py``) records what is done, and
+``--ray`` runs the inputs on a Ray cluster (``fleet.py``, docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -15,19 +18,23 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic import OutputError, atomic_output
 from ..errors import EmojiPrivacyError
 from ..image_io import IMAGE_SUFFIXES
+from .batch import VIDEO_SUFFIXES, Job, Outcome, plan, real, run_job
+from .manifest import FACES_PARTS
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
 
 PROG = "emoji-privacy"
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")  # = video.VIDEO_SUFFIXES (without importing PyAV)
-VIDEO_OUTPUT_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov")  # = video.CONTAINERS
-BAG_SUFFIX = ".bag"
 STYLES = ("emoji", "blur", "pixelate", "solid")  # = config.EMOJI_STYLES
-EXIT_ERROR = 2
+EXIT_FAILED = 1  # some inputs failed, the others were written
+EXIT_ERROR = 2  # nothing was done: a usage error, or the one input (or with --fail-fast, the first) failed
 EXIT_INTERRUPTED = 130
 
 
@@ -38,6 +45,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog=PROG, description="Anonymize files with emoji_privacy: every face is replaced by the "
                  "emoji of its emotion (or blurred, pixelated or filled).")
@@ -45,10 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     an = sub.add_parser("anonymize", help="anonymize image files, folders of images, videos and bags",
                         description="Writes <name>_anonymized.<ext> beside each input (a folder: "
                         "<name>_anonymized/), or into -o. Videos (mp4, mkv, avi, webm, mov) become H.264 with "
-                        "the input's size, frame rate and audio (a .webm input is written as .mp4).")
+                        "the input's size, frame rate and audio (a .webm input is written as .mp4). Each input "
+                        "succeeds or fails on its own: failures are listed at the end (exit 1). Into an -o "
+                        "folder, a manifest records what is done, and the same command again does only the rest.")
     an.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                     help=f"image files ({' '.join(IMAGE_SUFFIXES)}), folders of images, videos "
-                    f"({' '.join(VIDEO_SUFFIXES)}) or bags (.bag)")
+                    f"({' '.join(VIDEO_SUFFIXES)}), ROS 1 bags (.bag) or ROS 2 bags (folders with metadata.yaml)")
     an.add_argument("-o", "--output", type=Path, metavar="OUT",
                     help="output folder (created if needed), or the output file when there is one input "
                     "(default: beside each input)")
@@ -60,85 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--faces-json", type=Path, metavar="F",
                     help="also write the faces as JSON lines: one line per video frame or image (track id, "
                     "box, emotion, confidence, yaw, pitch)")
+    an.add_argument("--fail-fast", action="store_true",
+                    help="stop at the first input that fails (exit 2), instead of doing the others and listing "
+                    "the failures at the end (exit 1)")
+    an.add_argument("--force", action="store_true",
+                    help="do every input again, even those the -o folder's manifest records as done")
+    an.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="run on a Ray cluster (docs/fleet.md): 'auto' for the one `ray start` made here, "
+                    "an address (host:6379, ray://host:10001), or nothing to start a local one; needs -o OUT "
+                    "on storage every node sees")
+    an.add_argument("--workers", type=_positive, metavar="N",
+                    help="with --ray: this many workers (default: one per CPU of the cluster)")
+    an.add_argument("--retries", type=_positive, default=2, metavar="N",
+                    help="with --ray: an input whose worker died is tried again up to N times (default 2)")
     an.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     return ap
 
 
-@dataclass
-class Job:
-    src: Path
-    kind: str  # image | folder | video | bag
-    dst: Path
-
-
-def _kind(src: Path) -> str:
-    if not src.exists():
-        raise EmojiPrivacyError(f"input {src} does not exist")
-    if src.is_dir():
-        return "folder"
-    suffix = src.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
-    if suffix in VIDEO_SUFFIXES:
-        return "video"
-    if suffix == BAG_SUFFIX:
-        return "bag"
-    raise EmojiPrivacyError(f"input {src}: unsupported suffix {src.suffix or '(none)'!r}; give images "
-                            f"({' '.join(IMAGE_SUFFIXES)}), videos ({' '.join(VIDEO_SUFFIXES)}), bags (.bag) "
-                            "or folders of images")
-
-
-def default_name(src: Path, kind: str) -> str:
-    if kind == "folder":
-        return f"{src.resolve().name}_anonymized"
-    suffix = ".mp4" if kind == "video" and src.suffix.lower() == ".webm" else src.suffix
-    return f"{src.stem}_anonymized{suffix}"
-
-
-def _check_file_suffix(dst: Path, kind: str) -> None:
-    allowed = {"image": IMAGE_SUFFIXES, "video": VIDEO_OUTPUT_SUFFIXES, "bag": (BAG_SUFFIX,)}[kind]
-    if dst.suffix.lower() not in allowed:
-        extra = " (WebM cannot hold H.264)" if dst.suffix.lower() == ".webm" else ""
-        raise OutputError(f"output {dst}: unsupported suffix {dst.suffix or '(none)'!r} for a {kind}; use "
-                          f"{' '.join(allowed)}{extra}")
-
-
-def plan(inputs: list[Path], output: Path | None) -> list[Job]:
-    """Where each input goes; every check that needs no decoding is done here, before anything is written."""
-    kinds = [_kind(p) for p in inputs]
-    into_folder = output is not None and (len(inputs) > 1 or output.is_dir() or kinds[0] == "folder")
-    if output is not None and into_folder and output.exists() and not output.is_dir():
-        raise OutputError(f"output {output} is a file; with several inputs or a folder input, -o names a folder")
-    jobs = []
-    for src, kind in zip(inputs, kinds, strict=True):
-        if output is None:
-            dst = src.parent / default_name(src, kind)
-        elif into_folder:
-            dst = output / default_name(src, kind)
-        else:
-            dst = output
-        if kind != "folder":
-            _check_file_suffix(dst, kind)
-        jobs.append(Job(src, kind, dst))
-    sources = {_real(j.src): j.src for j in jobs}
-    seen: dict[Path, Path] = {}
-    for j in jobs:
-        real = _real(j.dst)
-        if real in sources:
-            raise OutputError(f"refusing to write {j.dst}: it would overwrite the input {sources[real]}")
-        if real in seen:
-            raise OutputError(f"inputs {seen[real]} and {j.src} would both write {j.dst}; give them separate -o "
-                              "runs")
-        seen[real] = j.src
-    return jobs
-
-
-def _real(p: Path) -> Path:
-    return Path(os.path.realpath(p))
-
-
 def _check_writable(jobs: list[Job], output: Path | None, faces_json: Path | None) -> None:
-    if output is not None and any(_real(j.dst).parent == _real(output) for j in jobs):
+    if output is not None and any(real(j.dst).parent == real(output) for j in jobs):
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -177,83 +136,160 @@ def _progress_bar(desc: str, unit: str, quiet: bool) -> Iterator[Callable[[int, 
             bar.close()
 
 
+@dataclass
+class Batch:
+    """A batch's jobs and its bookkeeping: the manifest (into an -o folder), each input's faces part, what
+    failed and what was skipped."""
+
+    jobs: list[Job]
+    manifest: Manifest | None
+    faces_json: Path | None
+    parts_dir: Path | None  # where each input's faces lines go before they are joined (None: no faces JSON)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    done_before: list[Job] = field(default_factory=list)  # recorded as done by the manifest: not run again
+
+    def faces_part(self, job: Job) -> Path | None:
+        if self.faces_json is None:
+            return None
+        if self.manifest is not None:
+            return self.manifest.faces_part(job.dst)
+        if len(self.jobs) == 1:
+            return self.faces_json
+        return self.parts_dir / f"{self.jobs.index(job)}.jsonl"
+
+    def todo(self, force: bool) -> list[Job]:
+        """The jobs to run: all, less those the manifest says are done (unless ``force``)."""
+        if self.manifest is None or force:
+            return list(self.jobs)
+        out = []
+        for job in self.jobs:
+            if self.manifest.is_done(job.src, job.dst):
+                self.done_before.append(job)
+                failed, skipped = self.manifest.left_out(job.src)
+                self.failures += failed
+                self.skipped += skipped
+            else:
+                out.append(job)
+        return out
+
+    def finished(self, job: Job, outcome: Outcome, identity: dict | None) -> None:
+        self.failures += outcome.failed_items
+        self.skipped += outcome.skipped
+        if self.manifest is not None and identity is not None:
+            self.manifest.record(job.src, job.dst, identity, outcome.frames, outcome.seconds,
+                                 outcome.failed_items, outcome.skipped)
+
+    def failed(self, job: Job, reason: str) -> None:
+        self.failures.append((str(job.src), reason))
+        if self.manifest is not None:
+            self.manifest.forget(job.src)
+
+    def join_faces(self) -> None:
+        """Every input's faces lines into --faces-json, in the order of the inputs (those done before too)."""
+        if self.faces_json is None or (self.manifest is None and len(self.jobs) == 1):
+            return
+        with atomic_output(self.faces_json) as out, open(out, "wb") as f:
+            for job in self.jobs:
+                part = self.faces_part(job)
+                if part is not None and part.exists():
+                    f.write(part.read_bytes())
+
+
 @contextlib.contextmanager
-def _faces_parts(faces_json: Path | None, count: int) -> Iterator[list[Path | None]]:
-    """One faces file per input: the final file itself for one input, else parts joined into it at the end."""
-    if faces_json is None:
-        yield [None] * count
-        return
-    if count == 1:
-        yield [faces_json]
+def _batch(jobs: list[Job], output: Path | None, faces_json: Path | None, config) -> Iterator[Batch]:
+    """The Batch of ``jobs``: with a manifest when every output goes into the -o folder."""
+    manifest = None
+    if output is not None and jobs and all(real(j.dst).parent == real(output) for j in jobs):
+        from .manifest import Manifest, config_hash, models_hash
+
+        manifest = Manifest(output, config_hash(config), models_hash(config), faces_json is not None)
+        if faces_json is not None:
+            (output / FACES_PARTS).mkdir(exist_ok=True)
+    if faces_json is None or manifest is not None or len(jobs) == 1:
+        yield Batch(jobs, manifest, faces_json, None)
         return
     with tempfile.TemporaryDirectory(prefix=f".{faces_json.name}.", dir=faces_json.parent) as tmp:
-        parts = [Path(tmp) / f"{i}.jsonl" for i in range(count)]
-        yield parts  # type: ignore[misc]
-        with atomic_output(faces_json) as out, open(out, "wb") as f:
-            for p in parts:
-                if p.exists():
-                    f.write(p.read_bytes())
+        yield Batch(jobs, manifest, faces_json, Path(tmp))
 
 
-def _run_job(job: Job, anonymizer, config, faces: Path | None, quiet: bool) -> str:
-    name = job.src.name
-    if job.kind == "video":
-        from .video import anonymize_video
+def _say(message: str) -> None:
+    print(f"{PROG}: {' '.join(message.split())}", file=sys.stderr)
 
-        with _progress_bar(name, "frame", quiet) as update:
-            s = anonymize_video(job.src, job.dst, anonymizer, faces_json=faces, progress=update)
-        failed = f", {s.failed} failed frames masked whole" if s.failed else ""
-        return (f"wrote {job.dst}: {s.frames} frames {s.width}x{s.height} at {s.fps:.2f} fps, "
-                f"{'with' if s.audio else 'no'} audio, {s.seconds:.1f} s ({s.frames / max(s.seconds, 1e-9):.1f} "
-                f"frames/s){failed}")
-    if job.kind == "folder":
-        from .images import anonymize_folder
 
-        with _progress_bar(name, "image", quiet) as update:
-            s = anonymize_folder(job.src, job.dst, anonymizer, faces_json=faces, progress=update)
-        return f"wrote {job.dst}: {s.images} images, {s.faces} faces, {s.seconds:.1f} s"
-    if job.kind == "image":
-        from .images import anonymize_image
+def _run_serial(batch: Batch, todo: list[Job], config, args: argparse.Namespace) -> None:
+    """Each input in turn, in this process; a failure is the input's own unless --fail-fast."""
+    from .manifest import input_identity
 
-        n = anonymize_image(job.src, job.dst, anonymizer, faces_json=faces)
-        return f"wrote {job.dst}: {n} face{'s' if n != 1 else ''}"
-    try:  # bag: a module of its own (rosbag imports rospy), loaded only for bags
-        from .bag import anonymize_bag
-    except ModuleNotFoundError as e:
-        raise EmojiPrivacyError(f"cannot anonymize {job.src}: bag support needs the module {e.name}, which is "
-                                "not installed here (source the catkin workspace's setup.bash)") from e
-    with _progress_bar(name, "frame", quiet) as update:
-        s = anonymize_bag(job.src, job.dst, config, faces_json=faces, progress=update)
-    return f"wrote {job.dst}: {s.describe() if hasattr(s, 'describe') else s}"
+    anonymizer = None
+    for job in todo:
+        if anonymizer is None and job.kind not in ("bag", "ros2bag"):
+            from ..pipeline import Anonymizer
+
+            anonymizer = Anonymizer(config)
+        try:
+            identity = input_identity(job.src) if batch.manifest is not None else None
+            unit = "image" if job.kind == "folder" else "frame"
+            with _progress_bar(job.src.name, unit, args.quiet or job.kind == "image") as update:
+                outcome = run_job(job, anonymizer, config, batch.faces_part(job), update)
+        except (EmojiPrivacyError, OSError) as e:
+            if args.fail_fast or len(batch.jobs) == 1:
+                raise
+            batch.failed(job, _message(e))
+            continue
+        batch.finished(job, outcome, identity)
+        if not args.quiet:
+            print(outcome.line, file=sys.stderr)
+        if args.fail_fast and outcome.failed_items:
+            raise EmojiPrivacyError(outcome.failed_items[0][1])
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and not isinstance(e, EmojiPrivacyError):
+        return f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
+    return str(e)
 
 
 def anonymize(args: argparse.Namespace) -> int:
     from ..config import PipelineConfig
 
-    jobs = plan(args.inputs, args.output)
-    if args.faces_json is not None and _real(args.faces_json) in {_real(j.src) for j in jobs}:
+    if args.ray is None and (args.workers is not None):
+        raise EmojiPrivacyError("--workers needs --ray")
+    refused: list[tuple[Path, str]] | None = None if args.fail_fast or len(args.inputs) == 1 else []
+    jobs = plan(args.inputs, args.output, refused)
+    if args.faces_json is not None and real(args.faces_json) in {real(j.src) for j in jobs}:
         raise OutputError(f"refusing to write {args.faces_json}: it would overwrite an input")
+    if args.ray is not None and (args.output is None or not jobs or any(
+            real(j.dst).parent != real(args.output) for j in jobs)):
+        raise EmojiPrivacyError("--ray writes into a folder: give -o OUT_DIR (on storage every node of the cluster "
+                                "sees)")
     _check_writable(jobs, args.output, args.faces_json)
     config = PipelineConfig.from_yaml(args.config) if args.config is not None else PipelineConfig()
     if args.replace is not None:
         config.emoji.style = args.replace
     config.validate()
-    anonymizer = None
-    if any(j.kind != "bag" for j in jobs):
-        from ..pipeline import Anonymizer
+    with _batch(jobs, args.output, args.faces_json, config) as batch:
+        batch.failures += [(str(src), reason) for src, reason in refused or []]
+        todo = batch.todo(args.force)
+        if batch.done_before and not args.quiet:
+            _say(f"{len(batch.done_before)} of {len(jobs)} inputs are done already ({batch.manifest.path}); "
+                 "doing the rest (--force does them all again)")
+        if args.ray is not None:
+            from .fleet import run_on_ray
 
-        anonymizer = Anonymizer(config)
-    with _faces_parts(args.faces_json, len(jobs)) as parts:
-        for job, faces in zip(jobs, parts, strict=True):
-            try:
-                line = _run_job(job, anonymizer, config, faces, args.quiet)
-            except (EmojiPrivacyError, OSError):
-                raise
-            except Exception as e:  # noqa: BLE001 - a reader's own error (e.g. rosbag's): name the input
-                logging.getLogger(__name__).debug("unexpected error", exc_info=True)
-                raise EmojiPrivacyError(f"cannot anonymize {job.src}: {type(e).__name__}: {e}") from e
-            if not args.quiet:
-                print(line, file=sys.stderr)
+            run_on_ray(batch, todo, config, args)
+        else:
+            _run_serial(batch, todo, config, args)
+        batch.join_faces()
+    for path, why in batch.skipped:
+        _say(f"skipped {path}: {why}")
+    if batch.failures:
+        n = len(batch.failures)
+        _say(f"{n} file{'s' if n != 1 else ''} could not be anonymized (no output for "
+             f"{'them' if n != 1 else 'it'}; everything else was written):")
+        for src, reason in batch.failures:
+            print(f"  {src}: {' '.join(reason.split())}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

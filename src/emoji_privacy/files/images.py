@@ -4,7 +4,10 @@ Every image is a scene of its own: the anonymizer is reset before each (no track
 over from one photo to the next). JPEG, PNG and WebP sizes are checked from the header before decoding (the
 pipeline's ``output.max_pixels``); the output keeps the input's format (JPEG at quality 95). A folder's
 images (its files with an image suffix, not its sub-folders) are written into a new folder with the same
-names; it appears only when every image is done.
+names. Each image succeeds or fails on its own: one that cannot be read (truncated, not an image, too large) is
+named in the summary and has no output, the others are written; the folder appears when every image has been
+tried, and not at all when none could be written. Files that are not images and sub-folders are named as
+skipped.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -31,14 +34,27 @@ JPEG_QUALITY = 95
 class FolderSummary:
     """What anonymize_folder wrote."""
 
-    images: int
+    images: int  # images written
     faces: int
     seconds: float  # wall time
+    failed: list[tuple[str, str]] = field(default_factory=list)  # images that could not be read: (path, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # entries that are not images: (path, why)
 
 
 def list_images(folder: Path) -> list[Path]:
     """The image files directly in ``folder`` (suffixes of image_io.IMAGE_SUFFIXES, any case), sorted."""
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def skipped_entries(folder: Path) -> list[tuple[str, str]]:
+    """What ``list_images`` leaves out of ``folder``, with why: sub-folders and files without an image suffix."""
+    out = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.is_dir():
+            out.append((str(p), "a sub-folder (only the images directly in the folder are read)"))
+        elif p.suffix.lower() not in IMAGE_SUFFIXES:
+            out.append((str(p), f"not an image file (suffix {p.suffix or '(none)'!r})"))
+    return out
 
 
 def read_image(src: Path, max_pixels: int) -> np.ndarray:
@@ -108,7 +124,9 @@ def anonymize_image(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
 def anonymize_folder(src: Path, dst: Path, anonymizer, *, faces_json: Path | None = None,
                      progress: Callable[[int, int], None] | None = None) -> FolderSummary:
     """Anonymize every image of folder ``src`` into folder ``dst`` (same file names), one at a time with
-    ``progress(done, total)`` after each. Any failure (an undecodable image names itself) leaves nothing."""
+    ``progress(done, total)`` after each. An image that cannot be read is listed in ``failed`` and gets no
+    output; when no image at all could be read, SourceError and nothing is written. A pipeline or output error
+    leaves nothing."""
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
@@ -118,16 +136,25 @@ def anonymize_folder(src: Path, dst: Path, anonymizer, *, faces_json: Path | Non
     images = list_images(src)
     if not images:
         raise SourceError(f"folder {src} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    faces = 0
+    summary = FolderSummary(0, 0, 0.0, skipped=skipped_entries(src))
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_folder(dst))
         jf = None
         if faces_json is not None:
             jf = stack.enter_context(open(stack.enter_context(atomic_output(Path(faces_json))), "w"))
         for i, path in enumerate(images):
-            out, n = _anonymize(path, anonymizer, jf, path.name)
-            faces += n
-            _write_image(tmp / path.name, out, path.suffix)
+            try:
+                out, n = _anonymize(path, anonymizer, jf, path.name)
+            except SourceError as e:  # this image only: named, no output for it
+                summary.failed.append((str(path), str(e)))
+            else:
+                summary.faces += n
+                summary.images += 1
+                _write_image(tmp / path.name, out, path.suffix)
             if progress is not None:
                 progress(i + 1, len(images))
-    return FolderSummary(len(images), faces, time.perf_counter() - t0)
+        if not summary.images:
+            first = summary.failed[0][1]
+            raise SourceError(f"no image of folder {src} could be read ({len(images)} tried; first: {first})")
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,310 @@
+"""`emoji-privacy anonymize INPUT... -o OUT_DIR --ray [ADDRESS]`: the same batch on a Ray cluster (docs/fleet.md).
+
+Ray schedules, this module only hands out whole files: a pool of ``FileWorker`` actors (one CPU each, one per
+CPU of the cluster unless ``--workers``) loads the models once per worker and runs ``batch.run_job`` on one
+input at a time, reading it from and writing it to storage every node sees. So the outputs have the same names
+and the same bytes as a serial run (each one written atomically by its worker), and the manifest
+(``manifest.py``) is kept by the driver alone. A worker that dies mid-file (its process or its machine) loses
+nothing but that file's hidden partial output, which is removed; the file goes to another worker, up to
+``--retries`` times, and is then listed as failed. One progress bar counts the whole job: files, frames,
+frames/s and the time left, from the workers' reports.
+
+Ray is imported only here, and this module only for ``--ray``: the plain tool never loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..atomic import remove_partials
+from ..errors import EmojiPrivacyError
+from .batch import Job, Outcome, estimate_frames
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY_S = 0.5
+"""How often a worker reports its frames, and the driver redraws the bar."""
+READY_TIMEOUT_S = 300.0
+"""How long the driver waits for a worker to load its models before it gives up on that worker."""
+
+
+class FileWorker:
+    """One Ray actor: the models loaded once, then whole inputs anonymized one after another."""
+
+    def __init__(self, config: dict[str, Any], board: Any) -> None:
+        from ..config import PipelineConfig
+        from ..pipeline import Anonymizer
+
+        self.config = PipelineConfig.from_dict(config)
+        self.config.validate()
+        self.anonymizer = Anonymizer(self.config)
+        self.board = board
+
+    def ready(self) -> dict[str, Any]:
+        """Where this worker runs and which models it loaded (the driver checks they are its own)."""
+        import socket
+
+        from .manifest import models_hash
+
+        return {"host": socket.gethostname(), "pid": os.getpid(), "models": models_hash(self.config)}
+
+    def run(self, index: int, job: dict[str, Any], faces: str | None) -> dict[str, Any]:
+        """Anonymize one input: {"ok", "outcome", "identity"} or {"ok": False, "reason"}; never raises for the
+        input's own problems (those are reported, not retried)."""
+        from ..errors import EmojiPrivacyError
+        from .batch import run_job
+        from .manifest import input_identity
+
+        job_ = Job(Path(job["src"]), job["kind"], Path(job["dst"]))
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= REPORT_EVERY_S or (total and done >= total):
+                last[0] = now
+                self.board.report.remote(index, done, total)
+
+        try:
+            identity = input_identity(job_.src)
+            outcome = run_job(job_, self.anonymizer, self.config, Path(faces) if faces else None, progress)
+        except (EmojiPrivacyError, OSError) as e:
+            message = f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename and not \
+                isinstance(e, EmojiPrivacyError) else str(e)
+            return {"ok": False, "reason": message}
+        return {"ok": True, "outcome": asdict(outcome), "identity": identity}
+
+
+class ProgressBoard:
+    """Frames done per input, as the workers report them (a Ray actor of no CPU)."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, tuple[int, int]] = {}
+
+    def report(self, index: int, done: int, total: int) -> None:
+        self.done[index] = (done, total)
+
+    def snapshot(self) -> dict[int, tuple[int, int]]:
+        return dict(self.done)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ModuleNotFoundError as e:
+        raise EmojiPrivacyError("--ray needs the Ray package, which is not installed here: run `make setup` (or "
+                                "pip install ray==2.55.1 -c constraints.txt)") from e
+    return ray
+
+
+@contextlib.contextmanager
+def connected(address: str):
+    """ray.init for ``address`` ('local': a cluster of this machine, started and stopped here; 'auto': the
+    one `ray start` made here; else host:port or ray://host:port), shut down on leaving."""
+    ray = _import_ray()
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a warning meant for GPU users
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR, "include_dashboard": False}
+    try:
+        if address == "local":
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        else:
+            kwargs.pop("include_dashboard")
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise EmojiPrivacyError(f"cannot reach the Ray cluster at {address}: {' '.join(str(e).split())[:300]} "
+                                "(start one with `ray start --head`, or leave out the address to start one "
+                                "here)") from e
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class _Bar:
+    """The one progress bar of the job: frames of all inputs, with files done in its text."""
+
+    def __init__(self, jobs: list[Job], quiet: bool) -> None:
+        self.totals = {i: estimate_frames(j) for i, j in enumerate(jobs)}
+        self.files, self.files_done = len(jobs), 0
+        self.done: dict[int, int] = {}
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=sum(self.totals.values()) or None, unit="frame", dynamic_ncols=True,
+                            file=sys.stderr, desc=self._desc())
+
+    def _desc(self) -> str:
+        return f"{self.files_done}/{self.files} files"
+
+    def update(self, reports: dict[int, tuple[int, int]]) -> None:
+        for i, (done, total) in reports.items():
+            self.done[i] = done
+            if total:
+                self.totals[i] = max(total, done)
+        self._draw()
+
+    def file_done(self, index: int, frames: int | None) -> None:
+        self.files_done += 1
+        if frames is not None:
+            self.done[index] = frames
+            self.totals[index] = max(self.totals.get(index, 0), frames)
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.bar is None:
+            return
+        total = sum(self.totals.values())
+        if total and self.bar.total != total:
+            self.bar.total = total
+        self.bar.set_description(self._desc(), refresh=False)
+        self.bar.update(sum(self.done.values()) - self.bar.n)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_on_ray(batch: Any, todo: list[Job], config: Any, args: argparse.Namespace) -> None:
+    """Run ``todo`` (a cli.Batch's inputs still to do) on the cluster of ``args.ray``; results go into ``batch``
+    (manifest, failures) as each input ends."""
+    if not todo:
+        return
+    with connected(args.ray) as ray:
+        _Scheduler(ray, batch, todo, config, args).run()
+
+
+class _Scheduler:
+    def __init__(self, ray, batch: Any, todo: list[Job], config: Any, args: argparse.Namespace) -> None:
+        self.ray, self.batch, self.todo, self.args = ray, batch, todo, args
+        self.config = asdict(config)
+        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+        self.worker_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(FileWorker)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.size = max(1, min(args.workers or cpus, len(todo)))
+        self.attempts = [0] * len(todo)
+        self.bar = _Bar(todo, args.quiet)
+
+    def run(self) -> None:
+        try:
+            idle = self._start_workers(self.size)
+            queue = deque(range(len(self.todo)))
+            pending: dict[Any, tuple[int, Any]] = {}
+            last_poll = 0.0
+            while queue or pending:
+                while idle and queue:
+                    i = queue.popleft()
+                    actor = idle.pop()
+                    job = self.todo[i]
+                    self.attempts[i] += 1
+                    faces = self.batch.faces_part(job)
+                    # absolute paths: a worker's working folder is not the driver's
+                    ref = actor.run.remote(i, {"src": str(job.src.absolute()), "kind": job.kind,
+                                               "dst": str(job.dst.absolute())},
+                                           str(faces.absolute()) if faces is not None else None)
+                    pending[ref] = (i, actor)
+                ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=REPORT_EVERY_S)
+                if time.monotonic() - last_poll >= REPORT_EVERY_S:
+                    last_poll = time.monotonic()
+                    self.bar.update(self.ray.get(self.board.snapshot.remote()))
+                for ref in ready:
+                    i, actor = pending.pop(ref)
+                    if self._collect(ref, i, actor, queue):
+                        idle.append(actor)
+                if queue and not idle and not pending:
+                    idle = self._start_workers(self.size, replacing=True)
+                    if not idle:
+                        for i in queue:
+                            self._fail(i, "no Ray worker is left to run it (every worker died; see `ray status`)")
+                        queue.clear()
+        finally:
+            self.bar.close()
+
+    def _start_workers(self, n: int, replacing: bool = False) -> list[Any]:
+        """``n`` workers with their models loaded, checked against this machine's model files."""
+        actors = [self.worker_cls.remote(self.config, self.board) for _ in range(n)]
+        refs = {a.ready.remote(): a for a in actors}
+        ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=READY_TIMEOUT_S)
+        alive = []
+        for ref in ready:
+            try:
+                info = self.ray.get(ref)
+            except self.ray.exceptions.RayError as e:
+                if replacing:
+                    continue
+                raise EmojiPrivacyError(f"a Ray worker could not start: {_ray_reason(e)}") from e
+            if info["models"] != self.batch.manifest.models:
+                raise EmojiPrivacyError(f"the worker on {info['host']} loads other model files than this machine; "
+                                        "install the same models on every node (models_hash differs)")
+            alive.append(refs[ref])
+        for ref, actor in refs.items():
+            if ref not in ready:
+                self.ray.kill(actor)
+        if not alive and not replacing:
+            raise EmojiPrivacyError(f"no Ray worker started within {READY_TIMEOUT_S:.0f} s (the cluster has "
+                                    f"{self.ray.cluster_resources().get('CPU', 0):.0f} CPUs; see `ray status`)")
+        return alive
+
+    def _collect(self, ref: Any, i: int, actor: Any, queue: deque) -> bool:
+        """One input ended; whether its worker is still there to take another."""
+        job = self.todo[i]
+        try:
+            result = self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as e:  # a bug in the worker, not a lost machine: not retried
+            self._fail(i, f"the worker failed: {_ray_reason(e)}")
+            return True
+        except self.ray.exceptions.RayError as e:  # the worker's process or node is gone
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor)
+            self._clean(job)
+            if self.attempts[i] <= self.args.retries:
+                log.warning("the worker of %s died (%s); trying it again (%d of %d)", job.src, type(e).__name__,
+                            self.attempts[i], self.args.retries)
+                queue.appendleft(i)
+            else:
+                self._fail(i, f"its worker died {self.attempts[i]} times ({type(e).__name__}); nothing was "
+                           "written for it")
+            return False
+        if not result["ok"]:
+            self._fail(i, result["reason"])
+            return True
+        outcome = Outcome(**{k: (v if k not in ("failed_items", "skipped") else [tuple(x) for x in v])
+                             for k, v in result["outcome"].items()})
+        self.batch.finished(job, outcome, result["identity"])
+        self.bar.file_done(i, outcome.frames)
+        if not self.args.quiet:
+            self.bar.write(outcome.line)
+        if self.args.fail_fast and outcome.failed_items:
+            raise EmojiPrivacyError(outcome.failed_items[0][1])
+        return True
+
+    def _clean(self, job: Job) -> None:
+        """What a dead worker left of ``job``: its hidden partial output and faces part."""
+        remove_partials(job.dst)
+        faces = self.batch.faces_part(job)
+        if faces is not None:
+            remove_partials(faces)
+
+    def _fail(self, i: int, reason: str) -> None:
+        job = self.todo[i]
+        self.bar.file_done(i, None)
+        if self.args.fail_fast:
+            raise EmojiPrivacyError(reason)
+        self.batch.failed(job, reason)
+
+
+def _ray_reason(e: BaseException) -> str:
+    text = str(getattr(e, "cause", None) or e)
+    return " ".join(text.split())[:300]
