@@ -160,6 +160,7 @@ def test_the_same_command_again_does_nothing_and_a_deleted_output_is_redone(runs
 
 def test_a_changed_config_does_everything_again(runs: dict, cluster: LocalCluster) -> None:
     root, inputs = runs["root"], runs["inputs"][3:4]  # the photo: quick
+    (root / "styles").mkdir()
     first = cli(*inputs, "-o", root / "styles", "--ray", cluster.address, "--quiet")
     assert first.returncode == 0, first.stderr
     other = cli(*inputs, "-o", root / "styles", "--ray", cluster.address, "--replace", "solid")

@@ -190,7 +190,11 @@ class _Scheduler:
     def __init__(self, ray, batch: Any, todo: list[Job], config: Any, args: argparse.Namespace) -> None:
         self.ray, self.batch, self.todo, self.args = ray, batch, todo, args
         self.config = asdict(config)
-        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+        # on the driver's own node: the board must not go down with a worker's machine
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        self.board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=here).remote()
         self.worker_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(FileWorker)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.size = max(1, min(args.workers or cpus, len(todo)))
@@ -218,7 +222,8 @@ class _Scheduler:
                 ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=REPORT_EVERY_S)
                 if time.monotonic() - last_poll >= REPORT_EVERY_S:
                     last_poll = time.monotonic()
-                    self.bar.update(self.ray.get(self.board.snapshot.remote()))
+                    with contextlib.suppress(self.ray.exceptions.RayError):  # only the bar would miss it
+                        self.bar.update(self.ray.get(self.board.snapshot.remote(), timeout=10))
                 for ref in ready:
                     i, actor = pending.pop(ref)
                     if self._collect(ref, i, actor, queue):
