@@ -55,16 +55,21 @@ def atomic_output(dst: Path) -> Iterator[Path]:
         raise
 
 
+def _partial_folder(dst: Path) -> Path:
+    """A new hidden folder beside ``dst`` (``.<name>.XXXX.partial``), or OutputError."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write {dst}: {e.strerror or e} (check that {dst.parent} exists and is "
+                          "writable)") from e
+
+
 @contextlib.contextmanager
 def atomic_folder(dst: Path) -> Iterator[Path]:
     """A temporary folder beside ``dst``; when the block succeeds its files move into ``dst`` (created if
     needed; files there with other names stay), and on any exception it is removed with everything in it."""
     dst = Path(dst)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
-    except OSError as e:
-        raise OutputError(f"cannot write {dst}: {e.strerror or e} (check that {dst.parent} exists and is "
-                          "writable)") from e
+    tmp = _partial_folder(dst)
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -88,11 +93,7 @@ def atomic_new_folder(dst: Path) -> Iterator[Path]:
     replaces ``dst`` as a whole (an existing ``dst``, which the caller judged replaceable, is removed once the
     new one is in place); on any exception everything written is removed and ``dst`` is left as it was."""
     dst = Path(dst)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
-    except OSError as e:
-        raise OutputError(f"cannot write {dst}: {e.strerror or e} (check that {dst.parent} exists and is "
-                          "writable)") from e
+    tmp = _partial_folder(dst)
     new = tmp / dst.name
     try:
         yield new

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from leak_helpers import bag_leaks
 from ros2_bag_helpers import (
     CHATTER,
     INFO,
@@ -148,18 +149,7 @@ def test_no_face_left_and_the_check_fires_on_the_input(run: dict) -> None:
     for topic, _, data in read_raw(run["dst"]):
         if topic in out:
             out[topic].append(data)
-    meter = LeakMeter(independent_backend(PipelineConfig().detector.backend))
-    faces = leaked = leaked_in_input = 0
-    for topic, frames in run["written"].items():
-        meter.reset()
-        for original, data in zip(frames, out[topic], strict=True):
-            if original is None:
-                continue
-            anonymized = image(topic, data)
-            truth = meter.reference.detect(original).boxes
-            faces += len(truth)
-            leaked += meter.measure(original, anonymized, [], truth=truth).count
-            leaked_in_input += meter.measure(original, original, [], truth=truth).count
+    faces, leaked, leaked_in_input = bag_leaks(run["written"], out, image)
     assert faces >= 2 * (FRAMES - 1) - 2, f"the reference detector finds the faces of the input ({faces})"
     assert leaked_in_input == faces, "the companion: the check fires on every face of the input bag"
     assert leaked == 0, f"{leaked} of {faces} faces left visible in the output bag"
@@ -320,14 +310,18 @@ def test_ctrl_c_keeps_an_existing_output(tmp_path: Path) -> None:
     bag2.anonymize_ros2_bag(src, dst, PipelineConfig())
     before = read_raw(dst)
 
+    seen: list[list[str]] = []
+
     def interrupt(done: int, total: int) -> None:
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
         if done == 2:
-            assert any(".partial" in p.name for p in tmp_path.iterdir()), "the partial folder is being written"
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         bag2.anonymize_ros2_bag(src, dst, PipelineConfig(), faces_json=tmp_path / "f.jsonl", progress=interrupt)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+    partial = [n for n in seen[-1] if n.startswith(".out.") and n.endswith(".partial")]
+    assert partial, f"a hidden partial folder beside the output while it is written: {seen[-1]}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"], "the partial folder and JSON are removed"
     assert read_raw(dst) == before, "the existing output is left as it was"
 
 
@@ -363,3 +357,52 @@ def test_every_image_raw_encoding_survives(tmp_path: Path) -> None:
             else:
                 assert (mb.encoding, mb.step, mb.height, mb.width) == (ma.encoding, ma.step, ma.height, ma.width)
             assert bytes(ma.data) != bytes(mb.data)
+
+
+def humble_style(src: Path) -> None:
+    """Make the sqlite3 bag ``src`` look recorded by ROS 2 Humble: no message definitions, no type hashes,
+    metadata version 5."""
+    import sqlite3
+
+    import yaml
+
+    with sqlite3.connect(src / f"{src.name}.db3") as db:
+        db.execute("DELETE FROM message_definitions")
+        db.execute("UPDATE topics SET type_description_hash = ''")
+    meta = yaml.safe_load((src / "metadata.yaml").read_text())
+    info = meta["rosbag2_bagfile_information"]
+    info["version"] = 5
+    for t in info["topics_with_message_count"]:
+        del t["topic_metadata"]["type_description_hash"]
+    (src / "metadata.yaml").write_text(yaml.safe_dump(meta))
+
+
+def test_a_bag_without_definitions_gets_the_standard_ones(tmp_path: Path) -> None:
+    """A Humble sqlite3 bag keeps no definitions: the output carries rosbags' ROS 2 Humble definitions of the
+    standard types (readable without a typestore of the reader's own) and is written as rosbag2 version 9; a
+    type that neither the bag nor rosbags knows is a clear error."""
+    from rosbags.highlevel import AnyReader
+
+    src = small(tmp_path / "in", "sqlite3", frames=2)
+    humble_style(src)
+    assert all(c.msgdef.data == "" and c.digest == "" for c in connections(src).values())
+    dst = tmp_path / "out"
+    bag2.anonymize_ros2_bag(src, dst, PipelineConfig())
+    assert "version: 9" in (dst / "metadata.yaml").read_text()
+    with AnyReader([dst]) as reader:
+        msgs = [reader.deserialize(data, c.msgtype) for c, _, data in reader.messages()]
+    assert len(msgs) == 4 and {type(m).__name__ for m in msgs} == {"sensor_msgs__msg__Image",
+                                                                   "emoji_privacy__msg__FaceEmotionArray"}
+
+    from emoji_privacy.ros import ros2_bags
+
+    custom = tmp_path / "custom"
+    with ros2_bags.Ros2BagWriter(custom, "sqlite3") as bag:
+        conn = bag.add_connection("/thing", "my_pkg/msg/Thing", msgdef="int32 x\n", msg_format="MSG")
+        bag.write(conn, START_NS, b"\x00\x01\x00\x00\x07\x00\x00\x00")
+        image = bag.add_connection(RAW, "sensor_msgs/msg/Image")
+        bag.write(image, START_NS, read_raw(src)[0][2])
+    assert connections(custom)["/thing"].digest.startswith("RIHS01_"), "the hash made from the bag's definition"
+    humble_style(custom)
+    err = error_of(custom, tmp_path / "custom_out")
+    assert "my_pkg/msg/Thing" in err and "neither in the bag" in err

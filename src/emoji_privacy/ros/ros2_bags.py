@@ -68,8 +68,10 @@ def read_metadata(folder: Path) -> dict[str, Any]:
         info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
         storage = info["storage_identifier"]
         files = list(info["relative_file_paths"])
-        topics = info.get("topics_with_message_count") or []
-        counts = {t["topic_metadata"]["name"]: int(t["message_count"]) for t in topics}
+        info["topics_with_message_count"] = topics = info.get("topics_with_message_count") or []
+        if not all(isinstance(t["topic_metadata"]["name"], str) and isinstance(t["topic_metadata"]["type"], str)
+                   and int(t["message_count"]) >= 0 for t in topics):
+            raise ValueError("topics_with_message_count")
     except OSError as e:
         raise BagError(f"cannot read {meta}: {e.strerror or e}") from e
     except yaml.YAMLError as e:
@@ -86,15 +88,13 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     missing = [f for f in files if not (folder / Path(f).name).is_file()]
     if missing:
         raise BagError(f"ROS 2 bag {folder} lacks its storage file(s) {', '.join(missing)} listed in metadata.yaml")
-    info["_counts"] = counts
     return info
 
 
 def image_message_count(folder: Path) -> int:
     """Image and CompressedImage messages of a bag, from its metadata.yaml alone."""
-    info = read_metadata(folder)
-    types = {t["topic_metadata"]["name"]: t["topic_metadata"]["type"] for t in info["topics_with_message_count"]}
-    return sum(n for topic, n in info["_counts"].items() if base_type(types[topic]) in IMAGE_TYPES)
+    topics = read_metadata(folder)["topics_with_message_count"]
+    return sum(int(t["message_count"]) for t in topics if base_type(t["topic_metadata"]["type"]) in IMAGE_TYPES)
 
 
 # --- types -------------------------------------------------------------------------------------------------------
