@@ -16,6 +16,10 @@ bag is written to a hidden file beside ``dst`` and renamed at the end; an error 
 
 (the command line is ``files.cli.anonymize_bag_main``)
 
+The work on the frames (``_BagAnonymizer``, ``run_job``) does not depend on the bag format: it reads and writes
+through a small backend (``BagBackend``: ``_Ros1Bag`` here, ``bag2._Ros2Bag`` for ROS 2 bags, whose tool is
+``bag2.anonymize_ros2_bag``).
+
 See docs/bags.md.
 """
 
