@@ -4,7 +4,7 @@ library's own writer (emoji_privacy.ros.ros2_bags, on the pure-Python rosbags), 
 ``write_ros2_bag`` makes the bag of test_ros2_bag: a raw bgr8 Image topic from fer_test.mp4, a JPEG
 CompressedImage topic from fer_woman2.mp4 (one frame of each undecodable when asked), CameraInfo beside the raw
 topic, a std_msgs/String chatter and a /tf_static with transient-local QoS (copied connections must keep it).
-The bench's converter is ``emoji_privacy.evaluation.video_to_bag.video_to_ros2_bag``.
+The bench's converter is ``emoji_privacy.ros.ros2_bags.video_to_ros2_bag``.
 """
 
 from __future__ import annotations

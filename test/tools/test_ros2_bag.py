@@ -1,4 +1,4 @@
-"""ROS 2 bags (rosbag2 folders, sqlite3 and MCAP) sanitized by emoji_privacy.files.bag2 / `anonymize_ros2_bag`.
+"""ROS 2 bags (rosbag2 folders, sqlite3 and MCAP) sanitized by emoji_privacy.files.bag / `anonymize_ros2_bag`.
 
 A bag is made from the shared videos for each storage (ros2_bag_helpers: a raw bgr8 Image topic and a JPEG
 CompressedImage topic with one undecodable frame each, CameraInfo, a String chatter, a transient-local
@@ -39,7 +39,7 @@ from emoji_privacy.config import PipelineConfig  # noqa: E402
 from emoji_privacy.errors import BagError  # noqa: E402
 from emoji_privacy.evaluation.leaks import LeakMeter, independent_backend  # noqa: E402
 from emoji_privacy.fail_closed import masked_frame  # noqa: E402
-from emoji_privacy.files import bag2  # noqa: E402
+from emoji_privacy.files import bag as bag_tool  # noqa: E402
 from emoji_privacy.ros.common import decode_image  # noqa: E402
 
 FRAMES = 12  # frames per image topic
@@ -61,8 +61,8 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     src, faces_json = folder / "rec", folder / "faces.jsonl"
     written = write_ros2_bag(src, storage, FRAMES, BROKEN)
     calls: list[tuple[int, int]] = []
-    dst = bag2.ros2_default_output(src)
-    summary = bag2.anonymize_ros2_bag(src, dst, PipelineConfig(), faces_json=faces_json,
+    dst = bag_tool.ros2_default_output(src)
+    summary = bag_tool.anonymize_ros2_bag(src, dst, PipelineConfig(), faces_json=faces_json,
                                       progress=lambda done, total: calls.append((done, total)))
     return {"storage": storage, "src": src, "dst": dst, "faces_json": faces_json, "written": written,
             "summary": summary, "calls": calls, "folder": folder}
@@ -79,7 +79,7 @@ def test_same_storage_topics_counts_times_and_other_messages_unchanged(run: dict
     assert summary.topics == sorted([RAW, JPEG]) and summary.frames == {RAW: FRAMES, JPEG: FRAMES}
     assert summary.failed == 2 and summary.faces >= 2 * (FRAMES - 1) - 2
     assert run["calls"][0] == (0, 2 * FRAMES) and run["calls"][-1] == (2 * FRAMES, 2 * FRAMES)
-    assert bag2.ros2_frame_count(src) == 2 * FRAMES
+    assert bag_tool.ros2_frame_count(src) == 2 * FRAMES
 
     a, b = connections(src), connections(dst)
     faces_type = "emoji_privacy/msg/FaceEmotionArray"
@@ -184,7 +184,6 @@ def test_faces_json_has_every_frame(run: dict) -> None:
 
 
 def small(path: Path, storage: str = "sqlite3", frames: int = 3, images: bool = True) -> Path:
-    from emoji_privacy.evaluation.video_to_bag import video_to_ros2_bag
     from emoji_privacy.ros import ros2_bags
 
     if not images:
@@ -192,7 +191,7 @@ def small(path: Path, storage: str = "sqlite3", frames: int = 3, images: bool = 
         return path
     from data_helpers import shared_path
 
-    n = video_to_ros2_bag(shared_path("data", "videos", "fer_test.mp4"), path, storage, max_frames=frames,
+    n = ros2_bags.video_to_ros2_bag(shared_path("data", "videos", "fer_test.mp4"), path, storage, max_frames=frames,
                           start=START_NS / 1e9)
     assert n == frames and ros2_bags.image_message_count(path) == frames
     return path
@@ -204,11 +203,12 @@ def test_deterministic_and_an_existing_output_bag_is_replaced(tmp_path: Path, st
     input may be given as its storage file."""
     src = small(tmp_path / "in", storage, frames=4)
     dst = tmp_path / "out"
-    bag2.anonymize_ros2_bag(src, dst, PipelineConfig())
+    bag_tool.anonymize_ros2_bag(src, dst, PipelineConfig())
     first = read_raw(dst)
     storage_file = src / f"in{SUFFIX[storage]}"
-    assert bag2.is_ros2_bag(storage_file) and bag2.ros2_default_output(storage_file) == tmp_path / "in_anonymized"
-    summary = bag2.anonymize_ros2_bag(storage_file, dst, PipelineConfig())
+    assert bag_tool.is_ros2_bag(storage_file)
+    assert bag_tool.ros2_default_output(storage_file) == tmp_path / "in_anonymized"
+    summary = bag_tool.anonymize_ros2_bag(storage_file, dst, PipelineConfig())
     assert summary.faces == 4 and summary.src == str(src)
     second = read_raw(dst)
     assert first == second, "identical bytes, images and faces messages"
@@ -222,7 +222,7 @@ def test_the_check_fires_when_the_tool_finds_no_face(tmp_path: Path) -> None:
     src = small(tmp_path / "in", "mcap", frames=4)
     config = PipelineConfig()
     config.detector.score_threshold = 0.9999
-    summary = bag2.anonymize_ros2_bag(src, tmp_path / "out", config)
+    summary = bag_tool.anonymize_ros2_bag(src, tmp_path / "out", config)
     assert summary.faces == 0 and summary.failed == 0
     pairs = [(image(RAW, a), image(RAW, b)) for (_, _, a), (_, _, b)
              in zip(read_raw(src), [m for m in read_raw(tmp_path / "out") if m[0] == RAW], strict=True)]
@@ -233,7 +233,7 @@ def test_the_check_fires_when_the_tool_finds_no_face(tmp_path: Path) -> None:
 
 def error_of(src: Path, dst: Path, **kwargs: object) -> str:
     with pytest.raises(BagError) as e:
-        bag2.anonymize_ros2_bag(src, dst, PipelineConfig(), **kwargs)
+        bag_tool.anonymize_ros2_bag(src, dst, PipelineConfig(), **kwargs)
     text = str(e.value)
     assert "\n" not in text and text, text
     return text
@@ -246,7 +246,7 @@ def test_error_cases(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "not a ROS 2 bag folder (no metadata.yaml" in error_of(empty, out)
-    assert not bag2.is_ros2_bag(empty) and bag2.is_ros2_bag(good)
+    assert not bag_tool.is_ros2_bag(empty) and bag_tool.is_ros2_bag(good)
     cut_off = tmp_path / "cut_off"
     cut_off.mkdir()
     (cut_off / "cut_off_0.mcap").write_bytes(b"\x89MCAP0\r\n")
@@ -287,7 +287,7 @@ def test_error_cases(tmp_path: Path) -> None:
 def test_already_anonymized_bag_is_refused(tmp_path: Path) -> None:
     src = small(tmp_path / "in", "mcap", frames=2)
     once = tmp_path / "once"
-    bag2.anonymize_ros2_bag(src, once, PipelineConfig())
+    bag_tool.anonymize_ros2_bag(src, once, PipelineConfig())
     err = error_of(once, tmp_path / "twice")
     assert f"{RAW}/faces" in err and "anonymized already" in err and "ros2 bag convert" in err
 
@@ -307,7 +307,7 @@ def test_a_damaged_message_is_a_clear_error(tmp_path: Path) -> None:
 def test_ctrl_c_keeps_an_existing_output(tmp_path: Path) -> None:
     src = small(tmp_path / "in", "mcap", frames=4)
     dst = tmp_path / "out"
-    bag2.anonymize_ros2_bag(src, dst, PipelineConfig())
+    bag_tool.anonymize_ros2_bag(src, dst, PipelineConfig())
     before = read_raw(dst)
 
     seen: list[list[str]] = []
@@ -318,7 +318,7 @@ def test_ctrl_c_keeps_an_existing_output(tmp_path: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        bag2.anonymize_ros2_bag(src, dst, PipelineConfig(), faces_json=tmp_path / "f.jsonl", progress=interrupt)
+        bag_tool.anonymize_ros2_bag(src, dst, PipelineConfig(), faces_json=tmp_path / "f.jsonl", progress=interrupt)
     partial = [n for n in seen[-1] if n.startswith(".out.") and n.endswith(".partial")]
     assert partial, f"a hidden partial folder beside the output while it is written: {seen[-1]}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"], "the partial folder and JSON are removed"
@@ -327,8 +327,8 @@ def test_ctrl_c_keeps_an_existing_output(tmp_path: Path) -> None:
 
 def test_rosbags_is_loaded_only_for_a_ros2_bag(tmp_path: Path) -> None:
     """Importing the tools and asking whether a path is a ROS 2 bag (and its frame count) loads no rosbags."""
-    code = ("import sys; from pathlib import Path; from emoji_privacy.files import bag, bag2; "
-            f"assert not bag2.is_ros2_bag(Path({str(tmp_path)!r})); "
+    code = ("import sys; from pathlib import Path; from emoji_privacy.files import bag as bag_tool; "
+            f"assert not bag_tool.is_ros2_bag(Path({str(tmp_path)!r})); "
             "assert 'rosbags' not in sys.modules and 'rospy' not in sys.modules, sorted(sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ})
@@ -339,13 +339,13 @@ def test_every_image_raw_encoding_survives(tmp_path: Path) -> None:
     """A mono16 and a png topic (via video_to_ros2_bag's encodings) keep their encoding, step and format."""
     from data_helpers import shared_path
 
-    from emoji_privacy.evaluation.video_to_bag import video_to_ros2_bag
+    from emoji_privacy.ros.ros2_bags import video_to_ros2_bag
 
     video = shared_path("data", "videos", "fer_test.mp4")
     for encoding in ("mono16", "png"):
         src = tmp_path / f"in_{encoding}"
         video_to_ros2_bag(video, src, "mcap", max_frames=2, encoding=encoding, start=START_NS / 1e9)
-        summary = bag2.anonymize_ros2_bag(src, tmp_path / f"out_{encoding}", PipelineConfig())
+        summary = bag_tool.anonymize_ros2_bag(src, tmp_path / f"out_{encoding}", PipelineConfig())
         assert summary.failed == 0 and summary.faces == 2
         msgtype = COMPRESSED_TYPE if encoding == "png" else IMAGE_TYPE
         for (_, t, a), (_, u, b) in zip(read_raw(src), [m for m in read_raw(tmp_path / f"out_{encoding}")
@@ -387,7 +387,7 @@ def test_a_bag_without_definitions_gets_the_standard_ones(tmp_path: Path) -> Non
     humble_style(src)
     assert all(c.msgdef.data == "" and c.digest == "" for c in connections(src).values())
     dst = tmp_path / "out"
-    bag2.anonymize_ros2_bag(src, dst, PipelineConfig())
+    bag_tool.anonymize_ros2_bag(src, dst, PipelineConfig())
     assert "version: 9" in (dst / "metadata.yaml").read_text()
     with AnyReader([dst]) as reader:
         msgs = [reader.deserialize(data, c.msgtype) for c, _, data in reader.messages()]

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -88,10 +87,13 @@ def kept(index: int, drop: bool, seed: int = 0) -> bool:
     return np.random.default_rng([seed, index]).random() >= DROP_FRACTION
 
 
-def _frames(source: str, encoding: str, fps: float, width: int, height: int, start: float | None, max_frames: int,
-            perturb: tuple[str, ...], seed: int, progress: bool, desc: str) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, stamp in seconds, perturbed BGR frame) of every kept frame of ``source``; the arguments are
-    checked and the source opened before this returns (nothing is written for a bad argument)."""
+def convert(source: str, out: str | Path, topic: str = "/camera/image_raw", encoding: str = "bgr8",
+            fps: float = 0.0, width: int = 0, height: int = 0, start: float | None = None, frame_id: str = "camera",
+            max_frames: int = 0, perturb: tuple[str, ...] = (), seed: int = 0, progress: bool = True) -> int:
+    """Write ``source`` to the bag ``out``; returns the number of frames written."""
+    from ..ros import bags as bag_io  # rosbag imports rospy: only this tool's entry point loads it
+    from ..ros.messages import bgr_to_message, make_header
+
     if encoding not in ENCODINGS and encoding not in ("jpeg", "png"):
         raise EmojiPrivacyError(f"unknown encoding '{encoding}'; choose one of {', '.join(ENCODINGS)}, jpeg, png")
     unknown = [p for p in perturb if p not in PERTURBATION_NAMES]
@@ -106,74 +108,26 @@ def _frames(source: str, encoding: str, fps: float, width: int, height: int, sta
         max_frames = src.frames
     period = 1.0 / (fps or src.fps)
     t0 = time.time() if start is None else start
-    return _read(src, max_frames, period, t0, perturb, seed, tqdm(total=max_frames or None, unit="frame", desc=desc,
-                                                                  disable=not progress))
-
-
-def _read(src: Any, max_frames: int, period: float, t0: float, perturb: tuple[str, ...], seed: int,
-          bar: Any) -> Iterator[tuple[int, float, np.ndarray]]:
-    index = 0
+    written = index = 0
+    bar = tqdm(total=max_frames or None, unit="frame", desc=f"video_to_bag {Path(out).name}", disable=not progress)
     try:
-        while max_frames <= 0 or index < max_frames:
-            frame = src.read()
-            if frame is None:
-                break
-            if kept(index, "drop" in perturb, seed):
-                for name in perturb:
-                    if name in PERTURBATIONS:
-                        frame = PERTURBATIONS[name](frame, index)
-                yield index, t0 + index * period, frame
-            index += 1
-            bar.update()
+        with bag_io.BagWriter(out) as bag:
+            while max_frames <= 0 or index < max_frames:
+                frame = src.read()
+                if frame is None:
+                    break
+                if kept(index, "drop" in perturb, seed):
+                    for name in perturb:
+                        if name in PERTURBATIONS:
+                            frame = PERTURBATIONS[name](frame, index)
+                    stamp = t0 + index * period
+                    bag.write(topic, bgr_to_message(frame, make_header(stamp, frame_id, index), encoding), stamp)
+                    written += 1
+                index += 1
+                bar.update()
     finally:
         bar.close()
         src.close()
     if index == 0:
         raise EmojiPrivacyError(f"{src.description} delivered no frame (corrupt or unsupported file?)")
-
-
-def convert(source: str, out: str | Path, topic: str = "/camera/image_raw", encoding: str = "bgr8",
-            fps: float = 0.0, width: int = 0, height: int = 0, start: float | None = None, frame_id: str = "camera",
-            max_frames: int = 0, perturb: tuple[str, ...] = (), seed: int = 0, progress: bool = True) -> int:
-    """Write ``source`` to the bag ``out``; returns the number of frames written."""
-    from ..ros import bags as bag_io  # rosbag imports rospy: only this tool's entry point loads it
-    from ..ros.messages import bgr_to_message, make_header
-
-    frames = _frames(source, encoding, fps, width, height, start, max_frames, perturb, seed, progress,
-                     f"video_to_bag {Path(out).name}")
-    written = 0
-    with bag_io.BagWriter(out) as bag:
-        for index, stamp, frame in frames:
-            bag.write(topic, bgr_to_message(frame, make_header(stamp, frame_id, index), encoding), stamp)
-            written += 1
-    return written
-
-
-def video_to_ros2_bag(video: str | Path, dst: str | Path, storage: str = "sqlite3", topic: str = "/camera/image_raw",
-                      max_frames: int | None = None, encoding: str = "bgr8", fps: float = 0.0, width: int = 0,
-                      height: int = 0, start: float | None = None, frame_id: str = "camera",
-                      perturb: tuple[str, ...] = (), seed: int = 0, progress: bool = False) -> int:
-    """Write ``video`` (or any source ``convert`` takes) as the ROS 2 bag folder ``dst``: ``storage`` 'sqlite3'
-    or 'mcap', each frame a sensor_msgs/msg/Image in ``encoding`` (CompressedImage for 'jpeg'/'png') on
-    ``topic``, stamped as ``convert`` stamps them, receipt time = stamp (nanoseconds). The folder is written
-    whole or not at all and replaces nothing: ``dst`` must not exist. Returns the number of frames written."""
-    from ..atomic import atomic_new_folder
-    from ..ros import ros2_bags
-
-    dst = Path(dst)
-    if storage not in ros2_bags.STORAGE_SUFFIXES:
-        raise EmojiPrivacyError(f"unknown ROS 2 bag storage '{storage}'; choose sqlite3 or mcap")
-    if dst.exists():
-        raise EmojiPrivacyError(f"{dst} exists already; give a new folder name for the ROS 2 bag")
-    frames = _frames(str(video), encoding, fps, width, height, start, max_frames or 0, perturb, seed, progress,
-                     f"video_to_ros2_bag {dst.name}")
-    written = 0
-    with atomic_new_folder(dst) as tmp, ros2_bags.Ros2BagWriter(tmp, storage) as bag:
-        conn = None
-        for _, stamp, frame in frames:
-            t_ns = int(round(stamp * 1e9))
-            msg = ros2_bags.image_message(frame, ros2_bags.header(t_ns, frame_id), encoding)
-            conn = conn or bag.add_connection(topic, msg.__msgtype__)
-            bag.write(conn, t_ns, ros2_bags.serialize(msg))
-            written += 1
     return written

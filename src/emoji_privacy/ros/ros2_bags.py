@@ -7,7 +7,9 @@ read and written with the pure-Python ``rosbags`` library: no ROS 2 installation
   connections keeping their definition, hash, serialization format and QoS profiles;
 - ``typestore()``: rosbags' ROS 2 Humble types with emoji_privacy/msg/FaceEmotion(Array) registered from the
   package's own ``msg/*.msg`` files, so a bag written here carries their definition;
-- ``faces_message``, ``image_message``: the ROS 2 messages the tools write.
+- ``faces_message``, ``image_message``: the ROS 2 messages the tools write;
+- ``video_to_ros2_bag``, ``write_image_bag``, ``read_images``: bags made from videos or frames, and their images
+  read back (tests, benchmarks).
 
 ``rosbags`` is imported inside the functions that need it: importing this module, and the metadata helpers,
 cost nothing.
@@ -16,7 +18,10 @@ cost nothing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+import itertools
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,7 @@ import yaml
 from .. import image_io
 from ..errors import BagError
 from ..model_files import package_dirs
-from .common import IMAGE_TYPES, TopicInfo, base_type, face_fields
+from .common import IMAGE_TYPES, TopicInfo, base_type, face_fields, image_to_bgr, image_topics
 
 FACES_TYPE = "emoji_privacy/msg/FaceEmotionArray"
 MSG_TYPES = ("FaceEmotion", "FaceEmotionArray")  # msg/<name>.msg of this package, in dependency order
@@ -315,3 +320,74 @@ def image_message(img: np.ndarray, head: Any, encoding: str = "bgr8", jpeg_quali
     return types["sensor_msgs/msg/Image"](header=head, height=h, width=w, encoding=encoding,
                                           is_bigendian=0 if np.little_endian else 1, step=step,
                                           data=np.frombuffer(data, np.uint8))
+
+
+# --- bags from videos, images from bags (tests, benchmarks) ------------------------------------------------------
+
+
+def write_image_bag(dst: Path, frames: Iterable[tuple[int, np.ndarray]], storage: str = "sqlite3",
+                    topic: str = "/camera/image_raw", encoding: str = "bgr8", frame_id: str = "camera") -> int:
+    """The ROS 2 bag folder ``dst`` (which must not exist) holding ``frames`` ((stamp in ns, BGR array), in order)
+    on ``topic``: sensor_msgs/msg/Image in ``encoding``, or CompressedImage for 'jpeg'/'png'; receipt time =
+    stamp. Written whole or not at all. Returns the number of frames written."""
+    from ..atomic import atomic_new_folder
+
+    dst = Path(dst)
+    if storage not in STORAGE_SUFFIXES:
+        raise BagError(f"unknown ROS 2 bag storage '{storage}'; choose sqlite3 or mcap")
+    if encoding not in image_io.ENCODINGS and encoding not in ("jpeg", "png"):
+        raise BagError(f"unknown encoding '{encoding}'; choose one of {', '.join(image_io.ENCODINGS)}, jpeg, png")
+    if dst.exists():
+        raise BagError(f"{dst} exists already; give a new folder name for the ROS 2 bag")
+    written = 0
+    with atomic_new_folder(dst) as tmp, Ros2BagWriter(tmp, storage) as bag:
+        conn = None
+        for t_ns, frame in frames:
+            msg = image_message(frame, header(t_ns, frame_id), encoding)
+            conn = conn or bag.add_connection(topic, msg.__msgtype__)
+            bag.write(conn, t_ns, serialize(msg))
+            written += 1
+    return written
+
+
+def video_to_ros2_bag(video: str | Path, dst: str | Path, storage: str = "sqlite3", topic: str = "/camera/image_raw",
+                      max_frames: int | None = None, encoding: str = "bgr8", fps: float = 0.0,
+                      start: float | None = None, frame_id: str = "camera") -> int:
+    """Write ``video`` (a video file, an image folder, 'demo': ``sources.open_source``) as the ROS 2 bag folder
+    ``dst`` (``write_image_bag``): its first ``max_frames`` frames (all when None), stamped from ``start``
+    (seconds; default now) at the source's frame rate (``fps`` to override). Returns the number of frames."""
+    from ..sources import DemoSource, open_source
+
+    src = open_source(str(video), loop=False)
+    try:
+        if isinstance(src, DemoSource) and not max_frames:
+            max_frames = src.frames
+        if src.live and not max_frames:
+            raise BagError(f"{src.description} never ends: give max_frames")
+        period_ns = 1e9 / (fps or src.fps)
+        t0 = int(round((time.time() if start is None else start) * 1e9))
+
+        def frames() -> Iterator[tuple[int, np.ndarray]]:
+            for i in itertools.count():
+                frame = None if max_frames and i >= max_frames else src.read()
+                if frame is None:
+                    return
+                yield t0 + int(round(i * period_ns)), frame
+
+        written = write_image_bag(Path(dst), frames(), storage, topic, encoding, frame_id)
+    finally:
+        src.close()
+    if written == 0:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise BagError(f"{src.description} delivered no frame (corrupt or unsupported file?)")
+    return written
+
+
+def read_images(path: Path, topics: Sequence[str] | None = None,
+                max_pixels: int = image_io.MAX_PIXELS) -> list[np.ndarray]:
+    """Every image message of the bag ``path`` (of its image topics, or of ``topics``) as a BGR array, in
+    recording order."""
+    with Ros2BagReader(bag_folder(Path(path)) or Path(path)) as reader:
+        names = list(topics) if topics is not None else image_topics(reader.infos)
+        return [image_to_bgr(deserialize(data, c.msgtype), c.msgtype, max_pixels)
+                for c, _, data in reader.messages(names)]
