@@ -158,8 +158,8 @@ def definition(msgtype: str, msgdef: str = "", msg_format: str = "", digest: str
         return msgdef or store.generate_msgdef(msgtype, ros_version=2)[0], digest or store.hash_rihs01(msgtype)
     except Exception as e:  # noqa: BLE001 - rosbags raises several types for an unknown or unparsable type
         raise BagError(f"the definition of {msgtype} is neither in the bag nor a ROS 2 Humble type known to "
-                       f"rosbags ({type(e).__name__}: {e}); record the bag with MCAP storage, which keeps the "
-                       "definitions, or drop the topic with `ros2 bag convert`") from e
+                       f"rosbags ({type(e).__name__}: {_one_line(e)}); record the bag with MCAP storage, which keeps "
+                       "the definitions, or drop the topic with `ros2 bag convert`") from e
 
 
 # --- reading -----------------------------------------------------------------------------------------------------
