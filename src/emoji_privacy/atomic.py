@@ -2,7 +2,8 @@
 folder) beside its output and renames it at the end, so a crash, a kill or Ctrl-C never leaves half a file
 where a finished one is expected.
 
-``atomic_output`` (one file) and ``atomic_folder`` (a folder of files) raise ``OutputError`` when the
+``atomic_output`` (one file), ``atomic_folder`` (a folder of files) and ``atomic_new_folder`` (a folder made
+whole by a writer that creates it itself, e.g. a ROS 2 bag) raise ``OutputError`` when the
 folder cannot take the output; ``atomic_write`` (any writer that takes a path: ``torch.save``, ``np.savez``)
 and ``atomic_write_bytes`` are the one-call forms. Standard library only: every layer may use it.
 """
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from .errors import EmojiPrivacyError
 
-__all__ = ["OutputError", "atomic_output", "atomic_folder", "atomic_write", "atomic_write_bytes", "remove_partials"]
+__all__ = ["OutputError", "atomic_output", "atomic_folder", "atomic_new_folder", "atomic_write",
+           "atomic_write_bytes", "remove_partials"]
 
 
 class OutputError(EmojiPrivacyError):
@@ -53,16 +55,21 @@ def atomic_output(dst: Path) -> Iterator[Path]:
         raise
 
 
+def _partial_folder(dst: Path) -> Path:
+    """A new hidden folder beside ``dst`` (``.<name>.XXXX.partial``), or OutputError."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write {dst}: {e.strerror or e} (check that {dst.parent} exists and is "
+                          "writable)") from e
+
+
 @contextlib.contextmanager
 def atomic_folder(dst: Path) -> Iterator[Path]:
     """A temporary folder beside ``dst``; when the block succeeds its files move into ``dst`` (created if
     needed; files there with other names stay), and on any exception it is removed with everything in it."""
     dst = Path(dst)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
-    except OSError as e:
-        raise OutputError(f"cannot write {dst}: {e.strerror or e} (check that {dst.parent} exists and is "
-                          "writable)") from e
+    tmp = _partial_folder(dst)
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -77,6 +84,31 @@ def atomic_folder(dst: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_new_folder(dst: Path) -> Iterator[Path]:
+    """A path named like ``dst``, absent, inside a hidden temporary folder beside it, for a writer that creates
+    the folder itself and names files after it (a rosbag2 writer). When the block succeeds the new folder
+    replaces ``dst`` as a whole (an existing ``dst``, which the caller judged replaceable, is removed once the
+    new one is in place); on any exception everything written is removed and ``dst`` is left as it was."""
+    dst = Path(dst)
+    tmp = _partial_folder(dst)
+    new = tmp / dst.name
+    try:
+        yield new
+        if not new.is_dir():
+            raise OutputError(f"cannot write {dst}: the writer made no folder")
+        if dst.exists() or dst.is_symlink():
+            os.replace(dst, tmp / f"{dst.name}.old")
+        try:
+            os.replace(new, dst)
+        except BaseException:
+            if (tmp / f"{dst.name}.old").exists():
+                os.replace(tmp / f"{dst.name}.old", dst)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write(dst: Path, write: Callable[[Path], object]) -> Path:

@@ -67,6 +67,19 @@ def test_install_space_data_paths(install: Path, tmp_path: Path) -> None:
     assert dirs[0] == str(share / "models") and not any(str(REPO) in d for d in dirs)
 
 
+def test_install_space_has_the_message_definitions_for_ros2_bags(install: Path, tmp_path: Path) -> None:
+    """A ROS 2 bag written from the install space registers FaceEmotionArray from share/emoji_privacy/msg."""
+    code = ("import json; from emoji_privacy.ros import ros2_bags; "
+            "print(json.dumps([str(p) for p in ros2_bags.msg_files()] + "
+            "[ros2_bags.typestore().hash_rihs01(ros2_bags.FACES_TYPE)]))")
+    *files, digest = last_json(_run(install, tmp_path, code))
+    share = install / "share" / "emoji_privacy" / "msg"
+    assert files == [str(share / "FaceEmotion.msg"), str(share / "FaceEmotionArray.msg")]
+    from emoji_privacy.ros import ros2_bags
+
+    assert digest == ros2_bags.typestore().hash_rihs01(ros2_bags.FACES_TYPE), "the source tree's definition"
+
+
 def _helen_image() -> list[str]:
     env = os.environ.get("EMOJI_PRIVACY_SHARED")
     folder = (Path(env) if env else REPO.parent / "shared") / "data" / "landmarks" / "helen_test"

@@ -17,6 +17,7 @@ import genpy
 import numpy as np
 import pytest
 from data_helpers import shared_path
+from leak_helpers import bag_leaks
 
 pytest.importorskip("rosbag", reason="ROS 1 (rosbag) is not installed")
 pytestmark = pytest.mark.ros  # the generated emoji_privacy/FaceEmotionArray needs the catkin workspace
@@ -171,18 +172,7 @@ def test_no_face_left_and_the_check_fires_on_the_input(run: dict) -> None:
     for topic, raw, _, _ in read_all(run["dst"]):
         if topic in out:
             out[topic].append(image_to_bgr(decode(raw)))
-    meter = LeakMeter(independent_backend(PipelineConfig().detector.backend))
-    faces = leaked = leaked_in_input = 0
-    for topic, frames in run["written"].items():
-        meter.reset()
-        for original, anonymized in zip(frames, out[topic], strict=True):
-            if original is None:
-                continue
-            truth = meter.reference.detect(original).boxes
-            result = meter.measure(original, anonymized, [], truth=truth)
-            faces += len(truth)
-            leaked += result.count
-            leaked_in_input += meter.measure(original, original, [], truth=truth).count
+    faces, leaked, leaked_in_input = bag_leaks(run["written"], out, lambda topic, img: img)
     assert faces >= 2 * (FRAMES - 1) - 4, f"the reference detector finds the faces of the input ({faces})"
     assert leaked_in_input == faces, "the companion: the check fires on every face of the input bag"
     assert leaked == 0, f"{leaked} of {faces} faces left visible in the output bag"

@@ -1,4 +1,4 @@
-"""Recorded ROS 1 bags, sanitized for sharing: every face in every image topic covered.
+"""Recorded ROS 1 and ROS 2 bags, sanitized for sharing: every face in every image topic covered.
 
 ``anonymize_bag(src, dst, config)`` writes a new bag beside nothing else: every ``sensor_msgs/Image`` and
 ``sensor_msgs/CompressedImage`` topic is anonymized in place (same topic, type, header, receipt time,
@@ -16,6 +16,22 @@ bag is written to a hidden file beside ``dst`` and renamed at the end; an error 
 
 (the command line is ``files.cli.anonymize_bag_main``)
 
+ROS 2 bags: ``anonymize_ros2_bag(src, dst, config)`` reads a rosbag2 folder (``metadata.yaml`` and its
+``.db3`` sqlite3 or ``.mcap`` storage files; ``src`` may also be one of those files, which stands for its
+folder) and writes the folder ``dst`` in the same storage format: the same topics, message counts, receipt
+times and headers, every ``sensor_msgs/msg/Image`` and ``CompressedImage`` topic anonymized in place, every
+other message copied as its CDR bytes with its connection's type, definition, hash, serialization format and
+QoS profiles, and beside each image topic ``<image topic>/faces`` (``emoji_privacy/msg/FaceEmotionArray``, the
+image topic's QoS) whose definition is registered in the bag from the package's msg/ files. The folder is
+written whole or not at all (``atomic.atomic_new_folder``); an existing ``dst`` is replaced only when it is
+empty or holds nothing but a rosbag2 bag. ``is_ros2_bag``, ``ros2_default_output`` (``<name>_anonymized``)
+and ``ros2_frame_count`` (from metadata.yaml) cost no ``rosbags`` import, which happens only when a ROS 2 bag
+is read or written (``ros.ros2_bags``).
+
+The work on the frames (``_BagAnonymizer``, ``run_job``: tracking per topic, fail-closed masks, faces
+messages and --faces-json lines) is the same for both: it reads and writes through a small backend
+(``BagBackend``): ``_Ros1Bag`` (rosbag) or ``_Ros2Bag`` (rosbags).
+
 See docs/bags.md.
 """
 
@@ -24,22 +40,33 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from .. import image_io
-from ..atomic import atomic_output
+from ..atomic import atomic_new_folder, atomic_output
 from ..config import PipelineConfig
 from ..errors import BagError
 from ..fail_closed import masked_frame
+from ..ros import ros2_bags
+from ..ros.common import (
+    CAMERA_INFO_TYPE,
+    IMAGE_TYPE,
+    TopicInfo,
+    base_type,
+    camera_matrix_values,
+    decode_image,
+    describe,
+    image_topics,
+    stamp_seconds,
+)
 
-IMAGE_TYPE, COMPRESSED_TYPE = "sensor_msgs/Image", "sensor_msgs/CompressedImage"
-CAMERA_INFO_TYPE = "sensor_msgs/CameraInfo"
 FACES_SUFFIX = "/faces"
 FALLBACK_SIZE = (480, 640)
 """(height, width) of the mask written for a frame whose size cannot be known (no frame of its topic decodes)."""
@@ -88,6 +115,15 @@ class BagSummary:
         return text
 
 
+def check_output_folder(what: str, out: Path) -> None:
+    """The folder of the output ``out`` exists and is writable, or a BagError saying which is not."""
+    parent = out.parent
+    if not parent.is_dir():
+        raise BagError(f"cannot write the {what} {out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BagError(f"cannot write the {what} {out}: folder {parent} is not writable")
+
+
 def _check_paths(src: Path, dst: Path, faces_json: Path | None) -> None:
     if src.name.endswith(".active"):
         raise BagError(f"{src} is a bag still being recorded or whose recording was cut off (rosbag record "
@@ -101,11 +137,7 @@ def _check_paths(src: Path, dst: Path, faces_json: Path | None) -> None:
             raise BagError(f"the {what} {out} is the input bag itself; choose another output file")
         if out.is_dir():
             raise BagError(f"the {what} {out} is a folder; give a file name")
-        parent = out.parent
-        if not parent.is_dir():
-            raise BagError(f"cannot write the {what} {out}: folder {parent} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise BagError(f"cannot write the {what} {out}: folder {parent} is not writable")
+        check_output_folder(what, out)
     if faces_json is not None and faces_json.resolve() == dst.resolve():
         raise BagError(f"the faces JSON and the output bag are the same file {dst}")
 
@@ -115,6 +147,7 @@ class _Stream:
 
     def __init__(self, topic: str, msg_type: str, anonymizer: object) -> None:
         self.topic, self.msg_type, self.anonymizer = topic, msg_type, anonymizer
+        self.raw = base_type(msg_type) == IMAGE_TYPE  # else a CompressedImage
         self.faces_topic = faces_topic(topic)
         self.last_stamp: float | None = None
         self.last_size: tuple[int, int] | None = None  # (h, w) of the last decoded frame
@@ -178,24 +211,50 @@ def _encode(img: np.ndarray, fmt: str, quality: int) -> bytes:
     return buf.tobytes()
 
 
-class _BagAnonymizer:
-    def __init__(self, src: Path, config: PipelineConfig, summary: BagSummary) -> None:
-        from ..ros import bags as bag_io  # rosbag imports rospy: loaded by the tool, never by the library
+class BagBackend(Protocol):
+    """What the shared anonymizer needs of a bag format: ``_Ros1Bag`` for ROS 1, ``_Ros2Bag`` for ROS 2.
 
-        self.bag_io, self.src, self.config, self.summary = bag_io, src, config, summary
-        self.bag = bag_io.open_bag(src)
-        self.infos = bag_io.topics(self.bag)
-        images = bag_io.image_topics(self.infos)
+    ``items()`` yields (topic, message type, item) for every message in recording order, the item being the
+    format's own record (bytes, receipt time, connection); ``decode(item, topic, index)`` its message (BagError
+    when it is damaged); ``reread(topic)`` the messages of one topic from a second reader; ``writer(path)`` a
+    context manager writing the output (``BagOutput``); ``faces_message`` the FaceEmotionArray of a frame."""
+
+    path: Path
+    infos: dict[str, TopicInfo]
+
+    def items(self) -> Iterator[tuple[str, str, Any]]: ...
+    def decode(self, item: Any, topic: str, index: int) -> Any: ...
+    def reread(self, topic: str) -> Iterator[Any]: ...
+    def writer(self, path: Path, images: list[str]) -> contextlib.AbstractContextManager[BagOutput]: ...
+    def faces_message(self, faces: list, header: Any, with_landmarks: bool) -> Any: ...
+    def close(self) -> None: ...
+
+
+class BagOutput(Protocol):
+    """The output bag: messages copied unchanged, image messages re-serialized, faces messages, each at the
+    receipt time of the item read."""
+
+    def copy(self, item: Any) -> None: ...
+    def write_image(self, item: Any, msg: Any) -> None: ...
+    def write_faces(self, topic: str, msg: Any, item: Any) -> None: ...
+
+
+class _BagAnonymizer:
+    """The work on one bag, whatever its format: one Anonymizer per image topic, every frame anonymized or
+    masked (fail-closed), every other message copied, the faces messages and --faces-json lines."""
+
+    def __init__(self, bag: BagBackend, config: PipelineConfig, summary: BagSummary, rerun_hint: str) -> None:
+        self.bag, self.src, self.config, self.summary = bag, bag.path, config, summary
+        self.infos = bag.infos
+        images = image_topics(self.infos)
         if not images:
-            self.bag.close()
-            raise BagError(f"bag {src} holds no sensor_msgs/Image or sensor_msgs/CompressedImage messages; "
-                           f"its topics: {bag_io.describe(self.infos)}")
+            raise BagError(f"bag {self.src} holds no sensor_msgs/Image or sensor_msgs/CompressedImage messages; "
+                           f"its topics: {describe(self.infos)}")
         for topic in images:
             if faces_topic(topic) in self.infos:
-                self.bag.close()
-                raise BagError(f"bag {src} already has a topic {faces_topic(topic)} "
+                raise BagError(f"bag {self.src} already has a topic {faces_topic(topic)} "
                                f"({self.infos[faces_topic(topic)].msg_type}), where the faces of {topic} would go; "
-                               "is it anonymized already? (filter it out with `rosbag filter` to run again)")
+                               f"is it anonymized already? ({rerun_hint})")
         self.images = images
         self.total = sum(self.infos[t].count for t in images)
         self.streams: dict[str, _Stream] = {}
@@ -216,10 +275,8 @@ class _BagAnonymizer:
 
     # --- frames -----------------------------------------------------------------------------------------------
 
-    def anonymize(self, stream: _Stream, msg: object) -> list:
+    def anonymize(self, stream: _Stream, msg: Any) -> list:
         """Anonymize ``msg`` in place (its data, and its size fields when masked); the faces found."""
-        from ..ros.messages import image_to_bgr, stamp_seconds
-
         stamp = stamp_seconds(msg)
         if stream.last_stamp is not None and stamp < stream.last_stamp:
             stream.anonymizer.reset()  # the recording jumps back in time: a new stream
@@ -227,10 +284,10 @@ class _BagAnonymizer:
         max_pixels = self.config.output.max_pixels
         stream.last_failed = False
         try:
-            frame = image_to_bgr(msg, max_pixels)
+            frame = decode_image(msg, not stream.raw, max_pixels)
             stream.last_size = frame.shape[:2]
             out, faces = stream.anonymizer.process(frame, stamp)
-            if stream.msg_type == IMAGE_TYPE:
+            if stream.raw:
                 msg.data = _raw_data(msg, frame, out)
             else:
                 msg.data = self._compressed_data(msg, frame, out)
@@ -242,7 +299,7 @@ class _BagAnonymizer:
             self._mask(stream, msg)
             return []
 
-    def _compressed_data(self, msg: object, frame: np.ndarray, out: np.ndarray) -> bytes:
+    def _compressed_data(self, msg: Any, frame: np.ndarray, out: np.ndarray) -> bytes:
         fmt = _compressed_format(msg)
         if fmt == "png":  # lossless: keep every other pixel exactly, with its bit depth and alpha
             native = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_UNCHANGED)
@@ -252,11 +309,11 @@ class _BagAnonymizer:
         img = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) if _is_gray(msg) else out
         return _encode(img, fmt, self.config.output.jpeg_quality)
 
-    def _size(self, stream: _Stream, msg: object) -> tuple[int, int]:
+    def _size(self, stream: _Stream, msg: Any) -> tuple[int, int]:
         """(h, w) of the mask for a failed frame: its own when known and allowed, else its topic's."""
         max_pixels = self.config.output.max_pixels
         size = None
-        if stream.msg_type == IMAGE_TYPE:
+        if stream.raw:
             size = (int(msg.height), int(msg.width))
         else:
             try:
@@ -265,32 +322,30 @@ class _BagAnonymizer:
             except image_io.ImageFormatError:
                 size = None
         if size is None or size[0] < 1 or size[1] < 1 or size[0] * size[1] > max_pixels:
-            size = stream.last_size or self._first_size(stream.topic) or FALLBACK_SIZE
+            size = stream.last_size or self._first_size(stream) or FALLBACK_SIZE
         return size
 
-    def _first_size(self, topic: str) -> tuple[int, int] | None:
-        """The size of the first frame of ``topic`` that decodes (read with a second reader), or None."""
-        from ..ros.messages import image_to_bgr
-
+    def _first_size(self, stream: _Stream) -> tuple[int, int] | None:
+        """The size of the first frame of the stream's topic that decodes (read with a second reader), or None."""
+        topic = stream.topic
         if topic not in self._lookahead:
             self._lookahead[topic] = None
-            with self.bag_io.open_bag(self.src) as bag:
-                for _, msg, _ in self.bag_io.read(bag, [topic]):
-                    try:
-                        self._lookahead[topic] = image_to_bgr(msg, self.config.output.max_pixels).shape[:2]
-                        break
-                    except Exception:  # noqa: BLE001, S112 - an undecodable frame: try the next one
-                        continue
+            for msg in self.bag.reread(topic):
+                try:
+                    self._lookahead[topic] = decode_image(msg, not stream.raw, self.config.output.max_pixels).shape[:2]
+                    break
+                except Exception:  # noqa: BLE001, S112 - an undecodable frame: try the next one
+                    continue
         return self._lookahead[topic]
 
-    def _mask(self, stream: _Stream, msg: object) -> None:
+    def _mask(self, stream: _Stream, msg: Any) -> None:
         """Replace the frame of ``msg`` by the striped mask: same encoding or format, its size when known."""
-        if stream.msg_type == IMAGE_TYPE and msg.encoding not in image_io.ENCODINGS:
+        if stream.raw and msg.encoding not in image_io.ENCODINGS:
             msg.data = bytes(len(msg.data))  # an encoding this tool cannot draw in: every byte zeroed
             return
         h, w = self._size(stream, msg)
         mask = masked_frame(h, w)
-        if stream.msg_type == IMAGE_TYPE:
+        if stream.raw:
             data, h, w, step = image_io.encode_raw(mask, msg.encoding)
             msg.data, msg.height, msg.width, msg.step = data, h, w, step
             msg.is_bigendian = 0 if np.little_endian else 1
@@ -300,8 +355,7 @@ class _BagAnonymizer:
 
     # --- the bag ----------------------------------------------------------------------------------------------
 
-    def run(self, tmp: Path, faces_out: object | None, progress: Callable[[int, int], None] | None) -> None:
-        from ..ros.messages import camera_matrix_values, faces_to_message
+    def run(self, tmp: Path, faces_out: Any | None, progress: Callable[[int, int], None] | None) -> None:
         from . import json_line
 
         done = 0
@@ -309,28 +363,21 @@ class _BagAnonymizer:
             progress(0, self.total)
         with_landmarks = self.config.output.publish_landmarks
         info_of = {str(Path(t).parent / "camera_info"): s for t, s in self.streams.items()}
-        with self.bag_io.BagWriter(tmp, self.bag_io.compression(self.bag)) as writer:
-            for topic, raw, t, header in self.bag_io.read_raw(self.bag):
+        with self.bag.writer(tmp, self.images) as writer:
+            for topic, msg_type, item in self.bag.items():
                 stream = self.streams.get(topic)
                 if stream is None:
-                    writer.write_raw(topic, raw, t, header)
+                    writer.copy(item)
                     self.summary.copied += 1
-                    if raw[0] == CAMERA_INFO_TYPE and topic in info_of:  # intrinsics for the head pose
-                        info = raw[4]()
-                        info.deserialize(raw[1])
+                    if base_type(msg_type) == CAMERA_INFO_TYPE and topic in info_of:  # intrinsics for the head pose
+                        info = self.bag.decode(item, topic, 0)
                         info_of[topic].anonymizer.set_camera_matrix(camera_matrix_values(info))
                     continue
-                msg = raw[4]()
-                try:
-                    msg.deserialize(raw[1])
-                except Exception as e:  # noqa: BLE001 - a damaged record: say so, write nothing
-                    raise BagError(f"message {stream.frames + 1} of {topic} in {self.src} is damaged ({e}); "
-                                   f"check the bag with `rosbag check {self.src}`") from e
+                msg = self.bag.decode(item, topic, stream.frames + 1)
                 faces = self.anonymize(stream, msg)
-                buf = BytesIO()
-                msg.serialize(buf)
-                writer.write_raw(topic, (raw[0], buf.getvalue(), raw[2], None, raw[4]), t, header)
-                writer.write_at(stream.faces_topic, faces_to_message(faces, msg.header, with_landmarks), t)
+                writer.write_image(item, msg)
+                writer.write_faces(stream.faces_topic, self.bag.faces_message(faces, msg.header, with_landmarks),
+                                   item)
                 stream.frames += 1
                 self.summary.frames[topic] = stream.frames
                 self.summary.faces += len(faces)
@@ -342,35 +389,88 @@ class _BagAnonymizer:
                     progress(done, self.total)
 
 
-def _faces_record(topic: str, index: int, msg: object, faces: list, held: list) -> dict:
+class _Ros1Bag:
+    """A ROS 1 bag through ``ros.bags`` (rosbag): the backend of ``anonymize_bag``."""
+
+    def __init__(self, src: Path) -> None:
+        from ..ros import bags as bag_io  # rosbag imports rospy: loaded by the tool, never by the library
+
+        self.bag_io, self.path = bag_io, src
+        self.bag = bag_io.open_bag(src)
+        self.infos = bag_io.topics(self.bag)
+
+    def items(self) -> Iterator[tuple[str, str, Any]]:
+        for record in self.bag_io.read_raw(self.bag):
+            yield record[0], record[1][0], record
+
+    def decode(self, item: Any, topic: str, index: int) -> Any:
+        raw = item[1]
+        msg = raw[4]()
+        try:
+            msg.deserialize(raw[1])
+        except Exception as e:  # noqa: BLE001 - a damaged record: say so, write nothing
+            raise BagError(f"message {index} of {topic} in {self.path} is damaged ({e}); "
+                           f"check the bag with `rosbag check {self.path}`") from e
+        return msg
+
+    def reread(self, topic: str) -> Iterator[Any]:
+        with self.bag_io.open_bag(self.path) as bag:
+            for _, msg, _ in self.bag_io.read(bag, [topic]):
+                yield msg
+
+    @contextlib.contextmanager
+    def writer(self, path: Path, images: list[str]) -> Iterator[BagOutput]:
+        with self.bag_io.BagWriter(path, self.bag_io.compression(self.bag)) as writer:
+            yield _Ros1Output(writer)
+
+    def faces_message(self, faces: list, header: Any, with_landmarks: bool) -> Any:
+        from ..ros.messages import faces_to_message
+
+        return faces_to_message(faces, header, with_landmarks)
+
+    def close(self) -> None:
+        self.bag.close()
+
+
+class _Ros1Output:
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def copy(self, item: Any) -> None:
+        topic, raw, t, header = item
+        self.writer.write_raw(topic, raw, t, header)
+
+    def write_image(self, item: Any, msg: Any) -> None:
+        topic, raw, t, header = item
+        buf = BytesIO()
+        msg.serialize(buf)
+        self.writer.write_raw(topic, (raw[0], buf.getvalue(), raw[2], None, raw[4]), t, header)
+
+    def write_faces(self, topic: str, msg: Any, item: Any) -> None:
+        self.writer.write_at(topic, msg, item[2])
+
+
+def _faces_record(topic: str, index: int, msg: Any, faces: list, held: list) -> dict:
     """One JSON line of --faces-json: a frame's faces, in the records of the video tool (docs/files.md)."""
     from . import faces_records
 
-    stamp = msg.header.stamp
-    return {"topic": topic, "frame": index, "stamp": stamp.secs + stamp.nsecs * 1e-9,
+    return {"topic": topic, "frame": index, "stamp": stamp_seconds(msg),
             "frame_id": msg.header.frame_id, **faces_records(faces, held)}
 
 
-def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: Path | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> BagSummary:
-    """Write ``dst``: the bag ``src`` with every face of every image topic covered (module docstring).
-
-    ``faces_json``: also write one JSON line per frame (topic, frame, stamp, faces). ``progress(done, total)``
-    is called after every image frame. Raises BagError (or another EmojiPrivacyError) with a one-line message;
-    on any error or KeyboardInterrupt no output file is left behind.
-    """
+def run_job(bag: BagBackend, dst: Path, config: PipelineConfig, output: Callable[[Path], Any],
+            faces_json: Path | None, progress: Callable[[int, int], None] | None, rerun_hint: str) -> BagSummary:
+    """Anonymize the opened ``bag`` into ``dst`` through ``output`` (``atomic_output`` for a file,
+    ``atomic_new_folder`` for a folder), with the faces JSON beside it; closes ``bag``. Shared by
+    ``anonymize_bag`` and ``anonymize_ros2_bag``."""
     t0 = time.perf_counter()
-    src, dst = Path(src), Path(dst)
-    faces_json = Path(faces_json) if faces_json is not None else None
-    config.validate()
-    _check_paths(src, dst, faces_json)
-    summary = BagSummary(str(src), str(dst))
-    job = _BagAnonymizer(src, config, summary)
+    summary = BagSummary(str(bag.path), str(dst))
     try:
+        job = _BagAnonymizer(bag, config, summary, rerun_hint)
         job.load()
         # hidden partial files beside the outputs, renamed at the end (the JSON first), removed on any error
         with contextlib.ExitStack() as outputs:
-            tmp = outputs.enter_context(atomic_output(dst))
+            tmp = outputs.enter_context(output(dst))
             faces_out = None
             if faces_json is not None:
                 faces_out = outputs.enter_context(atomic_output(faces_json)).open("w")
@@ -381,11 +481,190 @@ def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: P
     except OSError as e:
         raise BagError(f"cannot write {dst}: {e.strerror or e}") from e
     finally:
-        job.bag.close()
+        bag.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: Path | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> BagSummary:
+    """Write ``dst``: the bag ``src`` with every face of every image topic covered (module docstring).
+
+    ``faces_json``: also write one JSON line per frame (topic, frame, stamp, faces). ``progress(done, total)``
+    is called after every image frame. Raises BagError (or another EmojiPrivacyError) with a one-line message;
+    on any error or KeyboardInterrupt no output file is left behind.
+    """
+    src, dst = Path(src), Path(dst)
+    faces_json = Path(faces_json) if faces_json is not None else None
+    config.validate()
+    _check_paths(src, dst, faces_json)
+    return run_job(_Ros1Bag(src), dst, config, atomic_output, faces_json, progress,
+                   "filter it out with `rosbag filter` to run again")
 
 
 def default_output(src: Path) -> Path:
     """``<name>_anonymized.bag`` beside the input."""
     return src.with_name(f"{src.stem}_anonymized.bag")
+
+
+# --- ROS 2 bags (rosbag2) -------------------------------------------------------------------------------------
+
+
+ROS2_BAG_FILE_SUFFIXES = (".db3", ".mcap", ".db3.zstd", ".mcap.zstd", ".db3-shm", ".db3-wal", ".db3-journal")
+"""Files a rosbag2 folder may hold beside metadata.yaml: an output folder holding only these may be replaced."""
+
+
+def is_ros2_bag(path: Path) -> bool:
+    """Whether ``path`` is a ROS 2 bag: a folder holding metadata.yaml, or a ``.db3``/``.mcap`` file beside one.
+    Reads no more than the folder listing (a damaged bag is still one; ``anonymize_ros2_bag`` says what is
+    wrong with it)."""
+    return ros2_bags.bag_folder(Path(path)) is not None
+
+
+def _ros2_folder(src: Path) -> Path:
+    """The bag folder of ``src`` (itself or the folder of its storage file), or a BagError saying why not."""
+    src = Path(src)
+    if not src.exists():
+        raise BagError(f"ROS 2 bag {src} does not exist")
+    folder = ros2_bags.bag_folder(src)
+    if folder is not None:
+        return folder
+    if src.is_file() and src.suffix in ros2_bags.STORAGE_SUFFIXES.values():
+        ros2_bags.read_metadata(src.parent)  # raises, saying that metadata.yaml is missing
+    ros2_bags.read_metadata(src)  # a folder without metadata.yaml, or a file: raises saying which
+    raise BagError(f"{src} is not a ROS 2 bag")  # not reached: read_metadata raised
+
+
+def ros2_default_output(src: Path) -> Path:
+    """``<name>_anonymized`` beside the bag folder (``rec/`` -> ``rec_anonymized/``; given ``rec/rec_0.mcap``,
+    the same)."""
+    src = Path(src)
+    folder = ros2_bags.bag_folder(src) or src
+    return folder.with_name(f"{folder.name}_anonymized")
+
+
+def ros2_frame_count(src: Path) -> int:
+    """Image messages of the bag (all its Image and CompressedImage topics), from metadata.yaml alone: the
+    ``total`` that ``progress`` will be given. BagError when it is not a readable ROS 2 bag folder."""
+    return ros2_bags.image_message_count(_ros2_folder(src))
+
+
+def _ros2_replaceable(dst: Path) -> bool:
+    """Whether an existing ``dst`` may be replaced: an empty folder, or one holding only a rosbag2 bag."""
+    if not dst.is_dir() or dst.is_symlink():
+        return False
+    names = [p.name for p in dst.iterdir()]
+    if not names:
+        return True
+    return "metadata.yaml" in names and all(n == "metadata.yaml" or n.endswith(ROS2_BAG_FILE_SUFFIXES) for n in names)
+
+
+def _check_ros2_paths(folder: Path, dst: Path, faces_json: Path | None) -> None:
+    src = folder.resolve()
+    out = dst.resolve()
+    if out == src or src in out.parents:
+        raise BagError(f"the output bag {dst} is the input bag {folder} or inside it; choose a folder outside it")
+    if out in src.parents:
+        raise BagError(f"the output bag {dst} would replace a folder holding the input bag {folder}; "
+                       "choose another output folder")
+    if dst.exists() or dst.is_symlink():
+        if not dst.is_dir():
+            raise BagError(f"the output bag {dst} is a file; a ROS 2 bag is a folder: give a new folder name")
+        if not _ros2_replaceable(dst):
+            raise BagError(f"the output folder {dst} exists and holds more than a ROS 2 bag; give a new folder "
+                           "name (an existing output bag folder is replaced)")
+    check_output_folder("output bag", dst)
+    if faces_json is not None:
+        fj = faces_json.resolve()
+        if fj == out or out in fj.parents or src in fj.parents:
+            raise BagError(f"the faces JSON {faces_json} would be inside the input or output bag folder; "
+                           "write it elsewhere")
+        if faces_json.is_dir():
+            raise BagError(f"the faces JSON {faces_json} is a folder; give a file name")
+        check_output_folder("faces JSON", faces_json)
+
+
+class _Ros2Bag:
+    """A ROS 2 bag through ``ros.ros2_bags`` (rosbags): the backend of ``anonymize_ros2_bag``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder
+        self.reader = ros2_bags.Ros2BagReader(folder)
+        self.infos = self.reader.infos
+
+    def items(self) -> Iterator[tuple[str, str, Any]]:
+        for conn, t, data in self.reader.messages():
+            yield conn.topic, conn.msgtype, (conn, t, data)
+
+    def decode(self, item: Any, topic: str, index: int) -> Any:
+        conn, _, data = item
+        try:
+            return ros2_bags.deserialize(data, conn.msgtype)
+        except Exception as e:  # noqa: BLE001 - a damaged record: say so, write nothing
+            raise BagError(f"message {index} of {topic} in {self.path} is damaged ({type(e).__name__}: {e}); "
+                           f"check the bag with `ros2 bag info {self.path}`") from e
+
+    def reread(self, topic: str) -> Iterator[Any]:
+        with ros2_bags.Ros2BagReader(self.path) as reader:
+            for conn, _, data in reader.messages([topic]):
+                try:
+                    msg = ros2_bags.deserialize(data, conn.msgtype)
+                except Exception:  # noqa: BLE001, S112 - a damaged record: try the next one
+                    continue
+                yield msg
+
+    @contextlib.contextmanager
+    def writer(self, path: Path, images: list[str]) -> Iterator[BagOutput]:
+        meta = self.reader.metadata
+        compression = (meta.get("compression_mode") or "", meta.get("compression_format") or "")
+        with ros2_bags.Ros2BagWriter(path, self.reader.storage, int(meta.get("version", 9)), compression,
+                                     meta.get("custom_data")) as writer:
+            out: dict[int, Any] = {}
+            faces: dict[str, Any] = {}
+            for conn in self.reader.connections:
+                out[conn.id] = writer.copy_connection(conn)
+                topic = faces_topic(conn.topic)
+                if conn.topic in images and topic not in faces:  # the faces topic next to its image topic
+                    faces[topic] = writer.add_connection(topic, ros2_bags.FACES_TYPE, qos=conn.ext.offered_qos_profiles)
+            yield _Ros2Output(writer, out, faces)
+
+    def faces_message(self, faces: list, header: Any, with_landmarks: bool) -> Any:
+        return ros2_bags.faces_message(faces, header, with_landmarks)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class _Ros2Output:
+    def __init__(self, writer: ros2_bags.Ros2BagWriter, connections: dict[int, Any], faces: dict[str, Any]) -> None:
+        self.writer, self.connections, self.faces = writer, connections, faces
+
+    def copy(self, item: Any) -> None:
+        conn, t, data = item
+        self.writer.write(self.connections[conn.id], t, data)
+
+    def write_image(self, item: Any, msg: Any) -> None:
+        conn, t, _ = item
+        self.writer.write(self.connections[conn.id], t, ros2_bags.serialize(msg))
+
+    def write_faces(self, topic: str, msg: Any, item: Any) -> None:
+        self.writer.write(self.faces[topic], item[1], ros2_bags.serialize(msg))
+
+
+def anonymize_ros2_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: Path | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> BagSummary:
+    """Write the folder ``dst``: the ROS 2 bag ``src`` (a folder, or one of its storage files) with every face of
+    every image topic covered (module docstring), in the same storage format.
+
+    ``faces_json``: also write one JSON line per frame (topic, frame, stamp, faces). ``progress(done, total)``
+    is called with (0, total) first and after every image frame. Raises BagError (or another
+    EmojiPrivacyError) with a one-line message; on any error or KeyboardInterrupt no output is left behind
+    and an existing ``dst`` is left as it was.
+    """
+    dst = Path(dst)
+    faces_json = Path(faces_json) if faces_json is not None else None
+    config.validate()
+    folder = _ros2_folder(Path(src))
+    _check_ros2_paths(folder, dst, faces_json)
+    return run_job(_Ros2Bag(folder), dst, config, atomic_new_folder, faces_json, progress,
+                   "drop that topic, e.g. with `ros2 bag convert`, to run again")

@@ -10,26 +10,18 @@ in `ros_messages`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import genpy
 import rosbag
 
 from ..errors import BagError
+from .common import IMAGE_TYPES, TopicInfo, describe, image_topics  # noqa: F401 - the ROS 1 bag tools use them here
 
-IMAGE_TYPES = ("sensor_msgs/Image", "sensor_msgs/CompressedImage")
 FACES_TYPE = "emoji_privacy/FaceEmotionArray"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/DiagnosticArray"
 OUTPUT_IMAGE_SUFFIXES = ("anonymized/image", "anonymized/image/compressed")
 """Topics the listener publishes its anonymized frames on (any namespace)."""
-
-
-@dataclass(frozen=True)
-class TopicInfo:
-    name: str
-    msg_type: str
-    count: int
 
 
 def open_bag(path: str | Path) -> rosbag.Bag:
@@ -57,17 +49,6 @@ def topics(bag: rosbag.Bag) -> dict[str, TopicInfo]:
     """Every topic of the bag with its message type and count."""
     info = bag.get_type_and_topic_info().topics
     return {name: TopicInfo(name, t.msg_type, t.message_count) for name, t in sorted(info.items())}
-
-
-def describe(infos: dict[str, TopicInfo]) -> str:
-    """'name (type, N messages), ...' for error messages."""
-    if not infos:
-        return "none (the bag is empty)"
-    return ", ".join(f"{t.name} ({t.msg_type}, {t.count} messages)" for t in infos.values())
-
-
-def image_topics(infos: dict[str, TopicInfo]) -> list[str]:
-    return [t.name for t in infos.values() if t.msg_type in IMAGE_TYPES and t.count > 0]
 
 
 def output_topics(infos: dict[str, TopicInfo]) -> tuple[str | None, str | None]:

@@ -1,7 +1,9 @@
-"""All ROS message handling of the project: image and face messages in and out.
+"""All ROS 1 message handling of the project: image and face messages in and out.
 
 Imports message classes only (no rospy), so the conversions are testable without a master.
-The generated `emoji_privacy.msg` classes need the catkin workspace sourced.
+The generated `emoji_privacy.msg` classes need the catkin workspace sourced. The field values shared with
+ROS 2 messages are in ``common``; ROS 2 messages (rosbag2 files, read and written with ``rosbags``) are
+built in ``ros2_bags``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from .. import UNKNOWN_INDEX, emotion_name, image_io
-from ..errors import ConfigError, ImageFormatError
+from .. import UNKNOWN_INDEX, image_io
+from ..errors import ConfigError
 from ..pipeline import FaceResult, listed_faces
+from . import common
+from .common import camera_matrix_values, face_fields, stamp_seconds  # noqa: F401 - also public here (ROS 1)
 
 COMPRESSED_FORMATS = ("jpeg", "png")
 """Encodings that make a sensor_msgs/CompressedImage instead of an Image."""
@@ -26,12 +30,7 @@ COMPRESSED_FORMATS = ("jpeg", "png")
 
 def image_to_bgr(msg: Image | CompressedImage, max_pixels: int = image_io.MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/Image (any supported encoding) or CompressedImage -> BGR array."""
-    if msg._type == "sensor_msgs/CompressedImage":
-        return image_io.decode_compressed(msg.data, max_pixels)
-    if msg._type != "sensor_msgs/Image":
-        raise ImageFormatError(f"expected sensor_msgs/Image or CompressedImage, got {msg._type}")
-    return image_io.decode_raw(msg.data, msg.height, msg.width, msg.encoding, msg.step, bool(msg.is_bigendian),
-                               max_pixels)
+    return common.image_to_bgr(msg, msg._type, max_pixels)
 
 
 def bgr_to_image(img: np.ndarray, header: object, encoding: str = "bgr8") -> Image:
@@ -60,11 +59,6 @@ def bgr_to_message(img: np.ndarray, header: object, encoding: str = "bgr8",
     return bgr_to_image(img, header, encoding)
 
 
-def stamp_seconds(msg: object) -> float:
-    """The header stamp of a message, in seconds."""
-    return msg.header.stamp.to_sec()
-
-
 def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks: bool = False) -> object:
     """Faces of one frame -> emoji_privacy/FaceEmotionArray: the listed ones (``listed_faces``: confirmed
     tracks; every face was covered all the same)."""
@@ -72,22 +66,8 @@ def faces_to_message(faces: Sequence[FaceResult], header: object, with_landmarks
 
     out = FaceEmotionArray(header=header)
     for f in listed_faces(faces):
-        x0, y0, x1, y1 = (int(round(float(v))) for v in f.box)
-        out.faces.append(FaceEmotion(
-            track_id=f.track_id,
-            roi=RegionOfInterest(x_offset=max(x0, 0), y_offset=max(y0, 0), width=max(x1 - x0, 0),
-                                 height=max(y1 - y0, 0), do_rectify=False),
-            detection_score=f.score,
-            emotion=emotion_name(f.emotion_index),
-            emotion_index=FaceEmotion.UNKNOWN if f.emotion_index == UNKNOWN_INDEX else f.emotion_index,
-            confidence=f.confidence,
-            probabilities=[float(p) for p in f.probabilities],
-            yaw_deg=f.yaw_deg,
-            pitch_deg=f.pitch_deg,
-            roll_deg=f.roll_deg,
-            reading=f.reading,
-            landmarks=[float(v) for v in f.landmarks.reshape(-1)] if with_landmarks else [],
-        ))
+        fields = face_fields(f, with_landmarks)
+        out.faces.append(FaceEmotion(**{**fields, "roi": RegionOfInterest(**fields["roi"])}))
     return out
 
 
@@ -160,10 +140,3 @@ def default_camera_info(width: int, height: int, frame_id: str) -> CameraInfo:
     info = CameraInfo(width=width, height=height)
     info.header.frame_id = frame_id
     return info
-
-
-def camera_matrix_values(info: object) -> list[float] | None:
-    """The 9 values of a ``sensor_msgs/CameraInfo``'s K (row-major), or None when the camera is
-    uncalibrated (K all zero): the head pose then uses a nominal pinhole camera."""
-    k = [float(v) for v in getattr(info, "K", ())]
-    return k if len(k) == 9 and any(k) else None
