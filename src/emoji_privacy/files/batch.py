@@ -67,6 +67,9 @@ def input_kind(src: Path) -> str:
         return "video"
     if suffix == BAG_SUFFIX:
         return "bag"
+    if suffix in (".mcap", ".db3"):
+        raise EmojiPrivacyError(f"input {src}: a ROS 2 bag is its folder; give {src.parent} (the folder holding "
+                                f"{ROS2_METADATA})")
     raise EmojiPrivacyError(f"input {src}: unsupported suffix {src.suffix or '(none)'!r}; give images "
                             f"({' '.join(IMAGE_SUFFIXES)}), videos ({' '.join(VIDEO_SUFFIXES)}), bags (.bag), "
                             "ROS 2 bags (folders with metadata.yaml) or folders of images")
