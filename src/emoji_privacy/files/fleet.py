@@ -228,8 +228,9 @@ class _Scheduler:
                     i, actor = pending.pop(ref)
                     if self._collect(ref, i, actor, queue):
                         idle.append(actor)
-                if queue and not idle and not pending:
-                    idle = self._start_workers(self.size, replacing=True)
+                if queue and not idle and not pending:  # every worker died: new ones where CPUs are free
+                    free = int(self.ray.available_resources().get("CPU", 0))
+                    idle = self._start_workers(min(free, self.size), replacing=True) if free else []
                     if not idle:
                         for i in queue:
                             self._fail(i, "no Ray worker is left to run it (every worker died; see `ray status`)")
