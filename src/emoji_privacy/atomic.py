@@ -129,14 +129,14 @@ def remove_partials(dst: Path) -> list[Path]:
     kill -9 or a lost machine runs no cleanup); the paths removed. Only for a ``dst`` nobody is writing now."""
     dst = Path(dst)
     prefix, suffix = _partial_name(dst)
-    found = list(dst.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"))
-    found += [p for p in dst.parent.glob(f".{glob.escape(dst.name)}.*.partial") if p.is_dir()]
-    for p in found:
+    found = set(dst.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"))
+    found |= {p for p in dst.parent.glob(f".{glob.escape(dst.name)}.*.partial") if p.is_dir()}
+    for p in sorted(found):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
-    return found
+    return sorted(found)
 
 
 def _umask() -> int:
