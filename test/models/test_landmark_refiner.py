@@ -41,6 +41,18 @@ def test_gradient_channels_follow_edge_direction() -> None:
     assert flipped[32, 31].argmax() == 1  # bright -> dark along +x: the negative half
 
 
+def test_gradient_channels_do_not_depend_on_buffer_addresses() -> None:
+    """The same crop gives the same bits wherever the allocator puts the buffers (cv2.magnitude's IPP path
+    did not: its bits followed the output's alignment, so the landmarks differed between processes)."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((96, 96)) * 255).astype(np.uint8), (0, 0), 1.0)
+    held, outs = [], []
+    for k in range(12):  # blocks held between calls move where the next buffers are put
+        held += [np.empty(16 * k + 8, np.uint8), np.empty(96 * 96 * 4 + 16 * k, np.uint8)]
+        outs.append(gradient_channels(img, 4))
+    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+
+
 def test_point_descriptors_normalised_and_clipped() -> None:
     rng = np.random.default_rng(0)
     ch = rng.random((64, 64, CHANNELS), dtype=np.float32)

@@ -58,11 +58,16 @@ def gradient_channels(gray_frame: np.ndarray, cell: int) -> np.ndarray:
 
     For direction d: max(+-g.d, 0)^2 / |g|, i.e. |g| cos^2 of the angle on the side it points to.
     The two halves of one direction add up to (g.d)^2 / |g|, so each is computed once.
+
+    |g| is ``sqrt(gx*gx + gy*gy)`` in numpy, not ``cv2.magnitude``: OpenCV hands that to IPP, whose AVX
+    loop is aligned on the output buffer and rounds differently (up to 2 ulp) from its scalar head, so
+    its bits depended on where the allocator put the output, i.e. differed between processes and
+    moved the refined landmarks. numpy's multiply/add/sqrt are each correctly rounded on any path.
     """
     img = gray_frame.astype(np.float32) * np.float32(1.0 / 255.0) if gray_frame.dtype == np.uint8 else gray_frame
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1)
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1)
-    inv_mag = 1.0 / (cv2.magnitude(gx, gy) + np.float32(1e-3))
+    inv_mag = 1.0 / (np.sqrt(gx * gx + gy * gy) + np.float32(1e-3))
     proj = np.empty(gx.shape + (len(_DIRECTIONS),), np.float32)
     for k, (c, s) in enumerate(_DIRECTIONS):
         proj[..., k] = gx * np.float32(c) + gy * np.float32(s)
