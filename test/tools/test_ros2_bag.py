@@ -142,6 +142,7 @@ def test_faces_topic_reads_with_only_the_bags_own_definitions(run: dict) -> None
     assert msgs[BROKEN[RAW]].faces == [], "a masked frame lists no face"
 
 
+@pytest.mark.slow  # 5-7 s each (the leak meter on every frame)
 def test_no_face_left_and_the_check_fires_on_the_input(run: dict) -> None:
     """The leak meter (CenterFace; the pipeline runs YuNet) on every decodable frame: the faces it finds in the
     input are gone from the output; the same check on the input bag itself finds them all."""
