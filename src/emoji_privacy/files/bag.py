@@ -260,13 +260,17 @@ class _BagAnonymizer:
         self.streams: dict[str, _Stream] = {}
         self._lookahead: dict[str, tuple[int, int] | None] = {}
 
-    def load(self) -> None:
-        """One Anonymizer per image topic (the models are loaded once and shared; the tracking is not)."""
+    def load(self, anonymizer: Any = None) -> None:
+        """One Anonymizer per image topic (the models are loaded once and shared; the tracking is not). With
+        ``anonymizer`` (the tool's, already loaded), every topic shares its models."""
         from ..pipeline import Anonymizer
 
         first = None
         for topic in self.images:
-            a = Anonymizer(self.config) if first is None else first.sharing_models()
+            if first is None:
+                a = anonymizer.sharing_models() if anonymizer is not None else Anonymizer(self.config)
+            else:
+                a = first.sharing_models()
             first = first or a
             self.streams[topic] = _Stream(topic, self.infos[topic].msg_type, a)
             self.summary.frames[topic] = 0
@@ -459,7 +463,8 @@ def _faces_record(topic: str, index: int, msg: Any, faces: list, held: list) -> 
 
 
 def run_job(bag: BagBackend, dst: Path, config: PipelineConfig, output: Callable[[Path], Any],
-            faces_json: Path | None, progress: Callable[[int, int], None] | None, rerun_hint: str) -> BagSummary:
+            faces_json: Path | None, progress: Callable[[int, int], None] | None, rerun_hint: str,
+            anonymizer: Any = None) -> BagSummary:
     """Anonymize the opened ``bag`` into ``dst`` through ``output`` (``atomic_output`` for a file,
     ``atomic_new_folder`` for a folder), with the faces JSON beside it; closes ``bag``. Shared by
     ``anonymize_bag`` and ``anonymize_ros2_bag``."""
@@ -467,7 +472,7 @@ def run_job(bag: BagBackend, dst: Path, config: PipelineConfig, output: Callable
     summary = BagSummary(str(bag.path), str(dst))
     try:
         job = _BagAnonymizer(bag, config, summary, rerun_hint)
-        job.load()
+        job.load(anonymizer)
         # hidden partial files beside the outputs, renamed at the end (the JSON first), removed on any error
         with contextlib.ExitStack() as outputs:
             tmp = outputs.enter_context(output(dst))
@@ -487,19 +492,21 @@ def run_job(bag: BagBackend, dst: Path, config: PipelineConfig, output: Callable
 
 
 def anonymize_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: Path | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> BagSummary:
+                  progress: Callable[[int, int], None] | None = None, anonymizer: Any = None) -> BagSummary:
     """Write ``dst``: the bag ``src`` with every face of every image topic covered (module docstring).
 
     ``faces_json``: also write one JSON line per frame (topic, frame, stamp, faces). ``progress(done, total)``
-    is called after every image frame. Raises BagError (or another EmojiPrivacyError) with a one-line message;
-    on any error or KeyboardInterrupt no output file is left behind.
+    is called after every image frame. ``anonymizer``: a pipeline.Anonymizer of ``config`` whose models are used
+    (the file tool's, loaded once for all its inputs); without it they are loaded here. Raises BagError (or
+    another EmojiPrivacyError) with a one-line message; on any error or KeyboardInterrupt no output file is left
+    behind.
     """
     src, dst = Path(src), Path(dst)
     faces_json = Path(faces_json) if faces_json is not None else None
     config.validate()
     _check_paths(src, dst, faces_json)
     return run_job(_Ros1Bag(src), dst, config, atomic_output, faces_json, progress,
-                   "filter it out with `rosbag filter` to run again")
+                   "filter it out with `rosbag filter` to run again", anonymizer)
 
 
 def default_output(src: Path) -> Path:
@@ -652,7 +659,7 @@ class _Ros2Output:
 
 
 def anonymize_ros2_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_json: Path | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> BagSummary:
+                       progress: Callable[[int, int], None] | None = None, anonymizer: Any = None) -> BagSummary:
     """Write the folder ``dst``: the ROS 2 bag ``src`` (a folder, or one of its storage files) with every face of
     every image topic covered (module docstring), in the same storage format.
 
@@ -667,4 +674,4 @@ def anonymize_ros2_bag(src: Path, dst: Path, config: PipelineConfig, *, faces_js
     folder = _ros2_folder(Path(src))
     _check_ros2_paths(folder, dst, faces_json)
     return run_job(_Ros2Bag(folder), dst, config, atomic_new_folder, faces_json, progress,
-                   "drop that topic, e.g. with `ros2 bag convert`, to run again")
+                   "drop that topic, e.g. with `ros2 bag convert`, to run again", anonymizer)

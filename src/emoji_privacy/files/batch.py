@@ -217,12 +217,12 @@ def _run(job: Job, anonymizer, config, faces: Path | None, progress: Progress | 
         except ModuleNotFoundError as e:
             raise EmojiPrivacyError(f"cannot anonymize {job.src}: ROS 2 bags need the module {e.name}, which is "
                                     "not installed here (run `make setup`)") from e
-        s = anonymize_ros2_bag(job.src, job.dst, config, faces_json=faces, progress=progress)
+        s = anonymize_ros2_bag(job.src, job.dst, config, faces_json=faces, progress=progress, anonymizer=anonymizer)
         return Outcome(src, dst, f"wrote {job.dst}: {s.describe()}", s.total_frames, s.seconds)
     try:  # bag: a module of its own (rosbag imports rospy), loaded only for bags
         from .bag import anonymize_bag
     except ModuleNotFoundError as e:
         raise EmojiPrivacyError(f"cannot anonymize {job.src}: bag support needs the module {e.name}, which is "
                                 "not installed here (source the catkin workspace's setup.bash)") from e
-    s = anonymize_bag(job.src, job.dst, config, faces_json=faces, progress=progress)
+    s = anonymize_bag(job.src, job.dst, config, faces_json=faces, progress=progress, anonymizer=anonymizer)
     return Outcome(src, dst, f"wrote {job.dst}: {s.describe()}", s.total_frames, s.seconds)

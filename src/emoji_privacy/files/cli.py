@@ -223,7 +223,7 @@ def _run_serial(batch: Batch, todo: list[Job], config, args: argparse.Namespace)
 
     anonymizer = None
     for job in todo:
-        if anonymizer is None and job.kind not in ("bag", "ros2bag"):
+        if anonymizer is None:  # loaded once, for every kind of input
             from ..pipeline import Anonymizer
 
             anonymizer = Anonymizer(config)
