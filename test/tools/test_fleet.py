@@ -116,7 +116,7 @@ def test_the_cluster_writes_what_the_serial_tool_writes(runs: dict) -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert np.array_equal(x, y), f"{name}: frame {i} differs between the serial and the Ray run"
     assert (runs["root"] / "ray.jsonl").read_text() == (runs["root"] / "serial.jsonl").read_text()
-    assert "6/6 files" in runs["ray"].stderr or "files" in runs["ray"].stderr  # the job's one progress bar
+    assert f"{len(runs['inputs'])}/{len(runs['inputs'])} files" in runs["ray"].stderr  # the job's one progress bar
 
 
 def test_no_face_is_left_in_the_cluster_outputs(runs: dict) -> None:
@@ -156,15 +156,6 @@ def test_the_same_command_again_does_nothing_and_a_deleted_output_is_redone(runs
     assert len(manifest["inputs"]) == len(inputs)
     entry = manifest["inputs"][str(inputs[1].resolve())]
     assert entry["output"] == "woman_anonymized.mkv" and len(entry["input"]["sha256"]) == 64
-
-
-def test_a_changed_config_does_everything_again(runs: dict, cluster: LocalCluster) -> None:
-    root, inputs = runs["root"], runs["inputs"][3:4]  # the photo: quick
-    (root / "styles").mkdir()
-    first = cli(*inputs, "-o", root / "styles", "--ray", cluster.address, "--quiet")
-    assert first.returncode == 0, first.stderr
-    other = cli(*inputs, "-o", root / "styles", "--ray", cluster.address, "--replace", "solid")
-    assert other.returncode == 0 and "done already" not in other.stderr, other.stderr
 
 
 def test_a_corrupt_input_is_listed_and_the_others_are_written(runs: dict, cluster: LocalCluster) -> None:
