@@ -41,7 +41,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Protocol
@@ -214,15 +214,19 @@ def _encode(img: np.ndarray, fmt: str, quality: int) -> bytes:
 class BagBackend(Protocol):
     """What the shared anonymizer needs of a bag format: ``_Ros1Bag`` for ROS 1, ``_Ros2Bag`` for ROS 2.
 
-    ``items()`` yields (topic, message type, item) for every message in recording order, the item being the
-    format's own record (bytes, receipt time, connection); ``decode(item, topic, index)`` its message (BagError
+    ``items(start_ns)`` yields (topic, message type, item) for every message in recording order (from the receipt
+    time ``start_ns`` on, when given: a segment, files.segments), the item being the format's own record (bytes,
+    receipt time, connection), ``time_ns(item)`` its receipt time in nanoseconds, ``span_ns()`` the receipt times of
+    the bag's first and last message (its headers only); ``decode(item, topic, index)`` its message (BagError
     when it is damaged); ``reread(topic)`` the messages of one topic from a second reader; ``writer(path)`` a
     context manager writing the output (``BagOutput``); ``faces_message`` the FaceEmotionArray of a frame."""
 
     path: Path
     infos: dict[str, TopicInfo]
 
-    def items(self) -> Iterator[tuple[str, str, Any]]: ...
+    def items(self, start_ns: int | None = None) -> Iterator[tuple[str, str, Any]]: ...
+    def time_ns(self, item: Any) -> int: ...
+    def span_ns(self) -> tuple[int, int]: ...
     def decode(self, item: Any, topic: str, index: int) -> Any: ...
     def reread(self, topic: str) -> Iterator[Any]: ...
     def writer(self, path: Path, images: list[str]) -> contextlib.AbstractContextManager[BagOutput]: ...
@@ -359,26 +363,44 @@ class _BagAnonymizer:
 
     # --- the bag ----------------------------------------------------------------------------------------------
 
-    def run(self, tmp: Path, faces_out: Any | None, progress: Callable[[int, int], None] | None) -> None:
+    def run(self, tmp: Path, faces_out: Any | None, progress: Callable[[int, int], None] | None,
+            window: tuple[int, int, int] | None = None, id_offset: int = 0) -> None:
+        """Every message into ``tmp``; with ``window`` = (warm, start, end) receipt times in nanoseconds (one
+        segment of the bag, files.segments) only those in [start, end): the image messages in [warm, start) go
+        through their topic's Anonymizer (its tracks warm up) and the camera infos there set the intrinsics, but
+        nothing of them is written. ``id_offset`` is added to the track ids written (faces messages, JSON)."""
         from . import json_line
 
         done = 0
+        total = self.total if window is None else self.window_total(window)
         if progress is not None:
-            progress(0, self.total)
+            progress(0, total)
         with_landmarks = self.config.output.publish_landmarks
         info_of = {str(Path(t).parent / "camera_info"): s for t, s in self.streams.items()}
+        warm, start, end = window or (None, None, None)
         with self.bag.writer(tmp, self.images) as writer:
-            for topic, msg_type, item in self.bag.items():
+            for topic, msg_type, item in self.bag.items(warm):
+                written = True
+                if window is not None:
+                    t = self.bag.time_ns(item)
+                    if t >= end:
+                        break
+                    written = t >= start  # before: the warm-up (read, never written)
                 stream = self.streams.get(topic)
                 if stream is None:
-                    writer.copy(item)
-                    self.summary.copied += 1
+                    if written:
+                        writer.copy(item)
+                        self.summary.copied += 1
                     if base_type(msg_type) == CAMERA_INFO_TYPE and topic in info_of:  # intrinsics for the head pose
                         info = self.bag.decode(item, topic, 0)
                         info_of[topic].anonymizer.set_camera_matrix(camera_matrix_values(info))
                     continue
                 msg = self.bag.decode(item, topic, stream.frames + 1)
                 faces = self.anonymize(stream, msg)
+                if not written:
+                    continue
+                if id_offset:
+                    faces = [replace(f, track_id=f.track_id + id_offset) for f in faces]
                 writer.write_image(item, msg)
                 writer.write_faces(stream.faces_topic, self.bag.faces_message(faces, msg.header, with_landmarks),
                                    item)
@@ -387,10 +409,19 @@ class _BagAnonymizer:
                 self.summary.faces += len(faces)
                 if faces_out is not None:
                     held = [] if stream.last_failed else stream.anonymizer.held
+                    if id_offset:
+                        held = [replace(h, track_id=h.track_id + id_offset) for h in held]
                     faces_out.write(json_line(_faces_record(topic, stream.frames - 1, msg, faces, held)))
                 done += 1
                 if progress is not None:
-                    progress(done, self.total)
+                    progress(done, total)
+
+    def window_total(self, window: tuple[int, int, int]) -> int:
+        """The image messages of a segment, estimated from the bag's span (for ``progress``; its last call
+        says the true count)."""
+        first, last = self.bag.span_ns()
+        share = (min(window[2], last + 1) - window[1]) / max(1, last + 1 - first)
+        return max(0, min(self.total, round(self.total * share)))
 
 
 class _Ros1Bag:
@@ -403,9 +434,16 @@ class _Ros1Bag:
         self.bag = bag_io.open_bag(src)
         self.infos = bag_io.topics(self.bag)
 
-    def items(self) -> Iterator[tuple[str, str, Any]]:
-        for record in self.bag_io.read_raw(self.bag):
+    def items(self, start_ns: int | None = None) -> Iterator[tuple[str, str, Any]]:
+        for record in self.bag_io.read_raw(self.bag, start_ns=start_ns):
             yield record[0], record[1][0], record
+
+    def time_ns(self, item: Any) -> int:
+        return item[2].to_nsec()
+
+    def span_ns(self) -> tuple[int, int]:
+        """Receipt times of the first and the last message (nanoseconds; the first one exactly)."""
+        return self.bag_io.span_ns(self.bag)
 
     def decode(self, item: Any, topic: str, index: int) -> Any:
         raw = item[1]
@@ -464,10 +502,11 @@ def _faces_record(topic: str, index: int, msg: Any, faces: list, held: list) -> 
 
 def run_job(bag: BagBackend, dst: Path, config: PipelineConfig, output: Callable[[Path], Any],
             faces_json: Path | None, progress: Callable[[int, int], None] | None, rerun_hint: str,
-            anonymizer: Any = None) -> BagSummary:
+            anonymizer: Any = None, window: tuple[int, int, int] | None = None, id_offset: int = 0) -> BagSummary:
     """Anonymize the opened ``bag`` into ``dst`` through ``output`` (``atomic_output`` for a file,
     ``atomic_new_folder`` for a folder), with the faces JSON beside it; closes ``bag``. Shared by
-    ``anonymize_bag`` and ``anonymize_ros2_bag``."""
+    ``anonymize_bag`` and ``anonymize_ros2_bag``; ``window`` and ``id_offset``: one segment of the bag
+    (``_BagAnonymizer.run``, files.segments)."""
     t0 = time.perf_counter()
     summary = BagSummary(str(bag.path), str(dst))
     try:
@@ -481,7 +520,7 @@ def run_job(bag: BagBackend, dst: Path, config: PipelineConfig, output: Callable
                 faces_out = outputs.enter_context(atomic_output(faces_json)).open("w")
                 outputs.callback(faces_out.close)  # closed before its rename
             t1 = time.perf_counter()
-            job.run(tmp, faces_out, progress)
+            job.run(tmp, faces_out, progress, window, id_offset)
             summary.process_seconds = time.perf_counter() - t1
     except OSError as e:
         raise BagError(f"cannot write {dst}: {e.strerror or e}") from e
@@ -599,9 +638,16 @@ class _Ros2Bag:
         self.reader = ros2_bags.Ros2BagReader(folder)
         self.infos = self.reader.infos
 
-    def items(self) -> Iterator[tuple[str, str, Any]]:
-        for conn, t, data in self.reader.messages():
+    def items(self, start_ns: int | None = None) -> Iterator[tuple[str, str, Any]]:
+        for conn, t, data in self.reader.messages(start=start_ns):
             yield conn.topic, conn.msgtype, (conn, t, data)
+
+    def time_ns(self, item: Any) -> int:
+        return item[1]
+
+    def span_ns(self) -> tuple[int, int]:
+        """Receipt times of the first and the last message (nanoseconds), from metadata.yaml."""
+        return ros2_bags.span_ns(self.reader.metadata)
 
     def decode(self, item: Any, topic: str, index: int) -> Any:
         conn, _, data = item

@@ -95,18 +95,31 @@ def read(bag: rosbag.Bag, names: list[str]) -> Iterator[tuple[str, object, float
                        "and `rosbag fix` or `rosbag reindex`") from e
 
 
-def read_raw(bag: rosbag.Bag, names: list[str] | None = None) -> Iterator[tuple[str, tuple, genpy.Time, dict]]:
+def read_raw(bag: rosbag.Bag, names: list[str] | None = None,
+             start_ns: int | None = None) -> Iterator[tuple[str, tuple, genpy.Time, dict]]:
     """(topic, raw message, receipt time, connection header) of every message (or of ``names``) in
     recording order, for copying messages unchanged: the raw message is rosbag's
     (type, serialized bytes, md5sum, position, message class), the time rosbag's own (nanoseconds kept).
+    ``start_ns``: only the messages received at or after this time (the index finds them: the chunks before
+    are not read).
 
     A chunk that cannot be read raises BagError, as ``read`` does.
     """
+    start = None if start_ns is None else genpy.Time(*divmod(int(start_ns), 1_000_000_000))
     try:
-        yield from bag.read_messages(topics=names, raw=True, return_connection_header=True)
+        yield from bag.read_messages(topics=names, start_time=start, raw=True, return_connection_header=True)
     except (rosbag.ROSBagException, genpy.DeserializationError, OSError) as e:
         raise BagError(f"bag {bag.filename} is damaged ({e}); try `rosbag check {bag.filename}` "
                        "and `rosbag fix` or `rosbag reindex`") from e
+
+
+def span_ns(bag: rosbag.Bag) -> tuple[int, int]:
+    """Receipt times (nanoseconds) of the bag's first message (exactly: it is read) and last one (from the index,
+    to the microsecond); (0, 0) for an empty bag."""
+    first = next(read_raw(bag), None)
+    if first is None:
+        return 0, 0
+    return first[2].to_nsec(), max(first[2].to_nsec(), round(bag.get_end_time() * 1e9))
 
 
 def compression(bag: rosbag.Bag) -> str:

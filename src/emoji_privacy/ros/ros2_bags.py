@@ -96,6 +96,17 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     return info
 
 
+def span_ns(metadata: dict[str, Any]) -> tuple[int, int]:
+    """(starting time, time of the last message) in nanoseconds, from metadata.yaml's rosbag2_bagfile_information
+    (``read_metadata``): its starting_time and duration."""
+    try:
+        first = int(metadata["starting_time"]["nanoseconds_since_epoch"])
+        return first, first + int(metadata["duration"]["nanoseconds"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise BagError(f"metadata.yaml has no usable starting_time/duration ({e}); rebuild it with "
+                       "`ros2 bag reindex`") from e
+
+
 def image_message_count(folder: Path) -> int:
     """Image and CompressedImage messages of a bag, from its metadata.yaml alone."""
     topics = read_metadata(folder)["topics_with_message_count"]
@@ -189,14 +200,15 @@ class Ros2BagReader:
         self.infos = {name: TopicInfo(name, t.msgtype or "(several types)", t.msgcount)
                       for name, t in sorted(self._reader.topics.items())}
 
-    def messages(self, topics: Sequence[str] | None = None) -> Iterator[tuple[Any, int, bytes]]:
+    def messages(self, topics: Sequence[str] | None = None,
+                 start: int | None = None) -> Iterator[tuple[Any, int, bytes]]:
         """(connection, receipt time in nanoseconds, CDR bytes) of every message (or of ``topics``) in
-        recording order."""
+        recording order; ``start``: only those received at or after it (nanoseconds)."""
         conns = [c for c in self.connections if topics is None or c.topic in topics]
         if not conns:
             return
         try:
-            yield from self._reader.messages(conns)
+            yield from self._reader.messages(conns, start=start)
         except Exception as e:  # noqa: BLE001 - a damaged chunk or page: say so in one line
             raise BagError(f"ROS 2 bag {self.path} is damaged ({_one_line(e)}); check it with "
                            f"`ros2 bag info {self.path}`") from e
