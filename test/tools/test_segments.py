@@ -110,13 +110,15 @@ def ros1_bag(path: Path, frames: list[np.ndarray]) -> list[np.ndarray]:
     return written
 
 
-def read_ros1(path: Path) -> list[tuple[str, int, object, bytes]]:
+def read_ros1(path: Path) -> list[tuple[str, int, object, bytes, dict]]:
+    """(topic, receipt time in ns, message, serialized bytes, connection header) of every message."""
     import rosbag
 
     with rosbag.Bag(str(path)) as bag:
-        raw = [(topic, t.to_nsec(), m[1]) for topic, m, t in bag.read_messages(raw=True)]
+        raw = [(topic, t.to_nsec(), m[1], h) for topic, m, t, h in
+               bag.read_messages(raw=True, return_connection_header=True)]
         msgs = [m for _, m, _ in bag.read_messages()]
-    return [(topic, t, msg, data) for (topic, t, data), msg in zip(raw, msgs, strict=True)]
+    return [(topic, t, msg, data, h) for (topic, t, data, h), msg in zip(raw, msgs, strict=True)]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +137,7 @@ def ros1(tmp_path_factory: pytest.TempPathFactory, frames: list[np.ndarray], ano
 def images_of(messages: list, topic: str = TOPIC) -> list[np.ndarray]:
     from emoji_privacy.ros.messages import image_to_bgr
 
-    return [image_to_bgr(m) for t, _, m, _ in messages if t == topic]
+    return [image_to_bgr(m) for t, _, m, _, _ in messages if t == topic]
 
 
 @pytest.mark.ros
@@ -153,16 +155,17 @@ def test_ros1_plan_is_three_segments_with_a_warmup(ros1: dict) -> None:
 @pytest.mark.ros
 def test_ros1_joined_bag_has_the_whole_runs_messages(ros1: dict) -> None:
     whole, split = ros1["whole"], ros1["split"]
-    assert [(t, ns) for t, ns, _, _ in split] == [(t, ns) for t, ns, _, _ in whole]
-    for (topic, _, w, wdata), (_, _, s, sdata) in zip(whole, split, strict=True):
+    assert [(t, ns) for t, ns, *_ in split] == [(t, ns) for t, ns, *_ in whole]
+    for (topic, _, w, wdata, wheader), (_, _, s, sdata, sheader) in zip(whole, split, strict=True):
+        assert sheader == wheader  # connection headers: type, md5sum, definition, callerid
         if topic == CHATTER:
             assert sdata == wdata
         else:
             assert s.header == w.header
         if topic.endswith("/faces"):  # the same faces; ids of segment k offset by k * ID_STRIDE
             assert len(s.faces) == len(w.faces)
-    stamps = [m.header.stamp.to_sec() - START for t, _, m, _ in split if t == TOPIC + "/faces"]
-    faces = [m for t, _, m, _ in split if t == TOPIC + "/faces"]
+    stamps = [m.header.stamp.to_sec() - START for t, _, m, *_ in split if t == TOPIC + "/faces"]
+    faces = [m for t, _, m, *_ in split if t == TOPIC + "/faces"]
     for msg, t in zip(faces, stamps, strict=True):
         k = next(s.index for s in ros1["plan"] if s.start - 1e-6 <= t < s.end)
         assert all(k * segments.ID_STRIDE < f.track_id < (k + 1) * segments.ID_STRIDE for f in msg.faces)
@@ -265,3 +268,4 @@ def test_ros2_covers_match_the_whole_run(ros2: dict, frames: list[np.ndarray]) -
     faces, leaked, in_input = bag_leaks({TOPIC: after_cuts(plan, frames[:N])}, {TOPIC: after_cuts(plan, split)},
                                         lambda _t, img: img)
     assert faces >= 2 * LEAK_FRAMES and in_input > 0 and leaked == 0
+
