@@ -13,6 +13,7 @@ run's, the input's audio track kept.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -23,8 +24,6 @@ from leak_helpers import bag_leaks
 
 from emoji_privacy.config import PipelineConfig
 from emoji_privacy.files import segments
-
-pytestmark = pytest.mark.slow
 
 N = 90  # frames of the bags
 FPS = 30
@@ -55,17 +54,22 @@ def anonymizer() -> object:
 
 def split_run(src: Path, kind: str, dst: Path, anonymizer: object, warmup: float | None = None,
               seconds: float = SECONDS) -> list[segments.Segment]:
-    """Plan, anonymize every segment into its part, join into ``dst``; ``warmup`` overrides the plan's."""
+    """Plan, anonymize every segment into its part (its faces JSON beside it: ``faces_json``), join into
+    ``dst``; ``warmup`` overrides the plan's."""
     config = PipelineConfig()
     plan = segments.plan_segments(src, kind, config, seconds)
     if warmup is not None:
         plan = [segments.Segment(s.index, s.count, s.start, s.end, warmup if s.index else 0.0) for s in plan]
     parts = [segments.part_path(dst, s) for s in plan]
     for s, part in zip(plan, parts, strict=True):
-        segments.anonymize_segment(src, kind, s, part, config, anonymizer)
+        segments.anonymize_segment(src, kind, s, part, config, anonymizer, faces_json=faces_json(dst, s))
     segments.join_segments(kind, parts, dst, src)
     assert all(p.exists() for p in parts)  # the join removes nothing
     return plan
+
+
+def faces_json(dst: Path, segment: segments.Segment) -> Path:
+    return dst.with_name(f"faces{segment.index}.jsonl")
 
 
 def cover_differences(inputs: list[np.ndarray], whole: list[np.ndarray], split: list[np.ndarray],
@@ -84,6 +88,26 @@ def cover_differences(inputs: list[np.ndarray], whole: list[np.ndarray], split: 
 def first_frames(plan: list[segments.Segment], times: list[float]) -> list[int]:
     """Index of the first frame of every segment but the first (``times``: seconds from the first frame)."""
     return [next(i for i, t in enumerate(times) if t >= s.start - 1e-9) for s in plan[1:]]
+
+
+def test_plan_one_segment_for_a_short_recording_and_part_names(tmp_path: Path) -> None:
+    pytest.importorskip("rosbags", reason="rosbags is not installed")
+    from emoji_privacy.ros import ros2_bags
+
+    bag = tmp_path / "short"
+    frames = [np.full((48, 64, 3), i, np.uint8) for i in range(10)]  # 0.3 s at 30 fps
+    ros2_bags.write_image_bag(bag, ((int(START * 1e9) + i * 1_000_000_000 // FPS, f) for i, f in enumerate(frames)))
+    config = PipelineConfig()
+    whole = [segments.Segment(0, 1, 0.0, math.inf, 0.0)]
+    assert segments.plan_segments(bag, "ros2bag", config, 1.0) == whole
+    assert segments.plan_segments(bag, "ros2bag", config, 0) == whole
+    plan = segments.plan_segments(bag, "ros2bag", config, 0.1)
+    assert [(s.start, s.end) for s in plan] == [(0.0, 0.1), (0.1, 0.2), (0.2, math.inf)]
+    assert plan[1].start - plan[1].warmup == 0.0  # fewer frames before it than the warm-up: from the first one
+    assert segments.part_path(tmp_path / "out.bag", plan[2]) == tmp_path / ".out.bag.part0002.bag"
+    assert segments.part_path(tmp_path / "out", plan[1]) == tmp_path / ".out.part0001"
+    with pytest.raises(ValueError, match="kind"):
+        segments.plan_segments(bag, "bags", config, 1.0)
 
 
 # --- ROS 1 ------------------------------------------------------------------------------------------------------
@@ -140,6 +164,7 @@ def images_of(messages: list, topic: str = TOPIC) -> list[np.ndarray]:
     return [image_to_bgr(m) for t, _, m, _, _ in messages if t == topic]
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_ros1_plan_is_three_segments_with_a_warmup(ros1: dict) -> None:
     plan = ros1["plan"]
@@ -152,6 +177,7 @@ def test_ros1_plan_is_three_segments_with_a_warmup(ros1: dict) -> None:
         assert first % segments.phase_period(config) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_ros1_joined_bag_has_the_whole_runs_messages(ros1: dict) -> None:
     whole, split = ros1["whole"], ros1["split"]
@@ -171,6 +197,22 @@ def test_ros1_joined_bag_has_the_whole_runs_messages(ros1: dict) -> None:
         assert all(k * segments.ID_STRIDE < f.track_id < (k + 1) * segments.ID_STRIDE for f in msg.faces)
 
 
+@pytest.mark.slow
+@pytest.mark.ros
+def test_ros1_faces_json_per_segment(ros1: dict) -> None:
+    """Each segment's faces JSON: its own frames, numbered from 0, its stamps, its ids (offset by the index)."""
+    lines = 0
+    for s in ros1["plan"]:
+        records = [json.loads(line) for line in faces_json(ros1["dir"] / "split.bag", s).read_text().splitlines()]
+        assert [r["frame"] for r in records] == list(range(len(records)))
+        assert all(s.start - 1e-6 <= r["stamp"] - START < s.end for r in records)
+        ids = [f["track_id"] for r in records for f in r["faces"] + r["held"]]
+        assert ids and all(s.index * segments.ID_STRIDE < i < (s.index + 1) * segments.ID_STRIDE for i in ids)
+        lines += len(records)
+    assert lines == N
+
+
+@pytest.mark.slow
 @pytest.mark.ros
 def test_ros1_covers_match_the_whole_run(ros1: dict) -> None:
     shares = cover_differences(ros1["written"], images_of(ros1["whole"]), images_of(ros1["split"]))
@@ -189,6 +231,7 @@ def after_cuts(plan: list[segments.Segment], images: list[np.ndarray]) -> list[n
     return [images[i] for c in cuts for i in range(c, c + LEAK_FRAMES)]
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_ros1_no_face_left_after_the_cuts(ros1: dict) -> None:
     plan = ros1["plan"]
@@ -231,6 +274,7 @@ def ros2(tmp_path_factory: pytest.TempPathFactory, frames: list[np.ndarray], ano
             "conns": (connections(d / "whole"), connections(d / "split")), "dir": d}
 
 
+@pytest.mark.slow
 def test_ros2_joined_bag_has_the_whole_runs_messages(ros2: dict) -> None:
     from ros2_bag_helpers import decode
 
@@ -251,6 +295,7 @@ def test_ros2_joined_bag_has_the_whole_runs_messages(ros2: dict) -> None:
             assert decode(cw[topic].msgtype, s).header == decode(cw[topic].msgtype, w).header
 
 
+@pytest.mark.slow
 def test_ros2_covers_match_the_whole_run(ros2: dict, frames: list[np.ndarray]) -> None:
     from ros2_bag_helpers import decode
 
