@@ -152,7 +152,8 @@ def ros1(tmp_path_factory: pytest.TempPathFactory, frames: list[np.ndarray], ano
 
     d = tmp_path_factory.mktemp("ros1")
     written = ros1_bag(d / "in.bag", frames)
-    anonymize_bag(d / "in.bag", d / "whole.bag", PipelineConfig(), anonymizer=anonymizer)
+    anonymize_bag(d / "in.bag", d / "whole.bag", PipelineConfig(), anonymizer=anonymizer,
+                  faces_json=d / "whole.jsonl")
     plan = split_run(d / "in.bag", "bag", d / "split.bag", anonymizer)
     return {"dir": d, "written": written, "plan": plan, "whole": read_ros1(d / "whole.bag"),
             "split": read_ros1(d / "split.bag")}
@@ -210,6 +211,13 @@ def test_ros1_faces_json_per_segment(ros1: dict) -> None:
         assert ids and all(s.index * segments.ID_STRIDE < i < (s.index + 1) * segments.ID_STRIDE for i in ids)
         lines += len(records)
     assert lines == N
+    joined = ros1["dir"] / "split.jsonl"
+    segments.join_faces_json([faces_json(ros1["dir"] / "split.bag", s) for s in ros1["plan"]], joined)
+    whole = [json.loads(line) for line in (ros1["dir"] / "whole.jsonl").read_text().splitlines()]
+    split = [json.loads(line) for line in joined.read_text().splitlines()]
+    key = ("topic", "frame", "stamp", "frame_id")
+    assert [[r[k] for k in key] for r in split] == [[r[k] for k in key] for r in whole]
+    assert [len(r["faces"]) for r in split] == [len(r["faces"]) for r in whole]
 
 
 @pytest.mark.slow

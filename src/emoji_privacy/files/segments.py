@@ -79,9 +79,7 @@ def _span(src: Path, kind: str) -> tuple[float, float]:
     """(duration in seconds from the first message or frame to the last, frames per second of the slowest image
     topic or of the video; 0 when unknown), from headers and metadata."""
     if kind == "video":
-        from .video import stream_span
-
-        return stream_span(src)
+        return _video_span(src)
     if kind == "bag":
         from ..ros import bags as bag_io
 
@@ -99,6 +97,25 @@ def _span(src: Path, kind: str) -> tuple[float, float]:
     seconds = (last - first) / 1e9
     rates = [(n - 1) / seconds for n in counts if n > 1 and seconds > 0]
     return seconds, min(rates, default=0.0)
+
+
+def _video_span(src: Path) -> tuple[float, float]:
+    """(seconds from the first frame to the last, frames per second) of a video, from its header."""
+    import av
+
+    from .video import _open_input, _total_frames
+
+    with _open_input(src) as inp:
+        if not inp.streams.video:
+            return 0.0, 0.0
+        vin = inp.streams.video[0]
+        rate = vin.average_rate or vin.guessed_rate
+        if not rate:
+            return 0.0, 0.0
+        frames = _total_frames(vin, inp, rate)
+        if not frames and inp.duration:
+            frames = round(inp.duration / av.time_base * float(rate))
+        return max(0.0, (frames - 1) / float(rate)), float(rate)
 
 
 def plan_segments(src: Path, kind: str, config: PipelineConfig, seconds: float) -> list[Segment]:
@@ -197,13 +214,35 @@ def join_segments(kind: str, parts: list[Path], dst: Path, src: Path) -> None:
     if not parts:
         raise ValueError("join_segments needs at least one part")
     if kind == "video":
-        from .video import join_parts
-
-        join_parts(parts, dst, src)
+        _join_video(parts, dst, src)
     elif kind == "bag":
         _join_ros1(parts, dst, src)
     else:
         _join_ros2(parts, dst, src)
+
+
+def join_faces_json(parts: list[Path], dst: Path) -> None:
+    """The faces JSON of the segments (``anonymize_segment``'s ``faces_json``, in segment order) as one file
+    ``dst``, written whole or not at all: the lines in order, each frame number counted on from the previous
+    segments' (per topic for a bag), as a whole run numbers them; every other field as it is (stamps, times from
+    the recording's first frame, the offset track ids)."""
+    import json
+
+    from . import json_line
+
+    frames: dict[str, int] = {}  # topic ('' for a video) -> frames of the segments before
+    with atomic_output(Path(dst)) as tmp, open(tmp, "w") as out:
+        for part in parts:
+            seen: dict[str, int] = {}
+            with open(part) as lines:
+                for line in lines:
+                    record = json.loads(line)
+                    topic = record.get("topic", "")
+                    seen[topic] = seen.get(topic, 0) + 1
+                    record["frame"] += frames.get(topic, 0)
+                    out.write(json_line(record))
+            for topic, n in seen.items():
+                frames[topic] = frames.get(topic, 0) + n
 
 
 def _join_ros1(parts: list[Path], dst: Path, src: Path) -> None:
@@ -241,3 +280,50 @@ def _join_ros2(parts: list[Path], dst: Path, src: Path) -> None:
     finally:
         for reader in readers:
             reader.close()
+
+
+def _join_video(parts: list[Path], dst: Path, src: Path) -> None:
+    """The parts' video packets copied in order (no re-encoding; their times are the input's frame times), and
+    the input's first audio track as the whole-file tool writes it (video._Writer: copied, or re-encoded to AAC
+    where the container does not take its codec)."""
+    import contextlib
+    import heapq
+
+    import av
+
+    from ..atomic import OutputError
+    from .video import _ffmpeg_message, _open_input, _Writer, container_format
+
+    fmt = container_format(dst)
+    with contextlib.ExitStack() as stack:
+        inp = stack.enter_context(contextlib.closing(_open_input(src)))
+        opened = [stack.enter_context(contextlib.closing(_open_input(p))) for p in parts]
+        streams = [c.streams.video[0] for c in opened]
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        first = streams[0]
+        tmp = stack.enter_context(atomic_output(dst))
+        writer = _Writer(tmp, fmt, first.average_rate or first.guessed_rate, first.width, first.height, first, ain,
+                         {}, video_template=first)
+        stack.callback(writer.close)
+
+        def video() -> Any:
+            for c, stream in zip(opened, streams, strict=True):
+                for packet in c.demux(stream):
+                    if packet.dts is not None:
+                        yield packet
+
+        def audio() -> Any:
+            yield from inp.demux(ain) if ain is not None else ()
+
+        def when(packet: av.Packet) -> float:
+            return float(packet.dts * packet.time_base) if packet.dts is not None else math.inf
+
+        try:
+            for packet in heapq.merge(video(), audio(), key=when):
+                if packet.stream.type == "audio":
+                    writer.audio(packet)
+                else:
+                    writer.copy_video(packet)
+            writer.finish()
+        except av.FFmpegError as e:
+            raise OutputError(f"cannot write {dst}: {_ffmpeg_message(e)}") from e
