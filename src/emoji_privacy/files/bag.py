@@ -396,8 +396,10 @@ class _BagAnonymizer:
                         info_of[topic].anonymizer.set_camera_matrix(camera_matrix_values(info))
                     continue
                 msg = self.bag.decode(item, topic, stream.frames + 1)
+                failed = self.summary.failed
                 faces = self.anonymize(stream, msg)
                 if not written:
+                    self.summary.failed = failed  # a warm-up frame: counted by the segment that writes it
                     continue
                 if id_offset:
                     faces = [replace(f, track_id=f.track_id + id_offset) for f in faces]
