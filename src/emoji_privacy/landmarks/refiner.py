@@ -62,7 +62,9 @@ def gradient_channels(gray_frame: np.ndarray, cell: int) -> np.ndarray:
     img = gray_frame.astype(np.float32) * np.float32(1.0 / 255.0) if gray_frame.dtype == np.uint8 else gray_frame
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1)
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1)
-    inv_mag = 1.0 / (cv2.magnitude(gx, gy) + np.float32(1e-3))
+    # not cv2.magnitude: its Intel IPP path gave results differing in the last bit from call to call on the same
+    # input (the memory's alignment), which made the landmarks, and so a file's output, differ between runs
+    inv_mag = 1.0 / (np.sqrt(gx * gx + gy * gy) + np.float32(1e-3))
     proj = np.empty(gx.shape + (len(_DIRECTIONS),), np.float32)
     for k, (c, s) in enumerate(_DIRECTIONS):
         proj[..., k] = gx * np.float32(c) + gy * np.float32(s)
