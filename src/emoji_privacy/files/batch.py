@@ -224,7 +224,7 @@ def run_unit(unit: Unit, anonymizer, config, faces: Path | None, progress: Progr
     t0 = time.perf_counter()
     seg, job = unit.segment, unit.job
     try:
-        anonymizer.reset(restart_ids=True)
+        anonymizer.reset(new_stream=True)
         n = anonymize_segment(job.src, job.kind, seg, unit.out, config, anonymizer, progress,
                               faces_json=unit.faces(faces))
     except (EmojiPrivacyError, OSError, KeyboardInterrupt):
@@ -292,7 +292,7 @@ def run_job(job: Job, anonymizer, config, faces: Path | None, progress: Progress
 def _run(job: Job, anonymizer, config, faces: Path | None, progress: Progress | None, t0: float) -> Outcome:
     src, dst = str(job.src), str(job.dst)
     if anonymizer is not None:
-        anonymizer.reset(restart_ids=True)  # the same output whatever this worker did before
+        anonymizer.reset(new_stream=True)  # the same output whatever this worker did before
     if job.kind == "video":
         from .video import anonymize_video
 
