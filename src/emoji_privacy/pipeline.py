@@ -35,6 +35,13 @@ NOMINAL_FRAME_S = 1 / 30
 MAX_STEP_S = 1.0
 """Longest time step a prediction extrapolates over (a stalled stream does not fling covers away)."""
 
+FOLLOW_WAIT_S = 60.0
+"""Longest ``detect`` waits for the track boxes of the frame it follows (``follow_lag`` frames back) to be published
+by ``finish``; past it the frame fails (a frame detected and never finished: a caller's bug, not a slow machine)."""
+
+KEPT_TRACK_BOXES = 8
+"""Frames of published track boxes kept for ``detect`` (it follows at most a few frames back)."""
+
 
 @dataclass
 class FaceResult:
@@ -199,6 +206,11 @@ class Anonymizer:
         self._stream_index = 0  # frames detected since the last reset (0: the next one is searched whole)
         self._seeds: list[np.ndarray] = []
         self._seed_lock = threading.Lock()
+        # the track boxes ``finish`` left after each recent frame (by its index), for ``detect`` to follow: a frame
+        # is detected with the boxes of a fixed earlier frame, never with whatever the other stage has reached
+        self._track_boxes: dict[int, np.ndarray] = {}
+        self._unfinished: set[int] = set()  # indices whose detection failed: no ``finish`` will publish them
+        self._boxes_cond = threading.Condition()
 
     def sharing_models(self) -> Anonymizer:
         """Another Anonymizer over these loaded models and this config, with its own tracking (one per stream:
@@ -229,8 +241,7 @@ class Anonymizer:
         faces: list[FaceResult] = []
         for i in range(2):
             _, faces = self.process(scene.frame(i, 150), i * NOMINAL_FRAME_S)
-        self.reset()
-        self.tracker = self._new_tracker()
+        self.reset(new_stream=True)
         self.times = StageTimes()
         return len(faces)
 
@@ -239,10 +250,13 @@ class Anonymizer:
         K, an uncalibrated camera) returns to the nominal pinhole camera (focal length = image width)."""
         self.camera_matrix = camera_matrix_from(k)
 
-    def reset(self, restart_ids: bool = False) -> None:
-        """Forget tracks (e.g. when the input stream jumps back in time). ``restart_ids``: track ids start
-        at 1 again (a new file: its results must not depend on what this anonymizer did before)."""
-        self.tracker.reset(restart_ids)
+    def reset(self, new_stream: bool = False) -> None:
+        """Forget tracks (e.g. when the input stream jumps back in time). ``new_stream``: an unrelated stream
+        starts (a file): track ids start from 1 again, as in a fresh Anonymizer, so a file's results do not depend
+        on what this Anonymizer saw before it; otherwise ids keep counting up (a live stream never reuses one)."""
+        if new_stream:
+            self.tracker = self._new_tracker()
+        self.tracker.reset()
         self._last_stamp = None
         self._clock = 0.0
         self.held = []
@@ -251,6 +265,8 @@ class Anonymizer:
         self._tracks_born = 0
         with self._seed_lock:
             self._seeds = []
+        with self._boxes_cond:
+            self._track_boxes, self._unfinished = {}, set()
 
     def _time_step(self, stamp: float | None) -> float:
         """Seconds since the previous frame, from the stamps when there are any. A stamp earlier
@@ -271,31 +287,74 @@ class Anonymizer:
         with self._seed_lock:
             self._seeds.extend(np.asarray(boxes, np.float32).reshape(-1, 4))
 
-    def detect(self, frame: np.ndarray, small_in_background: bool = False) -> DetectedFrame:
-        """The first stage alone: faces of one BGR frame. It reads the tracks but never changes them, so frame
-        t+1 can be detected while ``finish`` works on frame t (see streaming.PipelinedAnonymizer).
-        ``small_in_background``: the small-face level is left to a background search that seeds it."""
+    def detect(self, frame: np.ndarray, small_in_background: bool = False, follow_lag: int = 1) -> DetectedFrame:
+        """The first stage alone: faces of one BGR frame. It never changes the tracks, so frame t+1 can be
+        detected while ``finish`` works on frame t (see streaming.PipelinedAnonymizer).
+
+        The small faces already tracked are searched around (``follow``) where the tracks were after frame
+        t - ``follow_lag`` (the boxes ``finish`` published for that frame; waited for when it has not yet): 1, the
+        previous frame, when the stages run one after the other (``process``); 2 when they overlap, so that what
+        is searched never depends on how far the other stage has got (the result is the same run after run,
+        whatever the machine's load). ``small_in_background``: the small-face level is left to a background
+        search that seeds it (live streams; the seeds arrive when that search finds them)."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"process() wants an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
+        if not 1 <= follow_lag < KEPT_TRACK_BOXES:
+            raise ValueError(f"follow_lag must be 1 to {KEPT_TRACK_BOXES - 1} frames, got {follow_lag}")
         t0 = time.perf_counter()
         index, self._frames_in = self._frames_in, self._frames_in + 1  # counted even when detection fails
-        k, n = self._stream_index, self.small_face_period
-        if k == 0 or n == 1:  # the first frame after a reset (and every still image) is searched whole
-            dets = self.detector.detect(frame)
-        else:
-            # the tracks as the other stage left them (list and boxes are replaced, never changed in place)
-            limit = self.detector.follow_width(frame.shape)
-            follow = [tr.box for tr in list(self.tracker.tracks) if tr.box[2] - tr.box[0] < limit]
-            with self._seed_lock:
-                follow += self._seeds
-                self._seeds = []
-            follow_boxes = np.array(follow, np.float32).reshape(-1, 4)
-            if small_in_background:
-                dets = self.detector.detect(frame, (k, n), follow_boxes, levels="regular")
+        try:
+            k, n = self._stream_index, self.small_face_period
+            if k == 0 or n == 1:  # the first frame after a reset (and every still image) is searched whole
+                dets = self.detector.detect(frame)
             else:
-                dets = self.detector.detect(frame, (k, n), follow_boxes)
+                limit = self.detector.follow_width(frame.shape)
+                boxes = self._tracks_after(index - follow_lag)
+                follow = list(boxes[boxes[:, 2] - boxes[:, 0] < limit])
+                with self._seed_lock:
+                    follow += self._seeds
+                    self._seeds = []
+                follow_boxes = np.array(follow, np.float32).reshape(-1, 4)
+                if small_in_background:
+                    dets = self.detector.detect(frame, (k, n), follow_boxes, levels="regular")
+                else:
+                    dets = self.detector.detect(frame, (k, n), follow_boxes)
+        except BaseException:
+            with self._boxes_cond:  # no finish comes for this frame: a later one follows the frame before it
+                self._unfinished.add(index)
+                self._boxes_cond.notify_all()
+            raise
         self._stream_index += 1
         return DetectedFrame(frame, dets, (time.perf_counter() - t0) * 1e3, index)
+
+    def _tracks_after(self, index: int) -> np.ndarray:
+        """(N, 4): the track boxes ``finish`` left after frame ``index`` (of this stream's ``detect`` clock; a
+        frame whose detection failed had no finish: the frame before it counts), waited for if not yet there."""
+        end = time.monotonic() + FOLLOW_WAIT_S
+        with self._boxes_cond:
+            while True:
+                i = index
+                while i in self._unfinished:
+                    i -= 1
+                if i < 0:
+                    return np.zeros((0, 4), np.float32)
+                if i in self._track_boxes:
+                    return self._track_boxes[i]
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"frame {i} was detected but not finished within {FOLLOW_WAIT_S:g} s: "
+                                       "the detection of a later frame follows its tracks")
+                self._boxes_cond.wait(left)
+
+    def _publish_tracks(self, index: int) -> None:
+        """The track boxes as this frame's ``finish`` left them, for the detection of a later frame."""
+        boxes = np.array([tr.box for tr in self.tracker.tracks], np.float32).reshape(-1, 4)
+        with self._boxes_cond:
+            self._track_boxes[index] = boxes
+            for old in [i for i in self._track_boxes if i <= index - KEPT_TRACK_BOXES]:
+                del self._track_boxes[old]
+            self._unfinished = {i for i in self._unfinished if i > index - KEPT_TRACK_BOXES}
+            self._boxes_cond.notify_all()
 
     def process(self, frame: np.ndarray, stamp: float | None = None,
                 still: bool = False) -> tuple[np.ndarray, list[FaceResult]]:
@@ -311,7 +370,16 @@ class Anonymizer:
 
     def finish(self, detected: DetectedFrame, stamp: float | None = None,
                still: bool = False) -> tuple[np.ndarray, list[FaceResult]]:
-        """Everything after detection, in frame order: tracking, landmarks, emotion and the covers."""
+        """Everything after detection, in frame order: tracking, landmarks, emotion and the covers. The track
+        boxes it leaves are then published for the detection of a later frame (``detect``'s ``follow_lag``),
+        also when it fails."""
+        try:
+            return self._finish(detected, stamp, still)
+        finally:
+            self._publish_tracks(detected.index)
+
+    def _finish(self, detected: DetectedFrame, stamp: float | None,
+                still: bool) -> tuple[np.ndarray, list[FaceResult]]:
         frame, dets = detected.frame, detected.detections
         times = StageTimes(detect=detected.detect_ms)
         dt = self._time_step(stamp)

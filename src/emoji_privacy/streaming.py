@@ -10,6 +10,12 @@ so latency stays bounded under overload and no drop goes unreported.
 Privacy is unchanged: every delivered frame went through the detector and then ``Anonymizer.finish``
 in arrival order (the tracker sees frames in order); a frame whose decoding or any stage failed is
 handed to ``fail`` in its place, in order, never delivered raw.
+
+Repeatable: the detection of frame t+1 reads no state the finishing stage is changing at that moment; it
+follows the tracks as they were after frame t-1 (``PipelinedAnonymizer.FOLLOW_LAG``). Offline (every frame
+submitted with ``block``, no background scanner: files.video) the same frames give the same output on every run,
+whatever the machine's load. Live, which frames get replaced and when the small-face scanner's seeds arrive
+depend on timing, as they must for a stream that stays current.
 """
 
 from __future__ import annotations
@@ -122,7 +128,18 @@ class PipelinedAnonymizer:
 
     ``deliver(frame, out, faces)`` and ``fail(frame, error)`` are called from the second thread, one
     frame at a time and in submission order; ``on_replaced(frame)`` from the submitting thread.
+
+    Frame t+1 is detected while frame t is finished, so its detection follows the small faces where the tracks
+    were after frame t-1 (``FOLLOW_LAG``; ``Anonymizer.detect``), whose finish is always over by then: what
+    either stage computes never depends on which thread gets ahead. With every frame submitted with ``block``
+    and no small-face scanner (the video tool), the output is the same on every run, whatever the load, and
+    equals ``Anonymizer.finish(Anonymizer.detect(frame, follow_lag=FOLLOW_LAG), stamp)`` frame by frame in one
+    thread. A live stream is not repeatable by nature: which frames are replaced in the mailbox, and when the
+    background scanner's seeds arrive, depend on timing.
     """
+
+    FOLLOW_LAG = 2
+    """Frames back whose tracks a frame's detection follows: the frame before the one being finished."""
 
     def __init__(self, anonymizer: Anonymizer, decode: Callable[[Any], np.ndarray],
                  deliver: Callable[[StreamFrame, np.ndarray, list[FaceResult]], None],
@@ -206,7 +223,8 @@ class PipelinedAnonymizer:
                 self._cond.notify_all()
             try:
                 frame = self._decode(item.payload)
-                item.detected = self.anonymizer.detect(frame, small_in_background=self.scanner is not None)
+                item.detected = self.anonymizer.detect(frame, small_in_background=self.scanner is not None,
+                                                       follow_lag=self.FOLLOW_LAG)
                 if self.scanner is not None:
                     self.scanner.offer(frame)
             except Exception as e:  # noqa: BLE001 - any failure is handed on, in order, to fail closed

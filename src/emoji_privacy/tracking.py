@@ -145,13 +145,10 @@ class FaceTracker:
         self.lost: list[Track] = []  # tracks missed beyond hold_frames: not covered, kept for re-identification
         self._next_id = 1
 
-    def reset(self, restart_ids: bool = False) -> None:
-        """Forget all tracks; ids keep counting up so an id is never reused in one stream, unless
-        ``restart_ids`` (a new input of the file tool: its ids must not depend on the inputs before it)."""
+    def reset(self) -> None:
+        """Forget all tracks; ids keep counting up so an id is never reused."""
         self.tracks = []
         self.lost = []
-        if restart_ids:
-            self._next_id = 1
 
     def _costs(self, boxes: np.ndarray, dt: float) -> np.ndarray:
         """Cost of each (detection, track) pair: 1 - IoU for overlapping pairs, then 1 + the

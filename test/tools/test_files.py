@@ -565,3 +565,14 @@ def test_the_same_command_again_does_only_what_is_missing(tmp_path: Path, capsys
     assert rc == 0 and "done already" not in " ".join(err), err
     rc, err = run_cli(capsys, a, b, "-o", out, "--replace", "blur", "--force")
     assert rc == 0 and "done already" not in " ".join(err), err
+
+
+def test_the_plain_tool_never_imports_ray(tmp_path: Path, astronaut: np.ndarray) -> None:
+    """Ray is for --ray alone (files/fleet.py): a batch without it runs with no Ray module loaded."""
+    photo = _write(tmp_path / "a.jpg", astronaut)
+    code = ("import sys; from emoji_privacy.files.cli import main; "
+            f"rc = main(['anonymize', {str(photo)!r}, {str(tmp_path / 'b.jpg')!r}, '-o', {str(tmp_path / 'out')!r}, "
+            "'--quiet']); print(rc, sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    _write(tmp_path / "b.jpg", astronaut)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split("\n")[0] == "0 []", r.stdout + r.stderr

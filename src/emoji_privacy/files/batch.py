@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..atomic import OutputError
 from ..errors import EmojiPrivacyError
@@ -172,6 +173,109 @@ def estimate_frames(job: Job) -> int:
     return 0
 
 
+@dataclass
+class Unit:
+    """One piece of work for a worker: a whole input, or one time segment of a long recording
+    (``segments.py``), written to a hidden part beside the output and joined when every part is done."""
+
+    job: Job
+    segment: Any = None  # segments.Segment, or None for the whole input
+
+    @property
+    def out(self) -> Path:
+        if self.segment is None:
+            return self.job.dst
+        from .segments import part_path
+
+        return part_path(self.job.dst, self.segment)
+
+    def faces(self, faces: Path | None) -> Path | None:
+        """Where this unit's faces lines go, given its input's (hidden parts beside it for a segment)."""
+        if faces is None or self.segment is None:
+            return faces
+        return faces.with_name(f".{faces.name}.part{self.segment.index:04d}")
+
+
+SPLIT_KINDS = ("video", "bag", "ros2bag")
+
+
+def units_of(job: Job, config, split_seconds: float) -> list[Unit]:
+    """The work units of ``job``: the whole input, or its time segments when it is a recording longer than
+    ``split_seconds`` (0: never split)."""
+    if split_seconds <= 0 or job.kind not in SPLIT_KINDS:
+        return [Unit(job)]
+    try:  # TEMPORARY until segments.py lands
+        from .segments import plan_segments
+    except ModuleNotFoundError:
+        return [Unit(job)]
+    try:
+        segments = plan_segments(job.src, job.kind, config, split_seconds)
+    except EmojiPrivacyError:
+        return [Unit(job)]  # the whole run reports what is wrong with the input
+    return [Unit(job)] if len(segments) <= 1 else [Unit(job, s) for s in segments]
+
+
+def run_unit(unit: Unit, anonymizer, config, faces: Path | None, progress: Progress | None) -> Outcome:
+    """``run_job`` for a whole input; for a segment, its part (``faces``: the input's faces file)."""
+    if unit.segment is None:
+        return run_job(unit.job, anonymizer, config, faces, progress)
+    from .segments import anonymize_segment
+
+    t0 = time.perf_counter()
+    seg, job = unit.segment, unit.job
+    try:
+        anonymizer.reset(new_stream=True)
+        n = anonymize_segment(job.src, job.kind, seg, unit.out, config, anonymizer, progress,
+                              faces_json=unit.faces(faces))
+    except (EmojiPrivacyError, OSError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - as run_job: name the input
+        log.debug("unexpected error", exc_info=True)
+        raise EmojiPrivacyError(f"cannot anonymize {job.src}: {type(e).__name__}: {e}") from e
+    return Outcome(str(job.src), str(unit.out), f"wrote part {seg.index + 1} of {seg.count} of {job.dst}", n,
+                   time.perf_counter() - t0)
+
+
+def join_units(units: list[Unit], faces: Path | None) -> Outcome:
+    """The parts of one input's segments joined into its output (and their faces lines into ``faces``); the
+    parts are removed. Outcome of the whole input."""
+    from ..atomic import atomic_output
+    from .segments import join_segments
+
+    job = units[0].job
+    t0 = time.perf_counter()
+    join_segments(job.kind, [u.out for u in units], job.dst, job.src)
+    if faces is not None:
+        with atomic_output(faces) as tmp, open(tmp, "wb") as f:
+            for u in units:
+                part = u.faces(faces)
+                if part is not None and part.exists():
+                    f.write(part.read_bytes())
+    remove_unit_parts(units, faces)
+    frames = estimate_frames(job)
+    return Outcome(str(job.src), str(job.dst), f"wrote {job.dst}: {len(units)} segments joined ({frames} frames)",
+                   frames, time.perf_counter() - t0)
+
+
+def remove_unit_parts(units: list[Unit], faces: Path | None) -> None:
+    """The parts of segmented units (written ones and partial ones alike)."""
+    import shutil
+
+    from ..atomic import remove_partials
+
+    for u in units:
+        if u.segment is None:
+            continue
+        for path in (u.out, u.faces(faces)):
+            if path is None:
+                continue
+            remove_partials(path)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
 def run_job(job: Job, anonymizer, config, faces: Path | None, progress: Progress | None) -> Outcome:
     """Anonymize one input into ``job.dst`` (atomically). Raises a one-line EmojiPrivacyError (or OSError)
     for this input; any other exception is turned into one that names the input."""
@@ -188,7 +292,7 @@ def run_job(job: Job, anonymizer, config, faces: Path | None, progress: Progress
 def _run(job: Job, anonymizer, config, faces: Path | None, progress: Progress | None, t0: float) -> Outcome:
     src, dst = str(job.src), str(job.dst)
     if anonymizer is not None:
-        anonymizer.reset(restart_ids=True)  # the same output whatever this worker did before
+        anonymizer.reset(new_stream=True)  # the same output whatever this worker did before
     if job.kind == "video":
         from .video import anonymize_video
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ..atomic import OutputError, atomic_output
 from ..errors import EmojiPrivacyError
 from ..image_io import IMAGE_SUFFIXES
-from .batch import VIDEO_SUFFIXES, Job, Outcome, plan, real, run_job
+from .batch import VIDEO_SUFFIXES, Job, Outcome, join_units, plan, real, remove_unit_parts, run_job, run_unit, units_of
 from .manifest import FACES_PARTS
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ STYLES = ("emoji", "blur", "pixelate", "solid")  # = config.EMOJI_STYLES
 EXIT_FAILED = 1  # some inputs failed, the others were written
 EXIT_ERROR = 2  # nothing was done: a usage error, or the one input (or with --fail-fast, the first) failed
 EXIT_INTERRUPTED = 130
+DEFAULT_SPLIT_S = 600.0
+"""Recordings longer than 10 minutes are cut into 10-minute segments: one long bag spreads over a cluster's
+workers, and the warm-up each segment costs (a few seconds) is under 1%."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --ray: this many workers (default: one per CPU of the cluster)")
     an.add_argument("--retries", type=_positive, default=2, metavar="N",
                     help="with --ray: an input whose worker died is tried again up to N times (default 2)")
+    an.add_argument("--split-seconds", type=float, default=DEFAULT_SPLIT_S, metavar="S",
+                    help="cut videos and bags longer than S seconds into segments of S seconds, anonymized apart "
+                    "(in parallel with --ray) and joined without re-encoding; 0: never (default %(default)g)")
     an.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     return ap
 
@@ -218,7 +224,8 @@ def _say(message: str) -> None:
 
 
 def _run_serial(batch: Batch, todo: list[Job], config, args: argparse.Namespace) -> None:
-    """Each input in turn, in this process; a failure is the input's own unless --fail-fast."""
+    """Each input in turn, in this process (a long recording segment by segment, then joined, as the workers of
+    --ray would); a failure is the input's own unless --fail-fast."""
     from .manifest import input_identity
 
     anonymizer = None
@@ -227,21 +234,38 @@ def _run_serial(batch: Batch, todo: list[Job], config, args: argparse.Namespace)
             from ..pipeline import Anonymizer
 
             anonymizer = Anonymizer(config)
+        faces = batch.faces_part(job)
+        units = units_of(job, config, args.split_seconds)
         try:
             identity = input_identity(job.src) if batch.manifest is not None else None
             unit = "image" if job.kind == "folder" else "frame"
             with _progress_bar(job.src.name, unit, args.quiet or job.kind == "image") as update:
-                outcome = run_job(job, anonymizer, config, batch.faces_part(job), update)
+                if units[0].segment is None:
+                    outcome = run_job(job, anonymizer, config, faces, update)
+                else:
+                    done = 0
+                    for u in units:
+                        done += run_unit(u, anonymizer, config, faces, _shifted(update, done)).frames
+                    outcome = join_units(units, faces)
         except (EmojiPrivacyError, OSError) as e:
+            remove_unit_parts(units, faces)
             if args.fail_fast or len(batch.jobs) == 1:
                 raise
             batch.failed(job, _message(e))
             continue
+        except BaseException:
+            remove_unit_parts(units, faces)
+            raise
         batch.finished(job, outcome, identity)
         if not args.quiet:
             print(outcome.line, file=sys.stderr)
         if args.fail_fast and outcome.failed_items:
             raise EmojiPrivacyError(outcome.failed_items[0][1])
+
+
+def _shifted(update: Callable[[int, int], None], base: int) -> Callable[[int, int], None]:
+    """A segment's progress as frames of its whole input (the segments before it done)."""
+    return lambda done, _total: update(base + done, 0)
 
 
 def _message(e: BaseException) -> str:

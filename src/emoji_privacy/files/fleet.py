@@ -27,7 +27,7 @@ from typing import Any
 
 from ..atomic import remove_partials
 from ..errors import EmojiPrivacyError
-from .batch import Job, Outcome, estimate_frames
+from .batch import Job, Outcome, Unit, estimate_frames, join_units, remove_unit_parts, units_of
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,13 @@ class FileWorker:
 
         return {"host": socket.gethostname(), "pid": os.getpid(), "models": models_hash(self.config)}
 
-    def run(self, index: int, job: dict[str, Any], faces: str | None) -> dict[str, Any]:
-        """Anonymize one input: {"ok", "outcome", "identity"} or {"ok": False, "reason"}; never raises for the
-        input's own problems (those are reported, not retried)."""
+    def run(self, index: int, unit: Unit, faces: str | None) -> dict[str, Any]:
+        """Anonymize one unit (a whole input, or a segment of a long one): {"ok", "outcome", "identity"} or
+        {"ok": False, "reason"}; never raises for the input's own problems (those are reported, not retried)."""
         from ..errors import EmojiPrivacyError
-        from .batch import run_job
+        from .batch import run_unit
         from .manifest import input_identity
 
-        job_ = Job(Path(job["src"]), job["kind"], Path(job["dst"]))
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -73,9 +72,10 @@ class FileWorker:
                 last[0] = now
                 self.board.report.remote(index, done, total)
 
-        try:
-            identity = input_identity(job_.src)
-            outcome = run_job(job_, self.anonymizer, self.config, Path(faces) if faces else None, progress)
+        try:  # the input's identity is taken once: by its only unit, or by its first segment's
+            first = unit.segment is None or unit.segment.index == 0
+            identity = input_identity(unit.job.src) if first else None
+            outcome = run_unit(unit, self.anonymizer, self.config, Path(faces) if faces else None, progress)
         except (EmojiPrivacyError, OSError) as e:
             message = f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename and not \
                 isinstance(e, EmojiPrivacyError) else str(e)
@@ -131,8 +131,10 @@ def connected(address: str):
 class _Bar:
     """The one progress bar of the job: frames of all inputs, with files done in its text."""
 
-    def __init__(self, jobs: list[Job], quiet: bool) -> None:
-        self.totals = {i: estimate_frames(j) for i, j in enumerate(jobs)}
+    def __init__(self, jobs: list[Job], units: list[Unit], quiet: bool) -> None:
+        frames = {id(j): estimate_frames(j) for j in jobs}
+        self.totals = {i: frames[id(u.job)] // (u.segment.count if u.segment is not None else 1)
+                       for i, u in enumerate(units)}
         self.files, self.files_done = len(jobs), 0
         self.done: dict[int, int] = {}
         self.bar = None
@@ -152,8 +154,8 @@ class _Bar:
                 self.totals[i] = max(total, done)
         self._draw()
 
-    def file_done(self, index: int, frames: int | None) -> None:
-        self.files_done += 1
+    def unit_done(self, index: int, frames: int | None, whole_file: bool) -> None:
+        self.files_done += whole_file
         if frames is not None:
             self.done[index] = frames
             self.totals[index] = max(self.totals.get(index, 0), frames)
@@ -178,8 +180,8 @@ class _Bar:
 
 
 def run_on_ray(batch: Any, todo: list[Job], config: Any, args: argparse.Namespace) -> None:
-    """Run ``todo`` (a cli.Batch's inputs still to do) on the cluster of ``args.ray``; results go into ``batch``
-    (manifest, failures) as each input ends."""
+    """Run ``todo`` (a cli.Batch's inputs still to do; long recordings as segments) on the cluster of
+    ``args.ray``; results go into ``batch`` (manifest, failures) as each input ends."""
     if not todo:
         return
     with connected(args.ray) as ray:
@@ -187,38 +189,47 @@ def run_on_ray(batch: Any, todo: list[Job], config: Any, args: argparse.Namespac
 
 
 class _Scheduler:
+    """Hands out the units (whole inputs, or segments of long recordings) to the workers as they come free,
+    joins an input's segments when all are done, and keeps the batch's books."""
+
     def __init__(self, ray, batch: Any, todo: list[Job], config: Any, args: argparse.Namespace) -> None:
         self.ray, self.batch, self.todo, self.args = ray, batch, todo, args
         self.config = asdict(config)
-        # on the driver's own node: the board must not go down with a worker's machine
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        # on the driver's own node: the board must not go down with a worker's machine
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         self.board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=here).remote()
         self.worker_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(FileWorker)
+        self.units: list[Unit] = []
+        self.of_job: list[int] = []  # unit -> index of its job in todo
+        self.left: dict[int, set[int]] = {}  # job -> its units not done yet
+        for j, job in enumerate(todo):
+            units = units_of(job, config, args.split_seconds)
+            self.left[j] = set(range(len(self.units), len(self.units) + len(units)))
+            self.units += units
+            self.of_job += [j] * len(units)
+        self.identity: dict[int, Any] = {}
+        self.dead_jobs: set[int] = set()  # failed: their other units are dropped
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.size = max(1, min(args.workers or cpus, len(todo)))
-        self.attempts = [0] * len(todo)
-        self.bar = _Bar(todo, args.quiet)
+        self.size = max(1, min(args.workers or cpus, len(self.units)))
+        self.attempts = [0] * len(self.units)
+        self.bar = _Bar(todo, self.units, args.quiet)
 
     def run(self) -> None:
         try:
             idle = self._start_workers(self.size)
-            queue = deque(range(len(self.todo)))
+            queue = deque(range(len(self.units)))
             pending: dict[Any, tuple[int, Any]] = {}
             last_poll = 0.0
             while queue or pending:
                 while idle and queue:
                     i = queue.popleft()
+                    if self.of_job[i] in self.dead_jobs:
+                        continue
                     actor = idle.pop()
-                    job = self.todo[i]
                     self.attempts[i] += 1
-                    faces = self.batch.faces_part(job)
-                    # absolute paths: a worker's working folder is not the driver's
-                    ref = actor.run.remote(i, {"src": str(job.src.absolute()), "kind": job.kind,
-                                               "dst": str(job.dst.absolute())},
-                                           str(faces.absolute()) if faces is not None else None)
-                    pending[ref] = (i, actor)
+                    pending[actor.run.remote(i, *self._absolute(i))] = (i, actor)
                 ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=REPORT_EVERY_S)
                 if time.monotonic() - last_poll >= REPORT_EVERY_S:
                     last_poll = time.monotonic()
@@ -232,11 +243,18 @@ class _Scheduler:
                     free = int(self.ray.available_resources().get("CPU", 0))
                     idle = self._start_workers(min(free, self.size), replacing=True) if free else []
                     if not idle:
-                        for i in queue:
+                        for i in sorted({self.of_job[i] for i in queue} - self.dead_jobs):
                             self._fail(i, "no Ray worker is left to run it (every worker died; see `ray status`)")
                         queue.clear()
         finally:
             self.bar.close()
+
+    def _absolute(self, i: int) -> tuple[Unit, str | None]:
+        """The unit with absolute paths (a worker's working folder is not the driver's), and its faces file."""
+        unit, job = self.units[i], self.units[i].job
+        faces = self.batch.faces_part(job)
+        whole = Job(job.src.absolute(), job.kind, job.dst.absolute())
+        return Unit(whole, unit.segment), str(faces.absolute()) if faces is not None else None
 
     def _start_workers(self, n: int, replacing: bool = False) -> list[Any]:
         """``n`` workers with their models loaded, checked against this machine's model files."""
@@ -264,48 +282,81 @@ class _Scheduler:
         return alive
 
     def _collect(self, ref: Any, i: int, actor: Any, queue: deque) -> bool:
-        """One input ended; whether its worker is still there to take another."""
-        job = self.todo[i]
+        """One unit ended; whether its worker is still there to take another."""
+        j = self.of_job[i]
         try:
             result = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as e:  # a bug in the worker, not a lost machine: not retried
-            self._fail(i, f"the worker failed: {_ray_reason(e)}")
+            self._fail(j, f"the worker failed: {_ray_reason(e)}")
             return True
         except self.ray.exceptions.RayError as e:  # the worker's process or node is gone
             with contextlib.suppress(Exception):
                 self.ray.kill(actor)
-            self._clean(job)
+            self._clean(i)
             if self.attempts[i] <= self.args.retries:
-                log.warning("the worker of %s died (%s); trying it again (%d of %d)", job.src, type(e).__name__,
-                            self.attempts[i], self.args.retries)
+                log.warning("the worker of %s died (%s); trying it again (%d of %d)", self.units[i].out,
+                            type(e).__name__, self.attempts[i], self.args.retries)
                 queue.appendleft(i)
             else:
-                self._fail(i, f"its worker died {self.attempts[i]} times ({type(e).__name__}); nothing was "
+                self._fail(j, f"its worker died {self.attempts[i]} times ({type(e).__name__}); nothing was "
                            "written for it")
             return False
+        if j in self.dead_jobs:  # another segment of its input failed
+            remove_unit_parts([self.units[i]], self.batch.faces_part(self.todo[j]))
+            return True
         if not result["ok"]:
-            self._fail(i, result["reason"])
+            self._fail(j, result["reason"])
             return True
         outcome = Outcome(**{k: (v if k not in ("failed_items", "skipped") else [tuple(x) for x in v])
                              for k, v in result["outcome"].items()})
-        self.batch.finished(job, outcome, result["identity"])
-        self.bar.file_done(i, outcome.frames)
+        if result["identity"] is not None:
+            self.identity[j] = result["identity"]
+        self.left[j].discard(i)
+        whole = self.units[i].segment is None
+        self.bar.unit_done(i, outcome.frames, whole)
+        if not whole:
+            if self.left[j]:
+                return True
+            outcome = self._join(j)
+            if outcome is None:
+                return True
+            self.bar.unit_done(i, None, True)
+        self.batch.finished(self.todo[j], outcome, self.identity.get(j))
         if not self.args.quiet:
             self.bar.write(outcome.line)
         if self.args.fail_fast and outcome.failed_items:
             raise EmojiPrivacyError(outcome.failed_items[0][1])
         return True
 
-    def _clean(self, job: Job) -> None:
-        """What a dead worker left of ``job``: its hidden partial output and faces part."""
-        remove_partials(job.dst)
-        faces = self.batch.faces_part(job)
+    def _join(self, j: int) -> Outcome | None:
+        """Every segment of input ``j`` is done: its parts joined into its output (here, on the driver)."""
+        units = [u for u, k in zip(self.units, self.of_job, strict=True) if k == j]
+        faces = self.batch.faces_part(self.todo[j])
+        try:
+            return join_units(units, faces)
+        except (EmojiPrivacyError, OSError) as e:
+            remove_unit_parts(units, faces)
+            self._fail(j, f"cannot join its segments: {e}")
+            return None
+
+    def _clean(self, i: int) -> None:
+        """What a dead worker left of unit ``i``: its hidden partial output and faces part."""
+        unit = self.units[i]
+        remove_partials(unit.out)
+        faces = unit.faces(self.batch.faces_part(unit.job))
         if faces is not None:
             remove_partials(faces)
 
-    def _fail(self, i: int, reason: str) -> None:
-        job = self.todo[i]
-        self.bar.file_done(i, None)
+    def _fail(self, j: int, reason: str) -> None:
+        """Input ``j`` failed: no output for it (the parts of its segments are removed)."""
+        if j in self.dead_jobs:
+            return
+        self.dead_jobs.add(j)
+        job = self.todo[j]
+        units = [u for u, k in zip(self.units, self.of_job, strict=True) if k == j]
+        if any(u.segment is not None for u in units):
+            remove_unit_parts(units, self.batch.faces_part(job))
+        self.bar.unit_done(-1 - j, None, True)
         if self.args.fail_fast:
             raise EmojiPrivacyError(reason)
         self.batch.failed(job, reason)

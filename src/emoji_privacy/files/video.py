@@ -1,7 +1,10 @@
 """Anonymize a video file with PyAV (FFmpeg from its wheel; no system ffmpeg).
 
 The video is decoded frame by frame and every frame goes through one Anonymizer in order, exactly as the ROS
-listener's stream does (tracker ids, temporal hold, emotion smoothing; the frame times are the stamps). It is
+listener's stream does (tracker ids, temporal hold, emotion smoothing; the frame times are the stamps). The result
+is deterministic: the same file, config and models give the same frames and faces JSON on every run, whatever the
+machine's load (no frame is dropped, the small-face level is searched inside the detection stage, and the two
+overlapping stages share no state whose timing matters: streaming.PipelinedAnonymizer). It is
 encoded H.264 (libx264, yuv420p, the input's size, frame rate and frame times) so browsers and phones play it;
 MP4 and MOV get ``+faststart`` (the index first, so a browser starts playing before the download ends). The
 first audio track is copied when the output container takes its codec (AAC or MP3 into MP4), otherwise
@@ -151,11 +154,12 @@ def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
                     progress: Callable[[int, int], None] | None = None) -> VideoSummary:
     """Write the anonymized ``src`` to ``dst`` (H.264 in the container of dst's suffix, with src's audio).
 
-    ``anonymizer``: a pipeline.Anonymizer, reset here and then fed every frame in order with its time as the
-    stamp. ``faces_json``: also write one JSON line per frame (docs/files.md). ``progress(done, total)`` is
-    called after every written frame (total 0 when the input does not say). Raises SourceError for a missing
-    or undecodable input, OutputError for an output that cannot be written; no partial file is left.
-    """
+    ``anonymizer``: a pipeline.Anonymizer, reset here as for a new stream (track ids from 1, whatever it saw
+    before) and then fed every frame in order with its time as the stamp. ``faces_json``: also write one JSON
+    line per frame (docs/files.md). ``progress(done, total)`` is called after every written frame (total 0 when
+    the input does not say). Raises SourceError for a missing or undecodable input, OutputError for an output
+    that cannot be written; no partial file is left. The same input, config and models give the same output
+    frames and faces JSON on every run (module docstring)."""
     t_start = time.perf_counter()
     src, dst = Path(src), Path(dst)
     fmt = container_format(dst)
@@ -177,7 +181,7 @@ def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
         if dst.exists() and dst.samefile(src):
             raise OutputError(f"refusing to write {dst}: it is the input; choose another output")
         total = _total_frames(vin, inp, rate)
-        anonymizer.reset()
+        anonymizer.reset(new_stream=True)
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_output(dst))
             jf = None
@@ -291,8 +295,11 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
     """Decode here, anonymize in the two overlapping stages of a PipelinedAnonymizer (detection of frame t+1
     while frame t is finished; the same stages as the listener), encode as each frame comes out, in order.
 
-    Every frame is waited for (``block``: none is replaced), and the small-face level is spread over the
-    frames inside the detection stage (no background scanner), so the result does not depend on timing."""
+    Every frame is waited for (``block``: none is replaced), the small-face level is spread over the frames
+    inside the detection stage (no background scanner), and a frame's detection follows the tracks of a fixed
+    earlier frame (PipelinedAnonymizer.FOLLOW_LAG), so the result does not depend on timing: it is what
+    ``anonymizer.finish(anonymizer.detect(frame, follow_lag=PipelinedAnonymizer.FOLLOW_LAG), t)`` gives frame
+    by frame in one thread."""
     return _VideoRun(src, writer, anonymizer, jf, progress, total).run(inp, vin, ain, turns)
 
 
