@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -151,7 +152,8 @@ def display_turns(src: Path) -> int:
 
 
 def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> VideoSummary:
+                    progress: Callable[[int, int], None] | None = None,
+                    window: tuple[float, float, float] | None = None, id_offset: int = 0) -> VideoSummary:
     """Write the anonymized ``src`` to ``dst`` (H.264 in the container of dst's suffix, with src's audio).
 
     ``anonymizer``: a pipeline.Anonymizer, reset here as for a new stream (track ids from 1, whatever it saw
@@ -159,7 +161,11 @@ def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
     line per frame (docs/files.md). ``progress(done, total)`` is called after every written frame (total 0 when
     the input does not say). Raises SourceError for a missing or undecodable input, OutputError for an output
     that cannot be written; no partial file is left. The same input, config and models give the same output
-    frames and faces JSON on every run (module docstring)."""
+    frames and faces JSON on every run (module docstring).
+
+    ``window`` = (warm, start, end), seconds from the first frame: one time segment (files.segments), written
+    without the audio: the frames in [warm, start) go through the pipeline but are not written, those in
+    [start, end) are; ``id_offset`` is added to the faces JSON's track ids."""
     t_start = time.perf_counter()
     src, dst = Path(src), Path(dst)
     fmt = container_format(dst)
@@ -168,7 +174,7 @@ def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
             raise SourceError(f"cannot anonymize {src}: it holds no video stream")
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
-        ain = inp.streams.audio[0] if inp.streams.audio else None
+        ain = inp.streams.audio[0] if inp.streams.audio and window is None else None
         rate = vin.average_rate or vin.guessed_rate or Fraction(30)
         width, height = vin.codec_context.width, vin.codec_context.height
         turns = display_turns(src)
@@ -181,6 +187,9 @@ def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
         if dst.exists() and dst.samefile(src):
             raise OutputError(f"refusing to write {dst}: it is the input; choose another output")
         total = _total_frames(vin, inp, rate)
+        if window is not None and total:  # a segment's frames, as the frame rate says
+            last = total if math.isinf(window[2]) else min(total, math.ceil(window[2] * rate))
+            total = max(0, last - math.ceil(window[1] * rate))
         anonymizer.reset(new_stream=True)
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_output(dst))
@@ -191,7 +200,8 @@ def anonymize_video(src: Path, dst: Path, anonymizer, *, faces_json: Path | None
             x264 = {"preset": out_cfg.video_preset, "crf": str(out_cfg.video_crf)}
             writer = _Writer(tmp, fmt, rate, width, height, vin, ain, x264)
             stack.callback(writer.close)
-            frames, failed = _run(src, inp, vin, ain, writer, anonymizer, jf, progress, total, turns)
+            frames, failed = _run(src, inp, vin, ain, writer, anonymizer, jf, progress, total, turns, window,
+                                  id_offset)
             writer.finish()
         return VideoSummary(frames, writer.fps(frames), writer.width, writer.height, writer.aout is not None,
                             time.perf_counter() - t_start, failed)
@@ -201,7 +211,8 @@ class _Writer:
     """The output container: H.264 video, and the audio copied or re-encoded to AAC."""
 
     def __init__(self, path: Path, fmt: str, rate: Fraction, width: int, height: int, vin: av.VideoStream,
-                 ain: av.AudioStream | None, x264: dict[str, str]) -> None:
+                 ain: av.AudioStream | None, x264: dict[str, str],
+                 video_template: av.VideoStream | None = None) -> None:
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         try:
             self.out = av.open(str(path), "w", format=fmt, options=options)
@@ -210,14 +221,19 @@ class _Writer:
         self.closed = False
         self.lock = threading.Lock()  # video is muxed by the pipeline's finishing thread, audio by the reader
         self.width, self.height = width + width % 2, height + height % 2
-        self.vout = self.out.add_stream(VIDEO_CODEC, rate=rate, options=x264)
-        self.vout.width, self.vout.height, self.vout.pix_fmt = self.width, self.height, "yuv420p"
+        self.encoding = video_template is None  # else the packets of ``video_template``'s kind are copied in
+        if self.encoding:
+            self.vout = self.out.add_stream(VIDEO_CODEC, rate=rate, options=x264)
+            self.vout.width, self.vout.height, self.vout.pix_fmt = self.width, self.height, "yuv420p"
+        else:
+            self.vout = self.out.add_stream_from_template(video_template)
         self.in_time_base = vin.time_base
         if fmt == "avi":  # AVI has a constant frame rate: one tick per frame (frame times rounded to it)
             self.time_base = 1 / Fraction(vin.guessed_rate or rate).limit_denominator(1001000)
         else:  # the input's frame times, unchanged
             self.time_base = vin.time_base
-        self.vout.codec_context.time_base = self.time_base
+        if self.encoding:
+            self.vout.codec_context.time_base = self.time_base
         self.step = max(1, round(1 / float(rate * self.time_base)))  # one frame, in time_base units
         self.first_pts: int | None = None
         self.last_pts: int | None = None
@@ -252,6 +268,12 @@ class _Writer:
         with self.lock:
             self.out.mux(packets)
 
+    def copy_video(self, packet: av.Packet) -> None:
+        """A packet of an encoded video (a stream copy: ``video_template``), muxed unchanged."""
+        packet.stream = self.vout
+        with self.lock:
+            self.out.mux(packet)
+
     def fps(self, frames: int) -> float:
         """The written video's average frame rate: its frames over its span (the last frame lasts one step)."""
         if not frames or self.first_pts is None or self.last_pts is None:
@@ -277,7 +299,8 @@ class _Writer:
             self.out.mux(self.aout.encode(rf))
 
     def finish(self) -> None:
-        self.out.mux(self.vout.encode(None))
+        if self.encoding:
+            self.out.mux(self.vout.encode(None))
         if self.aout is not None and not self.copy_audio:
             self.out.mux(self.aout.encode(None))
         self.closed = True
@@ -290,8 +313,8 @@ class _Writer:
                 self.out.close()
 
 
-def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, total: int,
-         turns: int) -> tuple[int, int]:
+def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, total: int, turns: int,
+         window: tuple[float, float, float] | None = None, id_offset: int = 0) -> tuple[int, int]:
     """Decode here, anonymize in the two overlapping stages of a PipelinedAnonymizer (detection of frame t+1
     while frame t is finished; the same stages as the listener), encode as each frame comes out, in order.
 
@@ -300,20 +323,23 @@ def _run(src: Path, inp, vin, ain, writer: _Writer, anonymizer, jf, progress, to
     earlier frame (PipelinedAnonymizer.FOLLOW_LAG), so the result does not depend on timing: it is what
     ``anonymizer.finish(anonymizer.detect(frame, follow_lag=PipelinedAnonymizer.FOLLOW_LAG), t)`` gives frame
     by frame in one thread."""
-    return _VideoRun(src, writer, anonymizer, jf, progress, total).run(inp, vin, ain, turns)
+    return _VideoRun(src, writer, anonymizer, jf, progress, total, window, id_offset).run(inp, vin, ain, turns)
 
 
 class _VideoRun:
     """One video through the pipeline, as deface's loop reads, anonymizes and writes, with the stages
     overlapped: ``run`` decodes and submits, the stages deliver (or fail closed), ``_encode_loop`` writes."""
 
-    def __init__(self, src: Path, writer: _Writer, anonymizer, jf, progress, total: int) -> None:
+    def __init__(self, src: Path, writer: _Writer, anonymizer, jf, progress, total: int,
+                 window: tuple[float, float, float] | None = None, id_offset: int = 0) -> None:
         from ..streaming import PipelinedAnonymizer
 
         self.src, self.writer, self.anonymizer, self.jf = src, writer, anonymizer, jf
         self.progress, self.total = progress, total
         self.frames = self.failed = self.decoded = self.reported = 0
         self.first: float | None = None  # the first frame's time: the faces JSON counts from it
+        self.window, self.id_offset = window, id_offset  # a time segment (anonymize_video)
+        self.write_from: float | None = None  # a segment's start (stream time): earlier frames are not written
         self.error: BaseException | None = None  # the output failed (or the run stopped): raised in run()
         # H.264 encoding gets a thread of its own: in the pipeline's finishing stage it made that stage the
         # slowest one (the encoder releases the GIL, so the stages keep running beside it)
@@ -340,6 +366,11 @@ class _VideoRun:
 
     def _decoded_frames(self, inp, vin, ain, turns: int) -> Iterator[tuple[np.ndarray, int | None, float | None]]:
         """(upright BGR frame, pts, time) for each video frame; audio packets go to the writer on the way."""
+        warm = end = None
+        if self.window is not None:  # a time segment: from the keyframe before its warm-up to its end
+            self.first = float((vin.start_time or 0) * vin.time_base)
+            warm, self.write_from, end = (self.first + w for w in self.window)
+            inp.seek(max(0, round(warm / vin.time_base)), backward=True, stream=vin)
         packets = inp.demux(*([vin] + ([ain] if ain is not None else [])))
         while True:
             try:
@@ -356,6 +387,10 @@ class _VideoRun:
                 raise SourceError(f"cannot decode {self.src} {where}: {_ffmpeg_message(e)}") from e
             for frame in decoded:
                 t = frame.time
+                if warm is not None and t is not None and (t < warm or t >= end):
+                    if t >= end:
+                        return
+                    continue
                 if t is not None and self.first is None:
                     self.first = t
                 img = frame_to_bgr(frame)
@@ -389,6 +424,8 @@ class _VideoRun:
         if self.error is not None:
             return  # the output already failed: the run stops at the next frame
         _img, pts, t = item.payload
+        if self.write_from is not None and t is not None and t < self.write_from:
+            return  # a segment's warm-up: run through the pipeline, not written
         try:
             self.writer.video(out, pts)
         except av.FFmpegError as e:
@@ -396,8 +433,10 @@ class _VideoRun:
             return
         if self.jf is not None:
             since = None if t is None else round(t - (self.first or 0.0), 4)
-            self.jf.write(json_line({"file": self.src.name, "frame": self.frames, "time": since,
-                                     **faces_records(faces, held)}))
+            record = faces_records(faces, held)
+            for face in record["faces"] + record["held"] if self.id_offset else ():
+                face["track_id"] += self.id_offset
+            self.jf.write(json_line({"file": self.src.name, "frame": self.frames, "time": since, **record}))
         self.frames += 1
 
     def _report(self) -> None:
