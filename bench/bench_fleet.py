@@ -11,6 +11,7 @@ Run it on an idle machine: the figures are wall times.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -131,32 +132,37 @@ def _first_frame():
 
 
 def model_rows(fps_worker: float, per_file: float, startup: float, bytes_per_frame: dict[str, float],
-               largest_frames: int) -> list[list[object]]:
-    """A day of the fleet (8.6 M frames in 80 one-hour recordings) on N nodes of CORES_PER_NODE workers."""
+               split_s: float, warmup_frames: int) -> list[list[object]]:
+    """A day of the fleet (8.6 M frames in 80 one-hour recordings, cut into segments of ``split_s``) on N nodes
+    of CORES_PER_NODE workers."""
     files = 80
     per_file_frames = FLEET_FRAMES_PER_DAY // files
+    segments = files * math.ceil(3600 / split_s)
+    unit_frames = per_file_frames / (segments / files) + warmup_frames  # a segment and its warm-up
     rows = []
     for nodes in (1, 2, 5, 10, 20, 50, 100):
         workers = nodes * CORES_PER_NODE
-        compute = workers * fps_worker
+        busy = min(workers, segments)  # one segment runs on one worker: more workers than segments idle
+        compute = busy * fps_worker
         caps = {kind: STORAGE_GBPS * 1e9 / b for kind, b in bytes_per_frame.items()}
-        # one recording runs on one worker: with more workers than recordings, the longest one sets the time
-        busy = min(workers, files)
-        rate = min(compute, busy * fps_worker)
-        hours = (startup + FLEET_FRAMES_PER_DAY / rate + files * per_file / busy) / 3600
-        hours = max(hours, (startup + per_file_frames / fps_worker) / 3600)
+        work = segments * unit_frames / compute + segments * per_file / busy
+        hours = (startup + max(work, unit_frames / fps_worker)) / 3600
         limits = []
-        if workers > files:
-            limits.append(f"the largest file ({per_file_frames / fps_worker / 3600:.1f} h on one worker)")
+        if workers >= segments:
+            limits.append(f"the largest segment ({unit_frames / fps_worker / 60:.0f} min on one worker)")
         for kind, cap in caps.items():
-            if cap < rate:
-                limits.append(f"storage for {kind} ({cap:.0f} frames/s)")
-        rows.append([nodes, workers, f"{rate:.0f}", f"{caps['raw bags']:.0f}", f"{caps['MP4']:.0f}",
+            if cap < compute:
+                limits.append(f"storage for {kind} (cap {cap:.0f} frames/s)")
+        rows.append([nodes, workers, f"{compute:.0f}", f"{caps['raw bags']:.0f}", f"{caps['MP4']:.0f}",
                      f"{hours:.2f}", "; ".join(limits) or "compute"])
     return rows
 
 
 def main() -> None:
+    from emoji_privacy.config import PipelineConfig
+    from emoji_privacy.files.cli import DEFAULT_SPLIT_S
+    from emoji_privacy.files.segments import warmup_frames
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, help="folder for the outputs (default: a temporary one)")
     args = ap.parse_args()
@@ -205,10 +211,12 @@ def main() -> None:
         f"Nodes of {CORES_PER_NODE} cores, one worker each; shared storage of {STORAGE_GBPS} GB/s (10 GbE NFS, "
         f"assumed); every frame read once and written once ({bpf['raw bags'] / 1e3:.0f} KB a frame for raw bags, "
         f"{bpf['MP4'] / 1e3:.0f} KB for MP4, from these inputs). The job: a day of the issue's fleet, "
-        f"{FLEET_FRAMES_PER_DAY / 1e6:.1f} M frames in 80 one-hour recordings, no recording split.\n\n"
+        f"{FLEET_FRAMES_PER_DAY / 1e6:.1f} M frames in 80 one-hour recordings, each cut into segments of "
+        f"{DEFAULT_SPLIT_S:.0f} s (the default `--split-seconds`), every segment with its warm-up.\n\n"
         + table(["nodes", "workers", "frames/s (compute)", "storage cap, raw bags", "storage cap, MP4",
                  "hours for the day", "what stops the scaling"],
-                model_rows(fps_worker, costs["ray_per_file"], fixed, bpf, max(frames.values()))),
+                model_rows(fps_worker, costs["ray_per_file"], fixed, bpf, DEFAULT_SPLIT_S,
+                           warmup_frames(PipelineConfig()))),
     ]
     save("fleet", "Fleet throughput: the plain tool against Ray workers", sections)
 

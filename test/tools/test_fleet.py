@@ -2,7 +2,8 @@
 
 Mixed inputs (videos, a folder of photos, a photo, a ROS 1 bag, a ROS 2 bag) come out frame for frame as the
 serial tool writes them, with no face left (the leak meter); a node killed mid-job loses nothing (its file is
-done again elsewhere); the same command again does nothing, and after one output is deleted only that one is
+done again elsewhere); long recordings cut into segments on both workers and joined come out as the serial tool
+cuts and joins them; the same command again does nothing, and after one output is deleted only that one is
 done; a corrupt input is listed and the others are written. The cluster is stopped by the tests themselves.
 """
 
@@ -28,6 +29,7 @@ from emoji_privacy.files.manifest import MANIFEST_NAME
 pytestmark = pytest.mark.slow
 
 START = 1000.0  # the bags' first stamp: fixed, so that two conversions are the same bag
+SPLIT = ("--split-seconds", "2")
 
 
 def make_inputs(folder: Path) -> list[Path]:
@@ -99,10 +101,11 @@ def cluster() -> LocalCluster:
 def runs(tmp_path_factory: pytest.TempPathFactory, cluster: LocalCluster) -> dict:
     root = tmp_path_factory.mktemp("fleet")
     inputs = make_inputs(root / "in")
-    serial = cli(*inputs, "-o", root / "serial", "--faces-json", root / "serial.jsonl", "--quiet")
+    # segments of 2 s: the clips and bags are cut (spread over both workers) and joined, serially the same way
+    serial = cli(*inputs, "-o", root / "serial", "--faces-json", root / "serial.jsonl", "--quiet", *SPLIT)
     assert serial.returncode == 0, serial.stderr
     t0 = time.monotonic()
-    ray = cli(*inputs, "-o", root / "ray", "--faces-json", root / "ray.jsonl", "--ray", cluster.address)
+    ray = cli(*inputs, "-o", root / "ray", "--faces-json", root / "ray.jsonl", "--ray", cluster.address, *SPLIT)
     assert ray.returncode == 0, ray.stderr
     return {"root": root, "inputs": inputs, "ray": ray, "seconds": time.monotonic() - t0}
 
@@ -141,13 +144,13 @@ def test_the_same_command_again_does_nothing_and_a_deleted_output_is_redone(runs
                                                                              cluster: LocalCluster) -> None:
     root, inputs = runs["root"], runs["inputs"]
     before = {n: p.stat().st_mtime_ns for n, p in outputs(root / "ray").items()}
-    again = cli(*inputs, "-o", root / "ray", "--ray", cluster.address)
+    again = cli(*inputs, "-o", root / "ray", "--ray", cluster.address, *SPLIT)
     assert again.returncode == 0, again.stderr
     assert f"{len(inputs)} of {len(inputs)} inputs are done already" in again.stderr
     assert {n: p.stat().st_mtime_ns for n, p in outputs(root / "ray").items()} == before
     victim = root / "ray" / "woman_anonymized.mkv"
     victim.unlink()
-    redo = cli(*inputs, "-o", root / "ray", "--ray", cluster.address)
+    redo = cli(*inputs, "-o", root / "ray", "--ray", cluster.address, *SPLIT)
     assert redo.returncode == 0, redo.stderr
     assert f"{len(inputs) - 1} of {len(inputs)} inputs are done already" in redo.stderr
     after = {n: p.stat().st_mtime_ns for n, p in outputs(root / "ray").items()}
@@ -177,7 +180,7 @@ def test_a_node_killed_mid_job_loses_no_output(runs: dict, cluster: LocalCluster
     out = root / "killed"
     jobs = [inputs[0], inputs[1]]
     proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "emoji-privacy"), "anonymize", *map(str, jobs), "-o",
-                             str(out), "--ray", cluster.address, "--quiet"], stderr=subprocess.PIPE, text=True)
+                             str(out), "--ray", cluster.address, "--quiet", *SPLIT], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if out.is_dir() and len([p for p in out.iterdir() if ".partial" in p.name]) >= 2:

@@ -204,10 +204,10 @@ def units_of(job: Job, config, split_seconds: float) -> list[Unit]:
     ``split_seconds`` (0: never split)."""
     if split_seconds <= 0 or job.kind not in SPLIT_KINDS:
         return [Unit(job)]
-    try:  # TEMPORARY until segments.py lands
-        from .segments import plan_segments
-    except ModuleNotFoundError:
-        return [Unit(job)]
+    if job.kind == "video" and job.dst.suffix.lower() == ".avi":
+        return [Unit(job)]  # AVI takes H.264 only as Annex B: the parts (MP4) cannot be stream-copied into it
+    from .segments import plan_segments
+
     try:
         segments = plan_segments(job.src, job.kind, config, split_seconds)
     except EmojiPrivacyError:
@@ -239,18 +239,13 @@ def run_unit(unit: Unit, anonymizer, config, faces: Path | None, progress: Progr
 def join_units(units: list[Unit], faces: Path | None) -> Outcome:
     """The parts of one input's segments joined into its output (and their faces lines into ``faces``); the
     parts are removed. Outcome of the whole input."""
-    from ..atomic import atomic_output
-    from .segments import join_segments
+    from .segments import join_faces_json, join_segments
 
     job = units[0].job
     t0 = time.perf_counter()
     join_segments(job.kind, [u.out for u in units], job.dst, job.src)
     if faces is not None:
-        with atomic_output(faces) as tmp, open(tmp, "wb") as f:
-            for u in units:
-                part = u.faces(faces)
-                if part is not None and part.exists():
-                    f.write(part.read_bytes())
+        join_faces_json([u.faces(faces) for u in units], faces)
     remove_unit_parts(units, faces)
     frames = estimate_frames(job)
     return Outcome(str(job.src), str(job.dst), f"wrote {job.dst}: {len(units)} segments joined ({frames} frames)",

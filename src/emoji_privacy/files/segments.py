@@ -155,9 +155,11 @@ def phase_period(config: PipelineConfig) -> int:
 
 def part_path(dst: Path, segment: Segment) -> Path:
     """The hidden part of ``segment`` beside ``dst``: ``.<dst.name>.part0003<dst's suffix>`` (a ROS 2 bag folder,
-    without a suffix: ``.<name>.part0003``)."""
+    without a suffix: ``.<name>.part0003``). A video's parts are MP4 whatever its container: Matroska and AVI
+    demux some H.264 packets without a decoding time, which the join's stream copy needs."""
     dst = Path(dst)
-    return dst.with_name(f".{dst.name}.part{segment.index:04d}{dst.suffix}")
+    suffix = ".mp4" if dst.suffix.lower() in (".mkv", ".avi", ".mov") else dst.suffix
+    return dst.with_name(f".{dst.name}.part{segment.index:04d}{suffix}")
 
 
 def _window_ns(first_ns: int, segment: Segment) -> tuple[int, int, int]:
@@ -309,14 +311,15 @@ def _join_video(parts: list[Path], dst: Path, src: Path) -> None:
         def video() -> Any:
             for c, stream in zip(opened, streams, strict=True):
                 for packet in c.demux(stream):
-                    if packet.dts is not None:
+                    if packet.size:  # not the demuxer's empty flush packet (Matroska gives no dts for some)
                         yield packet
 
         def audio() -> Any:
             yield from inp.demux(ain) if ain is not None else ()
 
         def when(packet: av.Packet) -> float:
-            return float(packet.dts * packet.time_base) if packet.dts is not None else math.inf
+            t = packet.dts if packet.dts is not None else packet.pts
+            return float(t * packet.time_base) if t is not None else math.inf
 
         try:
             for packet in heapq.merge(video(), audio(), key=when):
