@@ -30,23 +30,39 @@ def _ray(*args: str) -> None:
         raise RuntimeError(f"ray start {' '.join(args)} failed: {r.stderr[-2000:]}")
 
 
-def pids_of(folder: str) -> list[int]:
-    """Processes whose command line names ``folder`` (a node's temporary folder): that node's Ray processes."""
+def _read(pid: str, what: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{what}").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _opens(pid: str, folder: str) -> bool:
+    """Whether process ``pid`` has a file under ``folder`` open (a node's logs, sockets)."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(folder) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def pids_of(folder: str, port: int | None = None) -> list[int]:
+    """A node's Ray processes: those whose command line names ``folder`` (its temporary folder) or, for the
+    head, its GCS ``port`` (the Ray Client server), and those with a file under ``folder`` open (the agents its
+    raylet started rename themselves, ray::DashboardAgent, but write their logs there)."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():
             continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+        cmd = _read(d, "cmdline").replace("\0", " ") + " "
+        if "pytest" in cmd:
             continue
-        if folder in cmd and "pytest" not in cmd:
+        if folder in cmd or (port is not None and f":{port} " in cmd) or _opens(d, folder):
             out.append(int(d))
     return out
 
 
-def kill(folder: str, sig: int = signal.SIGKILL) -> int:
-    pids = pids_of(folder)
+def kill(folder: str, sig: int = signal.SIGKILL, port: int | None = None) -> int:
+    pids = pids_of(folder, port)
     for pid in pids:
         try:
             os.kill(pid, sig)
@@ -83,8 +99,8 @@ class LocalCluster:
         return kill(self.node_dir)
 
     def stop(self) -> None:
-        for folder in (self.node_dir, self.head_dir):
-            kill(folder, signal.SIGTERM)
+        for folder, port in ((self.node_dir, None), (self.head_dir, self.port)):
+            kill(folder, signal.SIGTERM, port)
         time.sleep(2)
-        for folder in (self.node_dir, self.head_dir):
-            kill(folder)
+        for folder, port in ((self.node_dir, None), (self.head_dir, self.port)):
+            kill(folder, port=port)
