@@ -271,6 +271,13 @@ def remove_unit_parts(units: list[Unit], faces: Path | None) -> None:
                 path.unlink(missing_ok=True)
 
 
+def failure_message(e: BaseException) -> str:
+    """The one line that names why an input failed (an OSError's file and reason, else the error's text)."""
+    if isinstance(e, OSError) and not isinstance(e, EmojiPrivacyError):
+        return f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
+    return str(e)
+
+
 def run_job(job: Job, anonymizer, config, faces: Path | None, progress: Progress | None) -> Outcome:
     """Anonymize one input into ``job.dst`` (atomically). Raises a one-line EmojiPrivacyError (or OSError)
     for this input; any other exception is turned into one that names the input."""

@@ -25,7 +25,19 @@ from typing import TYPE_CHECKING
 from ..atomic import OutputError, atomic_output
 from ..errors import EmojiPrivacyError
 from ..image_io import IMAGE_SUFFIXES
-from .batch import VIDEO_SUFFIXES, Job, Outcome, join_units, plan, real, remove_unit_parts, run_job, run_unit, units_of
+from .batch import (
+    VIDEO_SUFFIXES,
+    Job,
+    Outcome,
+    failure_message,
+    join_units,
+    plan,
+    real,
+    remove_unit_parts,
+    run_job,
+    run_unit,
+    units_of,
+)
 from .manifest import FACES_PARTS
 
 if TYPE_CHECKING:
@@ -48,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive(text: str) -> int:
+def _count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -91,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run on a Ray cluster (docs/fleet.md): 'auto' for the one `ray start` made here, "
                     "an address (host:6379, ray://host:10001), or nothing to start a local one; needs -o OUT "
                     "on storage every node sees")
-    an.add_argument("--workers", type=_positive, metavar="N",
+    an.add_argument("--workers", type=_count, metavar="N",
                     help="with --ray: this many workers (default: one per CPU of the cluster)")
-    an.add_argument("--retries", type=_positive, default=2, metavar="N",
+    an.add_argument("--retries", type=_count, default=2, metavar="N",
                     help="with --ray: an input whose worker died is tried again up to N times (default 2)")
     an.add_argument("--split-seconds", type=float, default=DEFAULT_SPLIT_S, metavar="S",
                     help="cut videos and bags longer than S seconds into segments of S seconds, anonymized apart "
@@ -150,7 +162,7 @@ class Batch:
     jobs: list[Job]
     manifest: Manifest | None
     faces_json: Path | None
-    parts_dir: Path | None  # where each input's faces lines go before they are joined (None: no faces JSON)
+    parts_dir: Path | None  # where each input's faces lines wait to be joined (None: none needed, or the manifest's)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     done_before: list[Job] = field(default_factory=list)  # recorded as done by the manifest: not run again
@@ -238,8 +250,8 @@ def _run_serial(batch: Batch, todo: list[Job], config, args: argparse.Namespace)
         units = units_of(job, config, args.split_seconds)
         try:
             identity = input_identity(job.src) if batch.manifest is not None else None
-            unit = "image" if job.kind == "folder" else "frame"
-            with _progress_bar(job.src.name, unit, args.quiet or job.kind == "image") as update:
+            counted = "image" if job.kind == "folder" else "frame"
+            with _progress_bar(job.src.name, counted, args.quiet or job.kind == "image") as update:
                 if units[0].segment is None:
                     outcome = run_job(job, anonymizer, config, faces, update)
                 else:
@@ -251,7 +263,7 @@ def _run_serial(batch: Batch, todo: list[Job], config, args: argparse.Namespace)
             remove_unit_parts(units, faces)
             if args.fail_fast or len(batch.jobs) == 1:
                 raise
-            batch.failed(job, _message(e))
+            batch.failed(job, failure_message(e))
             continue
         except BaseException:
             remove_unit_parts(units, faces)
@@ -266,12 +278,6 @@ def _run_serial(batch: Batch, todo: list[Job], config, args: argparse.Namespace)
 def _shifted(update: Callable[[int, int], None], base: int) -> Callable[[int, int], None]:
     """A segment's progress as frames of its whole input (the segments before it done)."""
     return lambda done, _total: update(base + done, 0)
-
-
-def _message(e: BaseException) -> str:
-    if isinstance(e, OSError) and not isinstance(e, EmojiPrivacyError):
-        return f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
-    return str(e)
 
 
 def anonymize(args: argparse.Namespace) -> int:

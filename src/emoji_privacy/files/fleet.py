@@ -1,13 +1,14 @@
 """`emoji-privacy anonymize INPUT... -o OUT_DIR --ray [ADDRESS]`: the same batch on a Ray cluster (docs/fleet.md).
 
-Ray schedules, this module only hands out whole files: a pool of ``FileWorker`` actors (one CPU each, one per
-CPU of the cluster unless ``--workers``) loads the models once per worker and runs ``batch.run_job`` on one
-input at a time, reading it from and writing it to storage every node sees. So the outputs have the same names
-and the same bytes as a serial run (each one written atomically by its worker), and the manifest
+Ray schedules, this module only hands out files: a pool of ``FileWorker`` actors (one CPU each, one per CPU of
+the cluster unless ``--workers``) loads the models once per worker and runs ``batch.run_unit`` on one unit at a
+time (a whole input, or a time segment of a long recording, ``segments.py``), reading it from and writing it to
+storage every node sees. So the outputs have the same names and the same bytes as a serial run (each written
+atomically by its worker; a recording's segments joined by the driver when all are done), and the manifest
 (``manifest.py``) is kept by the driver alone. A worker that dies mid-file (its process or its machine) loses
-nothing but that file's hidden partial output, which is removed; the file goes to another worker, up to
-``--retries`` times, and is then listed as failed. One progress bar counts the whole job: files, frames,
-frames/s and the time left, from the workers' reports.
+nothing but that unit's hidden partial output, which is removed; the unit goes to another worker, up to
+``--retries`` times, and its input is then listed as failed. One progress bar counts the whole job: files,
+frames, frames/s and the time left, from the workers' reports.
 
 Ray is imported only here, and this module only for ``--ray``: the plain tool never loads it.
 """
@@ -38,7 +39,7 @@ READY_TIMEOUT_S = 300.0
 
 
 class FileWorker:
-    """One Ray actor: the models loaded once, then whole inputs anonymized one after another."""
+    """One Ray actor: the models loaded once, then units (inputs, or segments of them) one after another."""
 
     def __init__(self, config: dict[str, Any], board: Any) -> None:
         from ..config import PipelineConfig
@@ -60,8 +61,7 @@ class FileWorker:
     def run(self, index: int, unit: Unit, faces: str | None) -> dict[str, Any]:
         """Anonymize one unit (a whole input, or a segment of a long one): {"ok", "outcome", "identity"} or
         {"ok": False, "reason"}; never raises for the input's own problems (those are reported, not retried)."""
-        from ..errors import EmojiPrivacyError
-        from .batch import run_unit
+        from .batch import failure_message, run_unit
         from .manifest import input_identity
 
         last = [0.0]
@@ -77,9 +77,7 @@ class FileWorker:
             identity = input_identity(unit.job.src) if first else None
             outcome = run_unit(unit, self.anonymizer, self.config, Path(faces) if faces else None, progress)
         except (EmojiPrivacyError, OSError) as e:
-            message = f"{e.filename}: {e.strerror or e}" if isinstance(e, OSError) and e.filename and not \
-                isinstance(e, EmojiPrivacyError) else str(e)
-            return {"ok": False, "reason": message}
+            return {"ok": False, "reason": failure_message(e)}
         return {"ok": True, "outcome": asdict(outcome), "identity": identity}
 
 
