@@ -64,7 +64,8 @@ def faces_left(image: np.ndarray) -> int:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Path:
-    """clip.mp4, clip.mov, photo.jpg, photos/ and recording.bag, as the README names them."""
+    """clip.mp4, clip.mov, photo.jpg, photos/, recording.bag, rosbag2_run/ (a ROS 2 bag) and recordings/, as the
+    README names them."""
     d = tmp_path_factory.mktemp("readme")
     demo_clip(d / "clip.mp4")
     demo_clip(d / "clip.mov")
@@ -76,6 +77,12 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> P
     from emoji_privacy.evaluation.video_to_bag import convert
 
     convert(str(d / "clip.mp4"), d / "recording.bag")
+    from emoji_privacy.ros.ros2_bags import video_to_ros2_bag
+
+    video_to_ros2_bag(d / "clip.mp4", d / "rosbag2_run", "sqlite3")
+    (d / "recordings").mkdir()
+    for name in ("robot1.mp4", "robot2.mp4"):
+        demo_clip(d / "recordings" / name)
     return d
 
 
@@ -86,11 +93,10 @@ def check_video(d: Path) -> None:
 
 
 def check_images(d: Path) -> None:
-    outputs = sorted((d / "out").rglob("*"))
-    assert len([p for p in outputs if p.is_file()]) == 3, outputs
+    outputs = sorted(p for p in (d / "out").rglob("*") if p.suffix in (".jpg", ".png"))  # not the manifest
+    assert len(outputs) == 3, outputs
     for p in outputs:
-        if p.is_file():
-            assert faces_left(cv2.imread(str(p))) == 0, p
+        assert faces_left(cv2.imread(str(p))) == 0, p
 
 
 def check_blur_and_faces_json(d: Path) -> None:
@@ -111,11 +117,27 @@ def check_bag(d: Path) -> None:
     assert len(images) == len(faces) == 20 and sum(map(faces_left, images)) == 0
 
 
+def check_ros2_bag(d: Path) -> None:
+    from emoji_privacy.ros.ros2_bags import read_images
+
+    images = read_images(d / "out" / "rosbag2_run_anonymized")
+    assert len(images) == 20 and sum(map(faces_left, images)) == 0
+
+
+def check_ray(d: Path) -> None:
+    for name in ("robot1", "robot2"):
+        frames = read_frames(d / "anonymized" / f"{name}_anonymized.mp4")
+        assert len(frames) == 20 and sum(map(faces_left, frames)) == 0, name
+    assert (d / "anonymized" / "emoji_privacy_manifest.json").is_file()
+
+
 WITHOUT_ROS: dict[str, Callable[[Path], None]] = {
     "emoji-privacy anonymize clip.mp4": check_video,
     "emoji-privacy anonymize photo.jpg photos/ -o out/": check_images,
     "emoji-privacy anonymize clip.mov --replace blur --faces-json faces.jsonl": check_blur_and_faces_json,
     "emoji-privacy anonymize recording.bag -o shared.bag": check_bag,
+    "emoji-privacy anonymize rosbag2_run/ -o out/": check_ros2_bag,
+    "emoji-privacy anonymize recordings/* -o anonymized/ --ray": check_ray,
 }
 
 
