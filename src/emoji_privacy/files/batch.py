@@ -150,14 +150,9 @@ def estimate_frames(job: Job) -> int:
 
             return len(list_images(job.src))
         if job.kind == "video":
-            import av
+            from .video import count_frames
 
-            with av.open(str(job.src)) as c:
-                stream = c.streams.video[0]
-                if stream.frames:
-                    return int(stream.frames)
-                rate = stream.average_rate or stream.guessed_rate
-                return round(c.duration / av.time_base * float(rate)) if c.duration and rate else 0
+            return count_frames(job.src)
         if job.kind == "bag":
             from ..ros import bags
 

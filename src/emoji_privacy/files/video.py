@@ -107,6 +107,15 @@ def _open_input(src: Path) -> av.container.InputContainer:
         raise SourceError(f"cannot read {src}: {e.strerror or e}") from e
 
 
+def count_frames(src: Path) -> int:
+    """Frames of the video file ``src`` from its header (``_total_frames``; 0 when it does not say)."""
+    with contextlib.closing(_open_input(Path(src))) as inp:
+        if not inp.streams.video:
+            return 0
+        vin = inp.streams.video[0]
+        return _total_frames(vin, inp, vin.average_rate or vin.guessed_rate or Fraction(30))
+
+
 def _total_frames(stream: av.VideoStream, container: av.container.InputContainer, rate: Fraction) -> int:
     """Frames in the stream as its header says, or estimated from the duration (0: unknown)."""
     if stream.frames:
